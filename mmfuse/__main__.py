@@ -1,0 +1,3 @@
+from mmfuse.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""``mmfuse params``: our parameter counts beside the paper's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "params", help="parameter counts of the paper's configurations, ours beside the paper's"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.add_argument("--img-size", type=int, default=224)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmfuse.params import format_report, parameter_report
+
+    rows = parameter_report(args.img_size)
+    print(json.dumps(rows, indent=2) if args.json else format_report(rows))
+    return 0

@@ -1,0 +1,37 @@
+"""Hook specifications: the whole contract between mmfuse and a plugin.
+
+A plugin is a module implementing any of these hooks with ``@mmfuse.hookimpl``. Built-in plugins
+(``mmfuse_plugins.*``) implement exactly the same hooks as third-party ones, which arrive through the
+``mmfuse`` entry-point group. Implementations may accept a subset of the arguments, so specs can grow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("mmfuse")
+hookimpl = pluggy.HookimplMarker("mmfuse")
+
+
+@hookspec
+def register_encoders(register: Callable[..., object]) -> None:
+    """Register encoder factories with ``register(name, factory, override=False)``.
+
+    ``factory(pretrained=False, **options)`` must return an :class:`mmfuse.Encoder`. ``register`` is the
+    same function the ``@mmfuse.register_encoder(name)`` decorator uses.
+    """
+
+
+@hookspec
+def register_fusions(register: Callable[..., object]) -> None:
+    """Register fusion blocks with ``register(name, cls, override=False)``.
+
+    ``cls(primary_channels, auxiliary_channels, **options)`` must return an :class:`mmfuse.FusionBlock`.
+    """
+
+
+@hookspec(firstresult=True)
+def resolve_encoder(name: str) -> Callable[..., object] | None:
+    """Return an encoder factory for a ``name`` nobody registered (e.g. any timm model), else ``None``."""

@@ -1,0 +1,230 @@
+"""The registry: named encoders and fusion blocks, filled by plugins on first lookup.
+
+This module holds the only global mutable state of mmfuse: two :class:`Registry` objects and the
+plugin manager that fills them. Built-in plugins are registered from :data:`DEFAULT_PLUGINS` (so a
+source checkout works without install metadata); third-party plugins come from the ``mmfuse``
+entry-point group unless ``MMFUSE_DISABLE_PLUGIN_AUTOLOAD`` is set.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import importlib
+import inspect
+import os
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pluggy
+
+from mmfuse import hookspecs
+from mmfuse.errors import DuplicateNameError, UnknownNameError
+
+ENTRY_POINT_GROUP = "mmfuse"
+AUTOLOAD_ENV = "MMFUSE_DISABLE_PLUGIN_AUTOLOAD"
+DEFAULT_PLUGINS: tuple[str, ...] = ("mmfuse_plugins.timm_encoders", "mmfuse_plugins.fusions")
+USER_PROVIDER = "__user__"
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """A registered component and the plugin that provided it."""
+
+    name: str
+    obj: Callable
+    provider: str
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+class Registry:
+    """Name → component for one kind of component (``"encoder"`` or ``"fusion"``)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, RegistryEntry] = {}
+
+    def register(self, name: str, obj: Callable, *, override: bool = False, provider: str = USER_PROVIDER):
+        """Add ``obj`` under ``name``; a taken name is an error unless ``override=True``."""
+        ensure_plugins_loaded()
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+        if not callable(obj):
+            raise TypeError(f"{self.kind} {name!r} must be a class or factory, got {obj!r}")
+        taken = self._entries.get(name)
+        if taken is not None and not override:
+            raise DuplicateNameError(
+                f"{self.kind} {name!r} is already registered by {taken.provider!r}; "
+                "pass override=True to replace it"
+            )
+        self._entries[name] = RegistryEntry(name, obj, provider)
+        return obj
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def __contains__(self, name: str) -> bool:
+        ensure_plugins_loaded()
+        return name in self._entries
+
+    def entry(self, name: str) -> RegistryEntry:
+        ensure_plugins_loaded()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        msg = f"unknown {self.kind} {name!r}; available: {', '.join(self.names()) or '(none)'}"
+        if _failed_plugins:
+            msg += f". Plugins that failed to load: {', '.join(sorted(_failed_plugins))}"
+        return msg
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        ensure_plugins_loaded()
+        names = self._entries if pattern is None else fnmatch.filter(self._entries, pattern)
+        return sorted(names, key=_natural_key)
+
+
+ENCODERS = Registry("encoder")
+FUSIONS = Registry("fusion")
+
+_plugin_manager: pluggy.PluginManager | None = None
+_failed_plugins: dict[str, str] = {}
+
+
+def _call_register_hook(pm: pluggy.PluginManager, hook_name: str, registry: Registry) -> None:
+    # Call each implementation with a `register` bound to its own plugin name, so every entry records
+    # which plugin provided it.
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        register = functools.partial(registry.register, provider=impl.plugin_name)
+        impl.function(register=register)
+
+
+def ensure_plugins_loaded() -> pluggy.PluginManager:
+    """Create the plugin manager and let every plugin register its components (once)."""
+    global _plugin_manager
+    if _plugin_manager is not None:
+        return _plugin_manager
+    pm = pluggy.PluginManager("mmfuse")
+    pm.add_hookspecs(hookspecs)
+    _plugin_manager = pm  # set first: plugins may import mmfuse and register while loading
+    for module_name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(module_name), name=module_name)
+    if not os.environ.get(AUTOLOAD_ENV):
+        _load_entry_points(pm)
+    pm.check_pending()
+    _call_register_hook(pm, "register_encoders", ENCODERS)
+    _call_register_hook(pm, "register_fusions", FUSIONS)
+    return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken plugin must not take the library down with it
+            _failed_plugins[ep.name] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                f"mmfuse plugin {ep.name!r} ({ep.value}) failed to import and was skipped: {exc}",
+                stacklevel=2,
+            )
+            continue
+        pm.register(plugin, name=ep.name)
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    return ensure_plugins_loaded()
+
+
+def register_plugin(plugin: object, name: str | None = None) -> str:
+    """Register a plugin object (a module or class with hook implementations) at run time."""
+    pm = ensure_plugins_loaded()
+    name = pm.register(plugin, name=name)
+    for hook_name, registry in (("register_encoders", ENCODERS), ("register_fusions", FUSIONS)):
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name == name:
+                impl.function(register=functools.partial(registry.register, provider=name))
+    return name
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove a plugin and every component it provided."""
+    pm = ensure_plugins_loaded()
+    pm.unregister(name=name)
+    for registry in (ENCODERS, FUSIONS):
+        for entry_name in [n for n, e in registry._entries.items() if e.provider == name]:
+            registry.unregister(entry_name)
+
+
+def failed_plugins() -> dict[str, str]:
+    """Plugins from entry points that failed to import, with the reason."""
+    ensure_plugins_loaded()
+    return dict(_failed_plugins)
+
+
+def _caller_module(depth: int = 2) -> str:
+    frame = inspect.stack()[depth]
+    module = inspect.getmodule(frame[0])
+    return module.__name__ if module else USER_PROVIDER
+
+
+def register_encoder(name: str, *, override: bool = False) -> Callable:
+    """Decorator: register an encoder factory (or :class:`mmfuse.Encoder` subclass) under ``name``."""
+    provider = _caller_module()
+
+    def decorator(obj: Callable) -> Callable:
+        return ENCODERS.register(name, obj, override=override, provider=provider)
+
+    return decorator
+
+
+def register_fusion(name: str, *, override: bool = False) -> Callable:
+    """Decorator: register a :class:`mmfuse.FusionBlock` subclass (or factory) under ``name``."""
+    provider = _caller_module()
+
+    def decorator(obj: Callable) -> Callable:
+        return FUSIONS.register(name, obj, override=override, provider=provider)
+
+    return decorator
+
+
+def list_encoders(pattern: str | None = None) -> list[str]:
+    """Registered encoder names, optionally filtered by a glob such as ``"*swin*"``."""
+    return ENCODERS.names(pattern)
+
+
+def list_fusions(pattern: str | None = None) -> list[str]:
+    """Registered fusion block names, optionally filtered by a glob."""
+    return FUSIONS.names(pattern)
+
+
+def encoder_entry(name: str) -> RegistryEntry:
+    """The registry entry for ``name``, asking ``resolve_encoder`` plugins for unregistered names."""
+    if name in ENCODERS:
+        return ENCODERS.entry(name)
+    factory = plugin_manager().hook.resolve_encoder(name=name)
+    if factory is None:
+        raise UnknownNameError(
+            ENCODERS.unknown_message(name) + " (or any timm model name that supports features_only)"
+        )
+    return RegistryEntry(name, factory, "resolve_encoder")
+
+
+def create_encoder(name: str, *, pretrained: bool = False, **options):
+    """Build the encoder registered as ``name`` (or any name a ``resolve_encoder`` plugin accepts)."""
+    return encoder_entry(name).obj(pretrained=pretrained, **options)
+
+
+def create_fusion(name: str, primary_channels: int, auxiliary_channels: int, **options):
+    """Build the fusion block registered as ``name`` for the given channel counts."""
+    return FUSIONS.entry(name).obj(primary_channels, auxiliary_channels, **options)
