@@ -181,9 +181,21 @@ class FusionModel(nn.Module):
 
     # -- forward ---------------------------------------------------------------------------------
     def forward_features(
-        self, primary: torch.Tensor, auxiliary: torch.Tensor
+        self,
+        primary: torch.Tensor,
+        auxiliary: torch.Tensor,
+        auxiliary_present: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final NCHW maps of both branches after the fusion blocks."""
+        """Final NCHW maps of both branches after the fusion blocks.
+
+        Rows whose ``auxiliary_present`` is False keep their unrefined primary maps, so their primary
+        head sees exactly what it sees when no auxiliary image is given at all.
+        """
+        keep = (
+            None
+            if auxiliary_present is None
+            else auxiliary_present.to(primary.device).bool().view(-1, 1, 1, 1)
+        )
         p, a = primary, auxiliary
         next_aux = 0
         for s in range(self.primary_encoder.num_stages):
@@ -193,15 +205,25 @@ class FusionModel(nn.Module):
                 while next_aux <= target:
                     a = self.auxiliary_encoder.forward_stage(next_aux, a)
                     next_aux += 1
-                p, a = self.fusion_blocks[str(s)](p, a)
+                refined, a = self.fusion_blocks[str(s)](p, a)
+                p = refined if keep is None else torch.where(keep, refined, p)
         while next_aux < self.auxiliary_encoder.num_stages:
             a = self.auxiliary_encoder.forward_stage(next_aux, a)
             next_aux += 1
         return p, a
 
     def forward(
-        self, primary: torch.Tensor | None = None, auxiliary: torch.Tensor | None = None
+        self,
+        primary: torch.Tensor | None = None,
+        auxiliary: torch.Tensor | None = None,
+        auxiliary_present: torch.Tensor | None = None,
     ) -> FusionOutput:
+        """All three heads' logits; with one modality missing, only that modality's head.
+
+        ``auxiliary_present`` (bool, ``[batch]``) marks rows of a mixed batch whose auxiliary image
+        is missing: fusion blocks leave their primary maps untouched, and their auxiliary and fusion
+        logits are meaningless (the trainer masks them out of the loss).
+        """
         if primary is None and auxiliary is None:
             raise ValueError("at least one of primary and auxiliary is required")
         if auxiliary is None:
@@ -210,7 +232,7 @@ class FusionModel(nn.Module):
         if primary is None:
             pooled = _pool(self.auxiliary_encoder(auxiliary)[-1])
             return FusionOutput({"auxiliary": self.heads["auxiliary"](pooled)}, {"auxiliary": pooled})
-        p, a = self.forward_features(primary, auxiliary)
+        p, a = self.forward_features(primary, auxiliary, auxiliary_present)
         p, a = _pool(p), _pool(a)
         logits = {
             "primary": self.heads["primary"](p),
@@ -253,12 +275,12 @@ class FusionModel(nn.Module):
 
         Without ``auxiliary`` the primary head answers alone (fusion blocks skipped); without
         ``primary`` the auxiliary head does. ``auxiliary_present`` marks rows of a mixed batch whose
-        auxiliary image is missing: those rows take the primary head's answer.
+        auxiliary image is missing: those rows get exactly the primary-only answer.
         """
         was_training = self.training
         self.eval()
         try:
-            output = self(primary=primary, auxiliary=auxiliary)
+            output = self(primary=primary, auxiliary=auxiliary, auxiliary_present=auxiliary_present)
         finally:
             self.train(was_training)
         probabilities = {

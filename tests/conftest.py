@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny backbones so model tests run in milliseconds on a CPU."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# timm's tiny test models: NCHW CNNs and a channels-last (NHWC) MambaOut.
+TINY_PRIMARY = "test_convnext"
+TINY_AUXILIARY = "test_efficientnet"
+TINY_NHWC = "test_mambaout"
+TINY_IMG = 64
+
+
+@pytest.fixture
+def tiny_model_kwargs() -> dict:
+    """Overrides that turn any preset into a model small enough for unit tests."""
+    return {"primary": TINY_PRIMARY, "auxiliary": TINY_AUXILIARY, "img_size": TINY_IMG}
+
+
+@pytest.fixture
+def image_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return (
+        torch.randn(2, 3, TINY_IMG, TINY_IMG, generator=generator),
+        torch.randn(2, 3, TINY_IMG, TINY_IMG, generator=generator),
+    )

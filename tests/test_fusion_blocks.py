@@ -1,0 +1,112 @@
+"""Fusion blocks: Eq. 1 exactly, and the interface contract for every registered block."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mmfuse
+from mmfuse.attention import effective_key_pool, spatial_attention
+
+
+def eq1_transcription(block, primary: torch.Tensor, auxiliary: torch.Tensor) -> torch.Tensor:
+    """Eq. 1 written out for one sample: D_refined = D_v · softmax(C_k C_qᵀ) + D (normalised over keys)."""
+    out = []
+    for d, c in zip(primary, auxiliary, strict=True):
+        channels, height, width = d.shape
+        ck = block.key(c[None])[0].reshape(channels, -1).T  # N x C
+        cq = block.query(c[None])[0].reshape(channels, -1).T  # N x C
+        dv = block.value(d[None])[0].reshape(channels, -1)  # C x N
+        m = torch.softmax(ck @ cq.T, dim=0)  # M[i, j]: key i for output position j
+        out.append((dv @ m).reshape(channels, height, width) + d)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("attention", ["materialized", "sdpa"])
+def test_aab_equals_a_direct_transcription_of_eq1(attention):
+    torch.manual_seed(0)
+    block = mmfuse.create_fusion("aab", 16, 8, attention=attention, max_key_tokens=None).double()
+    primary, auxiliary = torch.randn(2, 16, 6, 5).double(), torch.randn(2, 8, 6, 5).double()
+    refined, passed = block(primary, auxiliary)
+    torch.testing.assert_close(refined, eq1_transcription(block, primary, auxiliary))
+    assert passed is auxiliary
+
+
+def test_attention_implementations_agree():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 8, 7, 7), torch.randn(2, 8, 7, 7), torch.randn(2, 12, 7, 7)
+    for scale in (1.0, None):
+        exact = spatial_attention(q, k, v, scale=scale, implementation="materialized")
+        torch.testing.assert_close(spatial_attention(q, k, v, scale=scale, implementation="sdpa"), exact)
+
+
+def test_pooled_keys_attend_to_average_pooled_keys_and_values():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), torch.randn(1, 6, 8, 8)
+    pooled = spatial_attention(q, k, v, key_pool=2, implementation="materialized")
+    weights = torch.softmax(q.flatten(2).transpose(1, 2) @ F.avg_pool2d(k, 2).flatten(2), dim=-1)
+    expected = (weights @ F.avg_pool2d(v, 2).flatten(2).transpose(1, 2)).transpose(1, 2).reshape(1, 6, 8, 8)
+    torch.testing.assert_close(pooled, expected)
+    assert effective_key_pool(784, max_key_tokens=196) == 2
+    assert effective_key_pool(196, max_key_tokens=196) == 1
+    assert effective_key_pool(3136, max_key_tokens=196) == 4
+
+
+def test_default_aab_is_exact_up_to_196_positions():
+    torch.manual_seed(0)
+    default = mmfuse.create_fusion("aab", 8, 4)
+    exact = mmfuse.create_fusion("aab", 8, 4, max_key_tokens=None)
+    exact.load_state_dict(default.state_dict())
+    primary, auxiliary = torch.randn(1, 8, 14, 14), torch.randn(1, 4, 14, 14)
+    torch.testing.assert_close(default(primary, auxiliary)[0], exact(primary, auxiliary)[0])
+
+
+def test_bad_attention_options_fail_at_construction():
+    with pytest.raises(ValueError, match="unknown attention implementation 'flash2'"):
+        mmfuse.create_fusion("aab", 8, 8, attention="flash2")
+    with pytest.raises(TypeError, match="unknown options"):
+        mmfuse.create_fusion("concat", 8, 8, attention="sdpa")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    name=st.sampled_from(["aab", "bab", "concat", "gated"]),
+    primary_channels=st.integers(1, 24),
+    auxiliary_channels=st.integers(1, 24),
+    primary_size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    auxiliary_size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+)
+def test_every_block_keeps_shapes_and_lets_gradients_reach_the_auxiliary(
+    name, primary_channels, auxiliary_channels, primary_size, auxiliary_size
+):
+    block = mmfuse.create_fusion(name, primary_channels, auxiliary_channels)
+    primary = torch.randn(2, primary_channels, *primary_size, requires_grad=True)
+    auxiliary = torch.randn(2, auxiliary_channels, *auxiliary_size, requires_grad=True)
+    refined, auxiliary_out = block(primary, auxiliary)
+    assert refined.shape == primary.shape
+    assert auxiliary_out.shape == auxiliary.shape
+    if name in ("aab", "bab"):
+        # Perturb so the gradient is not accidentally zero (a softmax over one key is constant).
+        grad = torch.autograd.grad(refined.square().sum(), auxiliary, allow_unused=True)[0]
+        if primary_size[0] * primary_size[1] > 1:
+            assert grad is not None and torch.isfinite(grad).all()
+            assert grad.abs().sum() > 0
+
+
+def test_bab_refines_both_modalities_and_aab_only_the_primary():
+    torch.manual_seed(0)
+    primary, auxiliary = torch.randn(1, 8, 5, 5), torch.randn(1, 4, 10, 10)
+    _, aab_aux = mmfuse.create_fusion("aab", 8, 4)(primary, auxiliary)
+    _, bab_aux = mmfuse.create_fusion("bab", 8, 4)(primary, auxiliary)
+    assert torch.equal(aab_aux, auxiliary)
+    assert bab_aux.shape == auxiliary.shape and not torch.allclose(bab_aux, auxiliary)
+
+
+def test_aab_has_fewer_parameters_than_bab():
+    def count(name):
+        return sum(p.numel() for p in mmfuse.create_fusion(name, 384, 112).parameters())
+
+    assert count("concat") == 0 < count("aab") < count("bab")

@@ -1,0 +1,48 @@
+"""The paper's parameter claims, with full-size backbones (pretrained=False) at 224×224."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmfuse.cli import main
+from mmfuse.params import PAPER_CONFIGURATIONS
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, dict]:
+    from mmfuse.params import parameter_report
+
+    return {row["name"]: row for row in parameter_report()}
+
+
+def test_report_covers_every_configuration_of_tables_6_7_9_10(report):
+    assert set(report) == {c.name for c in PAPER_CONFIGURATIONS}
+    assert report["baseline-swin"]["paper_params"] == 58_490_000
+    for row in report.values():
+        # Same order of magnitude as the paper's unpublished implementation.
+        assert 0.7 < row["params"] / row["paper_params"] < 1.1, row
+
+
+def test_asymmetric_framework_pays_at_most_60_percent(report):
+    assert report["ammfm-swin"]["params"] / report["baseline-swin"]["params"] <= 0.60
+
+
+def test_aab_adds_at_most_3_percent_over_concat(report):
+    assert report["ammfm-swin"]["params"] / report["aff-concat-swin"]["params"] - 1 <= 0.03
+
+
+def test_aab_is_smaller_than_bab_with_both_pairs(report):
+    assert report["ammfm-swin"]["params"] < report["aff-bab-swin"]["params"]
+    assert report["sff-aab-swin"]["params"] < report["sff-bab-swin"]["params"]
+
+
+def test_params_cli_json_lists_ours_beside_the_papers(capsys, monkeypatch, report):
+    monkeypatch.setattr("mmfuse.params.parameter_report", lambda img_size=224: list(report.values()))
+    assert main(["params", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"]: (r["params"], r["paper_params"]) for r in rows}["ammfm-swin"] == (
+        report["ammfm-swin"]["params"],
+        33_060_000,
+    )

@@ -1,0 +1,149 @@
+"""The registry and plugin system: what a plugin author and a user rely on."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+import mmfuse
+from mmfuse import hookspecs
+from mmfuse.registry import ENCODERS, FUSIONS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_builtins_are_registered_with_their_provider():
+    assert {"aab", "bab", "concat"} <= set(mmfuse.list_fusions())
+    assert {"mobilenetv3_large_100", "swin_tiny_patch4_window7_224", "resnet50", "convnext_tiny"} <= set(
+        mmfuse.list_encoders()
+    )
+    assert FUSIONS.entry("aab").provider == "mmfuse_plugins.fusions"
+    assert ENCODERS.entry("resnet50").provider == "mmfuse_plugins.timm_encoders"
+
+
+def test_list_filters_by_glob():
+    assert mmfuse.list_encoders("*swin*") == ["swin_tiny_patch4_window7_224"]
+    assert mmfuse.list_fusions("?ab") == ["aab", "bab"]
+
+
+def test_entry_point_plugin_works_by_name(tiny_model_kwargs, image_pair):
+    # examples/plugin_package is installed by `make setup`; it arrives through the "mmfuse" entry-point group.
+    assert FUSIONS.entry("gated").provider == "example"
+    model = mmfuse.build_model("ammfm-swin", **{**tiny_model_kwargs, "fusion": "gated", "primary": "tiny_cnn"})
+    out = model(primary=image_pair[0], auxiliary=image_pair[1])
+    assert out.logits["fusion"]["DIAG"].shape == (2, 5)
+
+
+def test_decorator_registration_works_by_name(tiny_model_kwargs, image_pair):
+    @mmfuse.register_fusion("scaled_sum")
+    class ScaledSum(mmfuse.FusionBlock):
+        def __init__(self, primary_channels, auxiliary_channels):
+            super().__init__(primary_channels, auxiliary_channels)
+            self.project = torch.nn.Conv2d(auxiliary_channels, primary_channels, 1)
+
+        def forward(self, primary, auxiliary):
+            aligned = torch.nn.functional.interpolate(auxiliary, size=primary.shape[-2:])
+            return primary + self.project(aligned), auxiliary
+
+    try:
+        assert FUSIONS.entry("scaled_sum").provider == __name__
+        model = mmfuse.build_model(fusion="scaled_sum", **tiny_model_kwargs)
+        assert isinstance(next(iter(model.fusion_blocks.values())), ScaledSum)
+        assert model(primary=image_pair[0], auxiliary=image_pair[1]).logits["primary"]["PN"].shape == (2, 3)
+    finally:
+        FUSIONS.unregister("scaled_sum")
+
+
+def test_taken_name_is_an_error_unless_override():
+    with pytest.raises(mmfuse.DuplicateNameError, match="'aab' is already registered by 'mmfuse_plugins.fusions'"):
+        mmfuse.register_fusion("aab")(FUSIONS.entry("concat").obj)
+    original = FUSIONS.entry("concat")
+    try:
+        mmfuse.register_fusion("concat", override=True)(FUSIONS.entry("aab").obj)
+        assert FUSIONS.entry("concat").obj is FUSIONS.entry("aab").obj
+    finally:
+        FUSIONS.register("concat", original.obj, override=True, provider=original.provider)
+
+
+def test_unknown_names_list_what_is_available(tiny_model_kwargs):
+    with pytest.raises(mmfuse.UnknownNameError, match=r"unknown fusion 'nope'; available: aab, bab, concat"):
+        mmfuse.build_model(fusion="nope", **tiny_model_kwargs)
+    with pytest.raises(mmfuse.UnknownNameError, match=r"unknown encoder 'nope'.*resnet50.*timm model name"):
+        mmfuse.build_model(primary="nope", auxiliary="test_efficientnet", img_size=64)
+
+
+def test_any_stage_splittable_timm_model_is_an_encoder():
+    encoder = mmfuse.create_encoder("test_byobnet")
+    assert encoder.reductions == [2, 4, 8, 16, 32]
+    assert mmfuse.create_encoder("timm:test_byobnet").channels == encoder.channels
+
+
+def test_runtime_plugin_object_registers_and_unregisters():
+    plugin = types.ModuleType("my_runtime_plugin")
+
+    @mmfuse.hookimpl
+    def register_fusions(register):
+        register("runtime_identity", FUSIONS.entry("concat").obj)
+
+    plugin.register_fusions = register_fusions
+    name = mmfuse.register_plugin(plugin, name="my_runtime_plugin")
+    try:
+        assert FUSIONS.entry("runtime_identity").provider == "my_runtime_plugin"
+    finally:
+        mmfuse.unregister_plugin(name)
+    assert "runtime_identity" not in mmfuse.list_fusions()
+
+
+def _run_python(code: str, env_extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, **env_extra}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, cwd=tmp_path, check=False
+    )
+
+
+def test_environment_switch_disables_entry_point_autoload(tmp_path):
+    code = "import mmfuse; print(sorted(mmfuse.list_fusions()))"
+    enabled = _run_python(code, {}, tmp_path)
+    disabled = _run_python(code, {"MMFUSE_DISABLE_PLUGIN_AUTOLOAD": "1"}, tmp_path)
+    assert "'gated'" in enabled.stdout
+    assert "'gated'" not in disabled.stdout and "'aab'" in disabled.stdout
+
+
+def test_plugin_that_fails_to_import_is_reported_by_name(tmp_path):
+    dist = tmp_path / "broken_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[mmfuse]\nbroken = module_that_does_not_exist_xyz\n")
+    code = """
+        import warnings
+        warnings.simplefilter("always")
+        import mmfuse
+        from mmfuse.registry import failed_plugins
+        print("aab" in mmfuse.list_fusions(), sorted(failed_plugins()))
+        try:
+            mmfuse.create_fusion("nope", 8, 8)
+        except mmfuse.UnknownNameError as e:
+            print(e)
+    """
+    result = _run_python(code, {"PYTHONPATH": str(tmp_path)}, tmp_path)
+    assert "True ['broken']" in result.stdout
+    assert "mmfuse plugin 'broken' (module_that_does_not_exist_xyz) failed to import" in result.stderr
+    assert "Plugins that failed to load: broken" in result.stdout
+
+
+def test_every_hook_is_documented_with_its_signature():
+    docs = (REPO / "docs" / "plugins.md").read_text()
+    for name, function in inspect.getmembers(hookspecs, inspect.isfunction):
+        if not hasattr(function, "mmfuse_spec"):
+            continue
+        assert function.__doc__, f"hook {name} has no docstring"
+        assert f"{name}{inspect.signature(function)}".split(" ->")[0].replace("'", "") in docs.replace("'", ""), name
