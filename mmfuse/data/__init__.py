@@ -1,0 +1,27 @@
+"""Paired-modality datasets: formats (Derm7pt, CSV + YAML schema), augmentation, cache, checks.
+
+The generic layer speaks of a *primary* and an *auxiliary* image per case; a format decides which
+modality is which (for Derm7pt: dermoscopy is primary, the clinical photograph auxiliary).
+"""
+
+from mmfuse.data.build import build_dataset, load_table
+from mmfuse.data.cache import PreparedCache, load_cache, prepare_cache
+from mmfuse.data.errors import DataError, Problem
+from mmfuse.data.paired import PairedDataset
+from mmfuse.data.records import CaseRecord, class_counts
+from mmfuse.data.split import SPLIT_NAMES, stratified_split
+
+__all__ = [
+    "SPLIT_NAMES",
+    "CaseRecord",
+    "DataError",
+    "PairedDataset",
+    "PreparedCache",
+    "Problem",
+    "build_dataset",
+    "class_counts",
+    "load_cache",
+    "load_table",
+    "prepare_cache",
+    "stratified_split",
+]

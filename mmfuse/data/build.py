@@ -1,0 +1,80 @@
+"""``build_dataset``: a data config and a split name in, a :class:`PairedDataset` out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mmfuse.data.augment import MODALITIES, build_augmenter
+from mmfuse.data.cache import load_cache
+from mmfuse.data.derm7pt import load_release
+from mmfuse.data.paired import PairedDataset
+from mmfuse.data.paired_csv import load_paired_csv
+
+FORMATS = ("derm7pt", "paired_csv")
+CONFIG_KEYS = {"format", "root", "schema", "cache", "augment", "backend", "split_seed"}
+
+
+def load_table(data_config: Mapping):
+    """The parsed release/table of a data config (raises on any table problem)."""
+    fmt = data_config.get("format", "derm7pt")
+    root = Path(data_config["root"])
+    split_seed = int(data_config.get("split_seed", 0))
+    if fmt == "derm7pt":
+        return load_release(root, split_seed=split_seed)
+    if fmt == "paired_csv":
+        if not data_config.get("schema"):
+            raise ValueError("data format 'paired_csv' needs 'schema', the path of its YAML schema")
+        return load_paired_csv(root, data_config["schema"], split_seed=split_seed)
+    raise ValueError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
+
+
+def build_dataset(
+    data_config: Mapping,
+    split: str,
+    *,
+    train: bool,
+    img_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    seed: int = 0,
+) -> PairedDataset:
+    """One split of the dataset a config describes, with per-modality augmentation.
+
+    ``augment`` options apply to both modalities; a nested ``primary:`` or ``auxiliary:`` mapping
+    overrides them for one. ``cache: auto`` (the default) uses a fresh prepared cache for ``img_size``.
+    """
+    unknown = set(data_config) - CONFIG_KEYS
+    if unknown:
+        raise ValueError(f"unknown data config keys {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}")
+    if "root" not in data_config:
+        raise ValueError("the data config needs 'root', the dataset folder")
+    cache_mode = data_config.get("cache", "auto")
+    if cache_mode not in ("auto", "off"):
+        raise ValueError(f"data config 'cache' must be 'auto' or 'off', got {cache_mode!r}")
+    table = load_table(data_config)
+    options = dict(data_config.get("augment") or {})
+    per_modality = {m: dict(options.pop(m, None) or {}) for m in MODALITIES}
+    augmenters = {
+        m: build_augmenter(
+            m,
+            train=train,
+            img_size=img_size,
+            mean=mean,
+            std=std,
+            backend=data_config.get("backend", "albumentations"),
+            **{**options, **per_modality[m]},
+        )
+        for m in MODALITIES
+    }
+    root = Path(data_config["root"])
+    return PairedDataset(
+        table.split_records(split),
+        table.tasks,
+        img_size=img_size,
+        primary_augmenter=augmenters["primary"],
+        auxiliary_augmenter=augmenters["auxiliary"],
+        seed=seed,
+        root=root,
+        cache=load_cache(root, img_size) if cache_mode == "auto" else None,
+    )

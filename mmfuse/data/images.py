@@ -1,0 +1,86 @@
+"""Image files: find them (with an explicit case-insensitive fallback), decode them fully, resize them.
+
+Every decode goes through :func:`load_resized`, so the prepared cache and the uncached path give the
+very same pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mmfuse.data.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_image_path(base: Path, relative: str) -> Path | None:
+    """``base / relative`` if it exists; otherwise the one path that matches it ignoring letter case.
+
+    Releases made on case-insensitive file systems name ``Nel026.jpg`` a file stored as
+    ``NEL026.JPG``; the fallback is logged so a user can fix the table. ``None`` when nothing matches.
+    """
+    exact = base / relative
+    if exact.is_file():
+        return exact
+    current = base
+    for part in Path(relative).parts:
+        candidate = current / part
+        if candidate.exists():
+            current = candidate
+            continue
+        if not current.is_dir():
+            return None
+        matches = [entry for entry in os.listdir(current) if entry.lower() == part.lower()]
+        if len(matches) != 1:
+            return None
+        current = current / matches[0]
+    if not current.is_file():
+        return None
+    log.warning("image %r not found with that exact letter case; using %s", relative, current)
+    return current
+
+
+def _open_rgb(path: Path, draft_size: int | None) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            if draft_size is not None and img.format == "JPEG":
+                # JPEG decodes at 1/2, 1/4 or 1/8 scale for free, never below the requested size.
+                img.draft("RGB", (draft_size, draft_size))
+            img.load()  # decode everything now: a truncated file fails here, not later
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot decode image {path}: {exc}") from None
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """The whole image as uint8 RGB, shape [H, W, 3]; a :class:`DataError` names a bad file."""
+    return np.asarray(_open_rgb(Path(path), None))
+
+
+def load_resized(path: str | os.PathLike, size: int) -> np.ndarray:
+    """The image squashed to ``size`` x ``size`` uint8 RGB (aspect is not kept, as in the paper)."""
+    img = _open_rgb(Path(path), size)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.array(img)  # writable: torch.from_numpy warns on read-only arrays
+
+
+def verify_image(path: str | os.PathLike) -> str | None:
+    """``None`` when the file decodes completely, else the reason it does not."""
+    try:
+        _open_rgb(Path(path), None)
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
+def augmentation_margin(size: int) -> int:
+    """Extra pixels kept around the training size so zoom and rotation resample finer pixels."""
+    return max(2, round(size / 8))

@@ -1,0 +1,193 @@
+"""Any paired-modality dataset as one CSV table plus a YAML schema: a new dataset is a file, not code.
+
+Schema (paths relative to the schema's folder unless ``root`` is given)::
+
+    table: cases.csv          # the CSV, one row per case
+    image_dir: images         # image paths in the table are relative to this folder (default: .)
+    primary: primary_image    # column of the primary image path
+    auxiliary: auxiliary_image  # optional column; an empty cell marks a missing auxiliary image
+    case_id: case             # optional column (default: the row number)
+    split: split              # optional column with train / valid / test (default: stratified split)
+    metadata: [age, sex]      # optional columns exposed on each record
+    tasks:
+      - name: DIAG
+        column: diagnosis     # default: the task name
+        classes: [benign, malignant]
+        map: {naevus: benign, melanoma: malignant}   # optional raw string -> class
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from mmfuse.data.errors import DataError, Problem, raise_for_problems
+from mmfuse.data.images import resolve_image_path
+from mmfuse.data.records import CaseRecord, read_table
+from mmfuse.data.split import DEFAULT_RATIOS, SPLIT_NAMES, stratified_split
+from mmfuse.tasks import TaskSpec
+
+SCHEMA_KEYS = {"table", "image_dir", "primary", "auxiliary", "case_id", "split", "metadata", "tasks"}
+
+
+@dataclass(frozen=True)
+class TaskColumn:
+    spec: TaskSpec
+    column: str
+    mapping: Mapping[str, str] = field(default_factory=dict)
+
+    def classify(self, raw: str) -> str | None:
+        value = raw.strip()
+        value = self.mapping.get(value, self.mapping.get(value.lower(), value))
+        return value if value in self.spec.classes else None
+
+
+@dataclass(frozen=True)
+class PairedSchema:
+    table: str
+    primary: str
+    tasks: tuple[TaskColumn, ...]
+    image_dir: str = "."
+    auxiliary: str | None = None
+    case_id: str | None = None
+    split: str | None = None
+    metadata: tuple[str, ...] = ()
+
+    @property
+    def task_specs(self) -> tuple[TaskSpec, ...]:
+        return tuple(t.spec for t in self.tasks)
+
+
+def read_schema(path: str | Path) -> PairedSchema:
+    """Parse and validate a schema file; errors name the file and the offending key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"schema file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise DataError(f"schema {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"schema {path} must be a mapping with keys {sorted(SCHEMA_KEYS)}")
+    unknown = set(data) - SCHEMA_KEYS
+    missing = {"table", "primary", "tasks"} - set(data)
+    if unknown or missing:
+        raise DataError(f"schema {path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+    try:
+        tasks = tuple(
+            TaskColumn(
+                TaskSpec(str(t["name"]), tuple(str(c) for c in t["classes"])),
+                str(t.get("column", t["name"])),
+                {str(k).strip(): str(v) for k, v in (t.get("map") or {}).items()},
+            )
+            for t in data["tasks"]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"schema {path}: each task needs 'name' and 'classes' ({exc})") from None
+    return PairedSchema(
+        table=str(data["table"]),
+        primary=str(data["primary"]),
+        tasks=tasks,
+        image_dir=str(data.get("image_dir", ".")),
+        auxiliary=data.get("auxiliary"),
+        case_id=data.get("case_id"),
+        split=data.get("split"),
+        metadata=tuple(data.get("metadata") or ()),
+    )
+
+
+@dataclass
+class PairedTable:
+    root: Path
+    schema: PairedSchema
+    records: list[CaseRecord | None]
+    splits: dict[str, list[int]]
+    problems: list[Problem]
+
+    @property
+    def tasks(self) -> tuple[TaskSpec, ...]:
+        return self.schema.task_specs
+
+    def split_records(self, split: str) -> list[CaseRecord]:
+        if split not in self.splits:
+            raise DataError(f"unknown split {split!r}; splits: {list(self.splits)}")
+        return [r for i in self.splits[split] if (r := self.records[i]) is not None]
+
+
+def parse_paired_csv(
+    root: str | Path, schema: str | Path | PairedSchema, *, split_seed: int = 0
+) -> PairedTable:
+    """Read the table described by ``schema``, collecting every problem (images are located, not decoded)."""
+    root = Path(root)
+    if not isinstance(schema, PairedSchema):
+        schema = read_schema(schema)
+    columns, rows = read_table(root / schema.table)
+    needed = [schema.primary, *(t.column for t in schema.tasks), *schema.metadata]
+    needed += [c for c in (schema.auxiliary, schema.case_id, schema.split) if c]
+    problems = [
+        Problem("missing column", f"{schema.table} has no column {c!r}") for c in needed if c not in columns
+    ]
+    if problems:
+        return PairedTable(root, schema, [None] * len(rows), {}, problems)
+    images = root / schema.image_dir
+    records: list[CaseRecord | None] = []
+    for i, row in enumerate(rows):
+        where = f"{schema.table} row {i} (line {i + 2})"
+        labels = {}
+        for task in schema.tasks:
+            value = task.classify(row[task.column])
+            if value is None:
+                problems.append(
+                    Problem(
+                        "unknown label",
+                        f"{where}, column {task.column!r}: unknown label {row[task.column]!r}",
+                    )
+                )
+            labels[task.spec.name] = value
+        if None in labels.values():
+            records.append(None)
+            continue
+        aux_rel = (row.get(schema.auxiliary) or "").strip() if schema.auxiliary else ""
+        primary_rel = row[schema.primary].strip()
+        records.append(
+            CaseRecord(
+                case_id=(row[schema.case_id].strip() if schema.case_id else "") or str(i),
+                primary_path=resolve_image_path(images, primary_rel) or images / primary_rel,
+                auxiliary_path=(resolve_image_path(images, aux_rel) or images / aux_rel) if aux_rel else None,
+                labels=labels,
+                metadata={"row": i, **{c: row[c] for c in schema.metadata}},
+            )
+        )
+    if schema.split:
+        splits = {name: [] for name in SPLIT_NAMES}
+        for i, row in enumerate(rows):
+            value = row[schema.split].strip().lower()
+            if value not in splits:
+                problems.append(
+                    Problem("bad split", f"{schema.table} row {i}: split {value!r} not in {SPLIT_NAMES}")
+                )
+            else:
+                splits[value].append(i)
+    else:
+        first = schema.tasks[0].spec.name
+        strata = [r.labels[first] if r is not None else "?" for r in records]
+        splits = stratified_split(strata, DEFAULT_RATIOS, seed=split_seed)
+        warnings.warn(
+            f"{root / schema.table}: no split column; using a stratified split by {first}", stacklevel=2
+        )
+    problems += [
+        Problem("empty split", f"split {n!r} has no cases") for n, rows_ in splits.items() if not rows_
+    ]
+    return PairedTable(root, schema, records, splits, problems)
+
+
+def load_paired_csv(
+    root: str | Path, schema: str | Path | PairedSchema, *, split_seed: int = 0
+) -> PairedTable:
+    table = parse_paired_csv(root, schema, split_seed=split_seed)
+    raise_for_problems(table.problems, f"{Path(root) / table.schema.table}", "fix the rows above")
+    return table

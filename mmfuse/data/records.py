@@ -1,0 +1,50 @@
+"""The per-case record every dataset format produces: two image paths, grouped labels, metadata."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmfuse.data.errors import DataError
+from mmfuse.tasks import TaskSpec
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One paired case. ``auxiliary_path`` is ``None`` when the release has no auxiliary image for it.
+
+    ``labels`` maps task name to class name; ``metadata`` holds whatever else the format exposes
+    (always ``row``, the case's position in its table, so errors can point at it).
+    """
+
+    case_id: str
+    primary_path: Path
+    auxiliary_path: Path | None
+    labels: Mapping[str, str]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        row = self.metadata.get("row")
+        return f"case {self.case_id!r}" + (f" (row {row})" if row is not None else "")
+
+
+def class_counts(records: Sequence[CaseRecord], tasks: Sequence[TaskSpec]) -> dict[str, dict[str, int]]:
+    """``{task: {class: count}}`` with every class listed, in the tasks' class order."""
+    counts = {t.name: dict.fromkeys(t.classes, 0) for t in tasks}
+    for record in records:
+        for t in tasks:
+            counts[t.name][record.labels[t.name]] += 1
+    return counts
+
+
+def read_table(path: Path) -> tuple[tuple[str, ...], list[dict[str, str]]]:
+    """Column names and rows of a CSV file (a BOM is ignored)."""
+    if not path.is_file():
+        raise DataError(f"metadata file not found: {path}")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        rows = [{k: (v if v is not None else "") for k, v in row.items() if k is not None} for row in reader]
+        return tuple(reader.fieldnames or ()), rows

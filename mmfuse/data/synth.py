@@ -1,0 +1,151 @@
+"""A synthetic Derm7pt release: same files, same columns, raw label strings, JPEG images.
+
+Labels follow the real data's per-diagnosis frequencies (:mod:`mmfuse.data.synth_stats`): a raw
+diagnosis is drawn from its real count, then every criterion and metadata column independently from
+its real distribution given that diagnosis. Images are drawn by :mod:`mmfuse.data.synth_render`.
+Everything depends only on ``seed``: the same call writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mmfuse.data.derm7pt import (
+    ALL_COLUMNS,
+    IMAGE_DIR,
+    META_FILE,
+    OFFICIAL_SPLIT_RATIOS,
+    TASK_COLUMNS,
+    group_label,
+    seven_point_score,
+    split_file,
+)
+from mmfuse.data.errors import DataError
+from mmfuse.data.split import SPLIT_NAMES, stratified_split
+from mmfuse.data.synth_render import render_clinical, render_dermoscopy, skin_tone
+from mmfuse.data.synth_stats import CONDITIONAL_COLUMNS, DERM7PT_STATISTICS
+
+MISSING_CLINICAL_RATE = 9 / 1011  # as in the real release
+MISSING_CLINICAL_NOTE = "Clinical missing and replaced with derm"
+CASES_PER_FOLDER = 40
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    root: Path
+    cases: int
+    size: int
+    seed: int
+    missing_auxiliary: int
+
+
+def sample_labels(
+    rng: np.random.Generator, cases: int, stats: Mapping[str, dict] = DERM7PT_STATISTICS
+) -> list[dict]:
+    """Raw label rows: a diagnosis by its count, then each column given the diagnosis."""
+    diagnoses = list(stats)
+    weights = np.array([stats[d]["count"] for d in diagnoses], float)
+    rows = []
+    for diagnosis in rng.choice(diagnoses, size=cases, p=weights / weights.sum()):
+        row = {"diagnosis": str(diagnosis)}
+        for column in CONDITIONAL_COLUMNS:
+            values, counts = zip(*stats[diagnosis][column].items(), strict=True)
+            counts = np.array(counts, float)
+            row[column] = str(rng.choice(values, p=counts / counts.sum()))
+        rows.append(row)
+    return rows
+
+
+def image_paths(case: int) -> tuple[str, str]:
+    """Clinical and dermoscopic paths with the release's mixed letter case (``SAL/SAL001.JPG``, ``SAL/Sal002.jpg``)."""
+    folder_number, position = divmod(case, CASES_PER_FOLDER)
+    folder = (
+        "S" + chr(ord("A") + folder_number % 26) + ("L" if folder_number < 26 else str(folder_number // 26))
+    )
+    clinic = f"{folder}/{folder}{2 * position + 1:03d}.JPG"
+    derm = f"{folder}/{folder.capitalize()}{2 * position + 2:03d}" + (".jpg" if position % 3 else ".JPG")
+    return clinic, derm
+
+
+def synthesize(
+    out: str | os.PathLike, *, cases: int = 200, size: int = 256, seed: int = 0, workers: int | None = None
+) -> SynthSummary:
+    """Write a complete synthetic release to ``out`` (which must not exist or be empty)."""
+    if cases < 3:
+        raise ValueError(f"a release needs at least 3 cases (one per split), got {cases}")
+    if size < 32:
+        raise ValueError(f"images need at least 32 pixels a side, got {size}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise DataError(f"{out} exists and is not empty; choose a new folder")
+    rng = np.random.default_rng(seed)
+    rows = sample_labels(rng, cases)
+    missing = set()
+    if cases >= 5:
+        count = max(1, round(cases * MISSING_CLINICAL_RATE))
+        missing = {int(i) for i in rng.choice(cases, size=count, replace=False)}
+    for case, row in enumerate(rows):
+        grouped = {task: group_label(task, row[column]) for task, column in TASK_COLUMNS.items()}
+        clinic, derm = image_paths(case)
+        row.update(
+            case_num=str(case + 1),
+            seven_point_score=str(seven_point_score(grouped)),
+            clinic=derm if case in missing else clinic,
+            derm=derm,
+            case_id="",
+            notes=MISSING_CLINICAL_NOTE if case in missing else "",
+            _diag=grouped["DIAG"],
+        )
+    splits = stratified_split([r["_diag"] for r in rows], OFFICIAL_SPLIT_RATIOS, seed=seed)
+    if any(not splits[name] for name in SPLIT_NAMES):  # tiny releases: every split gets a case
+        splits = {name: [i for i in range(cases) if i % 3 == k] for k, name in enumerate(SPLIT_NAMES)}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        (tmp / "meta").mkdir()
+        with (tmp / META_FILE).open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=ALL_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        for name in SPLIT_NAMES:
+            with (tmp / split_file(name)).open("w", newline="") as fh:
+                fh.write("indexes\n" + "".join(f"{i}\n" for i in splits[name]))
+
+        def draw(case: int) -> None:
+            case_rng = np.random.default_rng([seed, case])
+            row = rows[case]
+            skin = skin_tone(case_rng)
+            derm, lesion = render_dermoscopy(case_rng, size, row, skin)
+            _save_jpeg(derm, tmp / IMAGE_DIR / row["derm"], quality=92)
+            clinical = render_clinical(case_rng, size, derm, lesion, row["_diag"], skin)
+            if case not in missing:
+                _save_jpeg(clinical, tmp / IMAGE_DIR / row["clinic"], quality=88)
+
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            list(pool.map(draw, range(cases)))
+        provenance = {"generator": "mmfuse.data.synth", "cases": cases, "size": size, "seed": seed}
+        (tmp / "SYNTHETIC.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SynthSummary(out, cases, size, seed, len(missing))
+
+
+def _save_jpeg(image: np.ndarray, path: Path, quality: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path, "JPEG", quality=quality)

@@ -1,0 +1,80 @@
+"""``check``: every problem of a dataset in one pass; ``stats``: class counts per split from the tables alone."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mmfuse.data.errors import DataError, Problem
+from mmfuse.data.images import resolve_image_path, verify_image
+from mmfuse.data.paired_csv import parse_paired_csv
+from mmfuse.data.records import class_counts
+
+# (where, image folder, path as written in the table)
+ImageRef = tuple[str, Path, str]
+
+
+def check_images(refs: Iterable[ImageRef], *, workers: int | None = None) -> list[Problem]:
+    """Locate and fully decode every image; one problem per missing or unreadable file, in table order."""
+
+    def check(ref: ImageRef) -> Problem | None:
+        where, base, relative = ref
+        path = resolve_image_path(base, relative)
+        if path is None:
+            return Problem("missing file", f"{where}: image {base / relative} not found")
+        reason = verify_image(path)
+        return Problem("unreadable image", f"{where}: {reason}") if reason else None
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        return [p for p in pool.map(check, list(refs)) if p is not None]
+
+
+def check_paired_csv(
+    root: str | Path, schema: str | Path, *, images: bool = True, workers: int | None = None
+) -> list[Problem]:
+    """All problems of a CSV + schema dataset: missing columns, unknown labels, bad splits, images."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = parse_paired_csv(root, schema)
+    except DataError as exc:
+        return [Problem("missing file", str(exc))]
+    problems = list(table.problems)
+    if images and not any(p.kind == "missing column" for p in problems):
+        from mmfuse.data.records import read_table
+
+        base = table.root / table.schema.image_dir
+        _, rows = read_table(table.root / table.schema.table)
+        refs: list[ImageRef] = []
+        for i, row in enumerate(rows):
+            where = f"{table.schema.table} row {i} (line {i + 2})"
+            refs.append(
+                (f"{where}, column {table.schema.primary!r}", base, row[table.schema.primary].strip())
+            )
+            aux = table.schema.auxiliary
+            if aux and row[aux].strip():
+                refs.append((f"{where}, column {aux!r}", base, row[aux].strip()))
+        problems += check_images(refs, workers=workers)
+    return problems
+
+
+def split_statistics(table) -> dict[str, dict[str, dict[str, int]]]:
+    """``{"all": {task: {class: n}}, "train": ..., "valid": ..., "test": ...}`` from the table alone."""
+    records = [r for r in table.records if r is not None]
+    stats = {"all": class_counts(records, table.tasks)}
+    for name in table.splits:
+        stats[name] = class_counts(table.split_records(name), table.tasks)
+    return stats
+
+
+def format_statistics(stats: dict[str, dict[str, dict[str, int]]]) -> str:
+    """A plain-text table: one line per task and class, one column per split."""
+    splits = list(stats)
+    lines = [f"{'task':<6} {'class':<6} " + " ".join(f"{s:>6}" for s in splits)]
+    for task, classes in stats["all"].items():
+        for cls in classes:
+            lines.append(f"{task:<6} {cls:<6} " + " ".join(f"{stats[s][task][cls]:>6}" for s in splits))
+    return "\n".join(lines)
