@@ -2,6 +2,14 @@
 
 from mmfuse.errors import DuplicateNameError, MissingPluginError, MmfuseError, UnknownNameError
 from mmfuse.hookspecs import hookimpl
+from mmfuse.hub import (
+    InvalidConfigError,
+    ModelNotFoundError,
+    PublishError,
+    UnsafeCheckpointError,
+    WeightsMismatchError,
+    from_pretrained,
+)
 from mmfuse.interfaces import Encoder, FusionBlock
 from mmfuse.model import HEADS, FusionModel, FusionOutput
 from mmfuse.presets import build_model, list_presets
@@ -27,13 +35,19 @@ __all__ = [
     "FusionBlock",
     "FusionModel",
     "FusionOutput",
+    "InvalidConfigError",
     "MissingPluginError",
     "MmfuseError",
+    "ModelNotFoundError",
+    "PublishError",
     "TaskSpec",
     "UnknownNameError",
+    "UnsafeCheckpointError",
+    "WeightsMismatchError",
     "build_model",
     "create_encoder",
     "create_fusion",
+    "from_pretrained",
     "hookimpl",
     "list_encoders",
     "list_fusions",

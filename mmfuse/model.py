@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mmfuse.hub import HubMixin
 from mmfuse.interfaces import Encoder, FusionBlock
 from mmfuse.registry import create_fusion, encoder_entry
 from mmfuse.tasks import TaskSpec, resolve_tasks, tasks_to_data
@@ -67,7 +68,7 @@ def _match_stage(reduction: int, reductions: Sequence[int]) -> int:
     return min(range(len(reductions)), key=lambda i: (abs(reductions[i] / reduction - 1), -i))
 
 
-class FusionModel(nn.Module):
+class FusionModel(nn.Module, HubMixin):
     """AMMFM and its relatives; build one with :func:`mmfuse.build_model`.
 
     ``config`` is the plain-data description returned by :attr:`config` (registry names, options,

@@ -16,6 +16,15 @@ TINY_NHWC = "test_mambaout"
 TINY_IMG = 64
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine they lose a lot to them."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def tiny_model_kwargs() -> dict:
     """Overrides that turn any preset into a model small enough for unit tests."""

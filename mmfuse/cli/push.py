@@ -1,0 +1,71 @@
+"""``mmfuse push RUN_OR_MODEL_DIR REPO_ID``: publish a model (config, weights, card) to the Hugging Face Hub."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "push",
+        help="upload a run's model (card filled from its metrics.json) or a saved model directory to the Hub",
+    )
+    parser.add_argument(
+        "path",
+        metavar="RUN_OR_MODEL_DIR",
+        help="a run directory of `mmfuse train` (uses RUN/model, metrics.json and config.yaml) or a "
+        "directory written by save_pretrained (uploaded as is)",
+    )
+    parser.add_argument(
+        "repo_id", metavar="REPO_ID", help="the Hub repository, OWNER/NAME (created if needed)"
+    )
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--branch", help="push to this branch instead of the default one")
+    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the `hf auth login` token)")
+    parser.add_argument("--message", default="Upload mmfuse model", help="commit message")
+    parser.set_defaults(func=run)
+
+
+def _read_run_files(run: Path) -> tuple[dict | None, dict | None]:
+    import yaml
+
+    from mmfuse.evaluation.writers import METRICS_FILE as RUN_METRICS_FILE
+    from mmfuse.training.rundir import CONFIG_FILE as RUN_CONFIG_FILE
+
+    metrics = training_config = None
+    if (run / RUN_METRICS_FILE).is_file():
+        metrics = json.loads((run / RUN_METRICS_FILE).read_text(encoding="utf-8"))
+    if (run / RUN_CONFIG_FILE).is_file():
+        training_config = yaml.safe_load((run / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+    return metrics, training_config
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmfuse.hub import CONFIG_FILE, from_pretrained, upload_model_files
+    from mmfuse.training.rundir import MODEL_DIR as RUN_MODEL_DIR
+
+    folder = Path(args.path)
+    upload = {
+        "token": args.token,
+        "private": args.private or None,
+        "branch": args.branch,
+        "create_pr": args.create_pr,
+        "commit_message": args.message,
+    }
+    if (folder / RUN_MODEL_DIR / CONFIG_FILE).is_file():
+        model = from_pretrained(folder / RUN_MODEL_DIR)
+        metrics, training_config = _read_run_files(folder)
+        url = model.push_to_hub(args.repo_id, metrics=metrics, training_config=training_config, **upload)
+    elif (folder / CONFIG_FILE).is_file():
+        from_pretrained(folder)  # never publish a model that does not load
+        url = upload_model_files(folder, args.repo_id, **upload)
+    else:
+        raise FileNotFoundError(
+            f"{folder} is neither a run directory (with {RUN_MODEL_DIR}/{CONFIG_FILE}) nor a model "
+            f"directory (with {CONFIG_FILE})"
+        )
+    print(f"pushed {folder} to {args.repo_id}: {url}")
+    return 0

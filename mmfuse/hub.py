@@ -1,0 +1,552 @@
+"""Saving, loading and publishing models: a plain-data config, safetensors weights and a model card.
+
+:func:`from_pretrained` resolves a name in this order (the first rule that applies wins):
+
+1. ``local-dir:PATH`` — the local directory ``PATH``, never the Hub.
+2. ``hf-hub:OWNER/NAME[@REVISION]`` — that Hugging Face Hub repository, never a local folder.
+3. A short name (:data:`NAMED_MODELS`: ``ammfm-swin``, ``ammfm-resnet``, ``ammfm-convnext``) — the Hub
+   repository ``<namespace>/<name>``; the namespace is ``$MMFUSE_HUB_NAMESPACE`` or
+   :data:`DEFAULT_NAMESPACE`. A folder of the same name in the working directory is *not* used (a
+   warning says how to load it: ``local-dir:ammfm-swin`` or ``./ammfm-swin``).
+4. An existing directory (any ``os.PathLike`` is always taken as a path) — loaded as is.
+5. ``OWNER/NAME[@REVISION]`` — a Hub repository.
+
+Anything else is an error listing these forms. Downloads go through huggingface_hub, so its cache,
+``HF_HUB_OFFLINE``, ``HF_TOKEN`` and revisions apply; its errors are re-raised as
+:class:`ModelNotFoundError` naming the repository and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from huggingface_hub import ModelHubMixin
+
+from mmfuse.errors import MissingPluginError, MmfuseError, UnknownNameError
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
+    from torch import nn
+
+    from mmfuse.model import FusionModel
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
+HUB_PICKLE_FILE = "pytorch_model.bin"
+
+LOCAL_PREFIX = "local-dir:"
+HUB_PREFIX = "hf-hub:"
+NAMESPACE_ENV = "MMFUSE_HUB_NAMESPACE"
+DEFAULT_NAMESPACE = "mmfuse"
+NAMED_MODELS = ("ammfm-swin", "ammfm-resnet", "ammfm-convnext")
+
+# Saved-config keys that are not model config fields.
+METADATA_KEYS = ("mmfuse_version", "providers")
+# Encoder options that would make loading read another file (timm unpickles .pth checkpoints): a
+# saved config may not carry them; local weights are given to ``build_model(pretrained_files=...)``.
+FORBIDDEN_OPTIONS = frozenset(
+    {"pretrained", "pretrained_file", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path"}
+)
+
+
+class ModelNotFoundError(MmfuseError, FileNotFoundError):
+    """A directory, Hub repository, revision or file that :func:`from_pretrained` needs is not there."""
+
+
+class UnsafeCheckpointError(MmfuseError):
+    """Only pickle weights were found and ``trust_pickle=True`` was not given."""
+
+
+class WeightsMismatchError(MmfuseError):
+    """The weights file does not match the architecture its config describes."""
+
+
+class InvalidConfigError(MmfuseError, ValueError):
+    """A saved ``config.json`` is unreadable or names something it may not."""
+
+
+class PublishError(MmfuseError):
+    """Creating the Hub repository or uploading to it failed (network, token, permissions)."""
+
+
+# -- name resolution ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where a model's files are: a local directory, or a Hub repository at a revision."""
+
+    on_hub: bool
+    target: str  # a directory path or a repo id
+    revision: str | None = None
+
+    def describe(self) -> str:
+        if not self.on_hub:
+            return f"local directory {self.target}"
+        return f"Hub repository {self.target}" + (f" at revision {self.revision}" if self.revision else "")
+
+
+def hub_namespace() -> str:
+    """The Hub namespace of the short names: ``$MMFUSE_HUB_NAMESPACE`` or :data:`DEFAULT_NAMESPACE`."""
+    return os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+
+
+def _is_repo_id(text: str) -> bool:
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if text.count("/") != 1:
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _hub_location(spec: str, revision: str | None, original: str) -> ModelLocation:
+    repo_id, _, at_revision = spec.partition("@")
+    if at_revision and revision and at_revision != revision:
+        raise ValueError(f"{original!r} names revision {at_revision!r} but revision={revision!r} was passed")
+    if not _is_repo_id(repo_id):
+        raise ModelNotFoundError(f"{original!r}: {repo_id!r} is not a Hub repo id of the form OWNER/NAME")
+    return ModelLocation(True, repo_id, at_revision or revision)
+
+
+def resolve_name(name_or_path: str | os.PathLike, revision: str | None = None) -> ModelLocation:
+    """Apply the resolution order of this module's docstring; no file is read or downloaded."""
+    if isinstance(name_or_path, os.PathLike):
+        return _local_location(Path(name_or_path), str(name_or_path), revision)
+    name = str(name_or_path)
+    if name.startswith(LOCAL_PREFIX):
+        return _local_location(Path(name[len(LOCAL_PREFIX) :]), name, revision)
+    if name.startswith(HUB_PREFIX):
+        return _hub_location(name[len(HUB_PREFIX) :], revision, name)
+    if name in NAMED_MODELS:
+        location = ModelLocation(True, f"{hub_namespace()}/{name}", revision)
+        if Path(name).is_dir():
+            warnings.warn(
+                f"{name!r} is a published model name, so it loads {location.target} from the Hub; the "
+                f"folder {name!r} in the working directory is not used (load it with "
+                f"'{LOCAL_PREFIX}{name}' or './{name}')",
+                stacklevel=3,
+            )
+        return location
+    if Path(name).is_dir():
+        return _local_location(Path(name), name, revision)
+    if _is_repo_id(name.partition("@")[0]):
+        return _hub_location(name, revision, name)
+    raise ModelNotFoundError(
+        f"cannot resolve model {name!r}: it is not an existing directory, a Hub repo id (OWNER/NAME), "
+        f"or a published name ({', '.join(NAMED_MODELS)}). Use '{LOCAL_PREFIX}PATH' for a folder saved "
+        f"with save_pretrained, or '{HUB_PREFIX}OWNER/NAME' for a Hub repository"
+    )
+
+
+def _local_location(path: Path, original: str, revision: str | None) -> ModelLocation:
+    if revision is not None:
+        raise ValueError(f"revision={revision!r} applies to Hub repositories, not to the path {original!r}")
+    if path.is_file():
+        kind = "a pickle checkpoint" if path.suffix in PICKLE_SUFFIXES else "a file"
+        raise ModelNotFoundError(
+            f"{original!r} is {kind}; from_pretrained takes the directory written by save_pretrained "
+            f"(holding {CONFIG_FILE} and {WEIGHTS_FILE})"
+        )
+    if not path.is_dir():
+        raise ModelNotFoundError(f"model directory {original!r} does not exist")
+    return ModelLocation(False, str(path))
+
+
+# -- fetching files -------------------------------------------------------------------------------------
+
+
+def _fetch(
+    location: ModelLocation,
+    filename: str,
+    *,
+    token: str | bool | None,
+    cache_dir: str | os.PathLike | None,
+    required: bool = True,
+) -> Path | None:
+    """The local path of ``filename``; ``None`` when it does not exist and ``required`` is False."""
+    if not location.on_hub:
+        path = Path(location.target) / filename
+        if path.is_file():
+            return path
+        if required:
+            raise ModelNotFoundError(
+                f"{location.describe()} has no {filename}; it is not a model saved with save_pretrained"
+            )
+        return None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = location.describe()
+    try:
+        return Path(
+            hf_hub_download(
+                location.target,
+                filename,
+                revision=location.revision,
+                cache_dir=cache_dir,
+                token=token,
+            )
+        )
+    except LocalEntryNotFoundError:
+        raise ModelNotFoundError(
+            f"{filename} of {where} is not in the Hugging Face cache and cannot be downloaded (offline: "
+            "HF_HUB_OFFLINE is set or the Hub is unreachable). Download it once where there is network "
+            f"(`hf download {location.target}`, then copy the cache and point HF_HUB_CACHE or cache_dir at "
+            f"it), or load a local copy with '{LOCAL_PREFIX}PATH'"
+        ) from None
+    except GatedRepoError:
+        raise ModelNotFoundError(
+            f"{where} is gated: accept its terms on huggingface.co and log in (`hf auth login` or HF_TOKEN)"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(
+            f"{where} does not exist, or it is private and no token was given. Check the name (published "
+            f"names: {', '.join(NAMED_MODELS)} in namespace {hub_namespace()!r}, set by ${NAMESPACE_ENV}) or "
+            "log in (`hf auth login`, HF_TOKEN or token=)"
+        ) from None
+    except RevisionNotFoundError:
+        raise ModelNotFoundError(
+            f"{where} has no such revision; pass an existing branch, tag or commit"
+        ) from None
+    except RemoteEntryNotFoundError:
+        if required:
+            raise ModelNotFoundError(
+                f"{where} has no {filename}; it was not published with mmfuse's save_pretrained/push_to_hub"
+            ) from None
+        return None
+    except HfHubHTTPError as exc:
+        raise ModelNotFoundError(f"downloading {filename} from {where} failed: {exc}") from None
+
+
+# -- config ---------------------------------------------------------------------------------------------
+
+
+def _plugin_package(plugin: str) -> str | None:
+    """The distribution that ships ``plugin`` (a plugin-manager name), if it is known."""
+    if plugin.startswith("mmfuse_plugins.") or plugin.startswith("mmfuse."):
+        return "mmfuse"
+    for ep in entry_points(group="mmfuse"):
+        if ep.name == plugin and ep.dist is not None:
+            return ep.dist.name
+    return None
+
+
+def component_provider(kind: str, name: str) -> dict:
+    """``{"name", "plugin", "package"}`` of the encoder or fusion ``name``, as recorded in config.json."""
+    from mmfuse.registry import ENCODERS, FUSIONS, plugin_manager
+
+    if kind == "fusion":
+        plugin = FUSIONS.entry(name).provider
+    elif name in ENCODERS:
+        plugin = ENCODERS.entry(name).provider
+    else:
+        # Resolved on demand (e.g. any timm name): ask the resolve_encoder implementations in pluggy's
+        # call order which one answers.
+        impls = reversed(plugin_manager().hook.resolve_encoder.get_hookimpls())
+        plugin = next((i.plugin_name for i in impls if i.function(name=name) is not None), None)
+        if plugin is None:
+            raise UnknownNameError(f"no plugin resolves encoder {name!r}")
+    return {"name": name, "plugin": plugin, "package": _plugin_package(plugin)}
+
+
+def hub_config(model: FusionModel) -> dict:
+    """``model.config`` plus the mmfuse version and the plugin that provides each named component."""
+    from mmfuse import __version__
+
+    config = model.config
+    providers = {branch: component_provider("encoder", config[branch]) for branch in ("primary", "auxiliary")}
+    providers["fusion"] = component_provider("fusion", config["fusion"])
+    return {**config, "mmfuse_version": __version__, "providers": providers}
+
+
+def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:
+    """Split a saved config.json into the model config and mmfuse's metadata, validating both."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} must hold a JSON object")
+    metadata = {key: data.pop(key) for key in METADATA_KEYS if key in data}
+    check_config(data, metadata.get("providers") or {}, location)
+    return data, metadata
+
+
+def check_config(config: Mapping, providers: Mapping, location: ModelLocation) -> None:
+    """Every named component is registered (or its plugin is named as missing); no option loads files."""
+    from mmfuse.registry import FUSIONS, encoder_entry, plugin_manager
+
+    where = f"{CONFIG_FILE} of {location.describe()}"
+    for field in ("primary", "auxiliary", "fusion"):
+        if not isinstance(config.get(field, ""), str):
+            raise InvalidConfigError(f"{where}: {field!r} must be a registry name, got {config[field]!r}")
+        options = config.get(f"{field}_options", {})
+        if not isinstance(options, Mapping):
+            raise InvalidConfigError(f"{where}: {field}_options must be an object, got {options!r}")
+        forbidden = sorted(FORBIDDEN_OPTIONS & set(options))
+        if forbidden:
+            raise InvalidConfigError(
+                f"{where}: {field}_options may not set {forbidden} (they make loading read other files); "
+                "give local backbone weights to build_model(pretrained_files=...) instead"
+            )
+    for field in ("primary", "auxiliary", "fusion"):
+        name = config.get(field)
+        if name is None:
+            continue
+        try:
+            if field == "fusion":
+                FUSIONS.entry(name)
+            else:
+                encoder_entry(name)
+        except UnknownNameError as exc:
+            provider = providers.get(field) or {}
+            plugin = provider.get("plugin")
+            if plugin is None or plugin_manager().has_plugin(plugin):
+                raise UnknownNameError(f"{where}: {exc}") from None
+            package = provider.get("package")
+            fix = f"pip install {package}" if package else f"install or import the plugin {plugin!r}"
+            raise MissingPluginError(
+                f"{where} needs {field} {name!r} from the mmfuse plugin {plugin!r}, which is not installed "
+                f"here; {fix} and load again"
+            ) from None
+
+
+# -- weights --------------------------------------------------------------------------------------------
+
+
+def _local_pickles(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in PICKLE_SUFFIXES)
+
+
+def _weights_file(
+    location: ModelLocation, *, trust_pickle: bool, token: str | bool | None, cache_dir: Any
+) -> Path:
+    weights = _fetch(location, WEIGHTS_FILE, token=token, cache_dir=cache_dir, required=False)
+    if weights is not None:
+        return weights
+    if location.on_hub:
+        candidates = [HUB_PICKLE_FILE]
+    else:
+        candidates = [p.name for p in _local_pickles(Path(location.target))]
+        if not candidates:
+            raise ModelNotFoundError(f"{location.describe()} has no {WEIGHTS_FILE}")
+    if not trust_pickle:
+        raise UnsafeCheckpointError(
+            f"{location.describe()} has no {WEIGHTS_FILE}; mmfuse loads safetensors only, and a pickle "
+            f"checkpoint ({', '.join(candidates)}) can run arbitrary code when loaded. Pass "
+            "trust_pickle=True only if you trust its author, or convert it to safetensors"
+        )
+    if len(candidates) > 1:
+        raise ModelNotFoundError(
+            f"{location.describe()} holds several pickle checkpoints {candidates}; keep exactly one"
+        )
+    return _fetch(location, candidates[0], token=token, cache_dir=cache_dir)
+
+
+def load_weights(model: nn.Module, path: Path, *, map_location: Any = "cpu") -> None:
+    """Load ``path`` into ``model`` strictly: any missing or unexpected tensor is an error listing them."""
+    import safetensors.torch
+    import torch
+
+    try:
+        if path.suffix == ".safetensors":
+            missing, unexpected = safetensors.torch.load_model(model, path, strict=False, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=False)  # the caller trusts it
+            if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+                state = state["state_dict"]
+            missing, unexpected = model.load_state_dict(state, strict=False)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise WeightsMismatchError(f"cannot load weights from {path}: {exc}") from None
+    if missing or unexpected:
+        raise WeightsMismatchError(
+            f"weights in {path} do not match the architecture in its config: missing tensors "
+            f"{sorted(missing) or 'none'}; unexpected tensors {sorted(unexpected) or 'none'}"
+        )
+    model.to(map_location)
+
+
+# -- the public entry points ------------------------------------------------------------------------------
+
+
+def from_pretrained(
+    name_or_path: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    trust_pickle: bool = False,
+    map_location: Any = "cpu",
+) -> FusionModel:
+    """Load a model saved by :meth:`FusionModel.save_pretrained`, locally or from the Hub.
+
+    See this module's docstring for how ``name_or_path`` is resolved. The architecture is built from
+    ``config.json`` with backbone ``pretrained=False`` (no ImageNet download just to overwrite it),
+    then ``model.safetensors`` is loaded strictly. The model is returned in eval mode.
+    """
+    from mmfuse.model import FusionModel
+
+    location = resolve_name(name_or_path, revision)
+    config_path = _fetch(location, CONFIG_FILE, token=token, cache_dir=cache_dir)
+    config, _ = read_config(config_path, location)
+    try:
+        model = FusionModel(config, pretrained=False)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidConfigError(
+            f"{CONFIG_FILE} of {location.describe()} is not a valid model: {exc}"
+        ) from None
+    weights = _weights_file(location, trust_pickle=trust_pickle, token=token, cache_dir=cache_dir)
+    load_weights(model, weights, map_location=map_location)
+    return model.eval()
+
+
+def upload_model_files(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    branch: str | None = None,
+    create_pr: bool = False,
+    commit_message: str = "Upload mmfuse model",
+) -> str:
+    """Upload exactly config.json, model.safetensors and README.md of ``folder`` in one commit.
+
+    Returns the commit URL. The repository is created if needed.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    folder = Path(folder)
+    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ModelNotFoundError(f"{folder} lacks {missing}; write it with save_pretrained first")
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(token=token)
+    operations = [
+        CommitOperationAdd(path_in_repo=name, path_or_fileobj=folder / name) for name in MODEL_FILES
+    ]
+    try:
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        commit = api.create_commit(
+            repo_id, operations, commit_message=commit_message, revision=branch, create_pr=create_pr
+        )
+    except (HfHubHTTPError, ConnectionError, OSError) as exc:
+        raise PublishError(
+            f"uploading {folder} to the Hub repository {repo_id} failed: {exc}. Check the network (and that "
+            "HF_HUB_OFFLINE is not set) and the token (`hf auth login`, HF_TOKEN or --token) with write access"
+        ) from None
+    return str(commit.commit_url)
+
+
+class HubMixin(
+    ModelHubMixin,
+    library_name="mmfuse",
+    license="apache-2.0",
+    pipeline_tag="image-classification",
+    tags=["mmfuse", "multimodal", "multi-label", "medical-imaging", "dermatology"],
+):
+    """``save_pretrained``/``push_to_hub``/``from_pretrained`` for :class:`mmfuse.FusionModel`.
+
+    huggingface_hub's :class:`~huggingface_hub.ModelHubMixin` supplies the card metadata and the save
+    flow; mmfuse replaces its loader (which tries a same-named local folder first, loads non-strictly
+    and falls back to pickles) with :func:`from_pretrained`.
+    """
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from safetensors.torch import save_model
+
+        save_model(self, str(save_directory / WEIGHTS_FILE))  # handles shared tensors, unlike save_file
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *,
+        metrics: Mapping | None = None,
+        training_config: Mapping | None = None,
+        repo_id: str | None = None,
+    ) -> Path:
+        """Write config.json, model.safetensors and README.md (the model card) into ``save_directory``.
+
+        ``metrics`` (a run's metrics.json) fills the card's results table; ``training_config`` its
+        recipe; ``repo_id`` its loading example. Returns the directory.
+        """
+        directory = Path(save_directory)
+        card = self.generate_model_card(metrics=metrics, training_config=training_config, repo_id=repo_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        card.save(directory / CARD_FILE)  # written first, so the mixin keeps it rather than its template
+        super().save_pretrained(directory, config=hub_config(self))
+        return directory
+
+    def generate_model_card(
+        self,
+        *args,
+        metrics: Mapping | None = None,
+        training_config: Mapping | None = None,
+        repo_id: str | None = None,
+        **kwargs,
+    ) -> ModelCard:
+        from mmfuse.model_card import render_model_card
+
+        return render_model_card(
+            self,
+            card_data=self._hub_mixin_info.model_card_data,
+            metrics=metrics,
+            training_config=training_config,
+            repo_id=repo_id,
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        metrics: Mapping | None = None,
+        training_config: Mapping | None = None,
+        token: str | None = None,
+        private: bool | None = None,
+        branch: str | None = None,
+        create_pr: bool = False,
+        commit_message: str = "Upload mmfuse model",
+    ) -> str:
+        """Save into a temporary folder and upload its config, weights and card in one commit."""
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save_pretrained(
+                Path(tmp) / "model", metrics=metrics, training_config=training_config, repo_id=repo_id
+            )
+            return upload_model_files(
+                folder,
+                repo_id,
+                token=token,
+                private=private,
+                branch=branch,
+                create_pr=create_pr,
+                commit_message=commit_message,
+            )
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs) -> FusionModel:
+        """Same as :func:`mmfuse.from_pretrained`."""
+        return from_pretrained(name_or_path, **kwargs)

@@ -1,0 +1,237 @@
+"""The model card (README.md) written next to a saved model: Hub metadata, architecture, results, use.
+
+Rendered with plain Python rather than a Jinja template, so writing a card needs no extra dependency.
+The results tables come from a training run's ``metrics.json``:
+``{"<split>": {"<head>": {"avg_auc", "avg_acc", "mel": {...}, "tasks": {"<TASK>": {"acc", "classes":
+{"<CLS>": {"auc", ...}}}}}}, "head_weights": {...}}`` with values as fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from numbers import Real
+from typing import TYPE_CHECKING
+
+import yaml
+from huggingface_hub import ModelCard, ModelCardData
+
+if TYPE_CHECKING:
+    from mmfuse.model import FusionModel
+
+HEAD_ORDER = ("primary", "auxiliary", "fusion", "final")
+CARD_METRICS = ["roc_auc", "accuracy"]
+
+PAPER = (
+    "Peng Tang and Tobias Lasser, *Pay Less On Clinical Images: Asymmetric Multi-Modal Fusion Method "
+    "For Efficient Multi-Label Skin Lesion Classification*"
+)
+
+INTENDED_USE = """\
+## Intended use and limitations
+
+This model is for research on multimodal, multi-label image classification: reproducing and extending
+the asymmetric fusion method, and studying what each modality contributes. **It is not a medical device.**
+It has not been validated clinically and must not be used to diagnose, screen or treat anyone. Results on
+one dataset (a few hundred to a few thousand images from a small number of centres) do not carry over to
+other populations, skin types, cameras or clinics."""
+
+
+def _percent(value: object) -> str:
+    return f"{100 * float(value):.1f}" if isinstance(value, Real) else "–"
+
+
+def _dataset_name(training_config: Mapping | None) -> str | None:
+    """The dataset a run trained on, when its config says so (``dataset`` at the top or under ``data``)."""
+    if not training_config:
+        return None
+    data = training_config.get("data")
+    for candidate in (
+        training_config.get("dataset"),
+        data.get("dataset") if isinstance(data, Mapping) else None,
+    ):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return None
+
+
+def _check_metrics(metrics: Mapping) -> None:
+    """Fail before anything is written when metrics.json does not have the documented shape."""
+    if not isinstance(metrics, Mapping):
+        raise ValueError(f"metrics must be a mapping in metrics.json format, got {type(metrics).__name__}")
+    for split, heads in metrics.items():
+        if split == "head_weights":
+            continue
+        if not isinstance(heads, Mapping):
+            raise ValueError(f"metrics[{split!r}] must map head names to results, got {heads!r}")
+        for head, result in heads.items():
+            if not isinstance(result, Mapping):
+                raise ValueError(f"metrics[{split!r}][{head!r}] must be a mapping, got {result!r}")
+            for key in ("avg_auc", "avg_acc"):
+                if key in result and not isinstance(result[key], Real):
+                    raise ValueError(
+                        f"metrics[{split!r}][{head!r}][{key!r}] must be a number, got {result[key]!r}"
+                    )
+
+
+def _results_section(metrics: Mapping, tasks: list[dict]) -> list[str]:
+    lines = [
+        "## Results",
+        "",
+        "Percentages; AUC is one-vs-rest per class, averaged as in the paper's Tables 2–4.",
+    ]
+    for split, heads in metrics.items():
+        if split == "head_weights":
+            continue
+        ordered = [h for h in HEAD_ORDER if h in heads] + [h for h in heads if h not in HEAD_ORDER]
+        lines += ["", f"### Split `{split}`", "", "| Head | avg AUC | avg accuracy |", "|---|---|---|"]
+        lines += [
+            f"| {h} | {_percent(heads[h].get('avg_auc'))} | {_percent(heads[h].get('avg_acc'))} |"
+            for h in ordered
+        ]
+        final = heads.get("final") or heads[ordered[-1]]
+        per_task = final.get("tasks") or {}
+        if per_task:
+            head_name = "final" if "final" in heads else ordered[-1]
+            lines += [
+                "",
+                f"Per task ({head_name} prediction):",
+                "",
+                "| Task | accuracy | AUC per class |",
+                "|---|---|---|",
+            ]
+            for task in [t["name"] for t in tasks if t["name"] in per_task] or list(per_task):
+                result = per_task[task]
+                classes = result.get("classes") or {}
+                aucs = ", ".join(
+                    f"{c} {_percent(v.get('auc'))}" for c, v in classes.items() if isinstance(v, Mapping)
+                )
+                lines.append(f"| {task} | {_percent(result.get('acc'))} | {aucs or '–'} |")
+        mel = final.get("mel")
+        if isinstance(mel, Mapping) and mel:
+            cells = [f"{k} {_percent(v)}" for k, v in mel.items() if isinstance(v, Real)]
+            cells += [
+                f"{k} " + ", ".join(f"{m} {_percent(x)}" for m, x in v.items() if isinstance(x, Real))
+                for k, v in mel.items()
+                if isinstance(v, Mapping)
+            ]
+            if cells:
+                lines += ["", "Melanoma-related classes (Table 4): " + "; ".join(cells) + "."]
+    weights = metrics.get("head_weights")
+    if isinstance(weights, Mapping):
+        lines += [
+            "",
+            "Head weights found on the validation split: "
+            + ", ".join(f"{h} {float(w):.2f}" for h, w in weights.items())
+            + ".",
+        ]
+    return lines
+
+
+def _title(config: Mapping) -> str:
+    """The preset's name when the config is that preset unchanged, else its parts."""
+    from mmfuse.presets import PRESETS
+
+    preset = PRESETS.get(config.get("preset"))
+    if preset is not None and all(config.get(k) == v for k, v in preset.items()):
+        return config["preset"]
+    return f"{config['primary']} + {config['auxiliary']}, {config['fusion']} fusion"
+
+
+def render_model_card(
+    model: FusionModel,
+    *,
+    card_data: ModelCardData,
+    metrics: Mapping | None = None,
+    training_config: Mapping | None = None,
+    repo_id: str | None = None,
+) -> ModelCard:
+    """The card of ``model``; ``metrics`` and ``training_config`` come from its training run, if any.
+
+    ``repo_id`` (known when pushing) is what the card's loading example names; without it the example
+    loads the folder that holds the card.
+    """
+    from mmfuse.hub import hub_config
+    from mmfuse.params import count_parameters
+
+    if metrics is not None:
+        _check_metrics(metrics)
+    config = hub_config(model)
+    data = ModelCardData(**card_data.to_dict())
+    data.metrics = CARD_METRICS
+    dataset = _dataset_name(training_config)
+    if dataset:
+        data.datasets = [dataset]
+    providers = config["providers"]
+    params = count_parameters(model)
+    title = _title(config)
+    stages = ", ".join(str(s) for s in config["fusion_stages"]) or "none"
+    weights = ", ".join(f"{h} {w:.3f}" for h, w in config["head_weights"].items())
+    size = config["img_size"]
+
+    lines = [
+        f"# {title} (mmfuse)",
+        "",
+        "A two-branch multi-label classifier in the style of AMMFM: a primary encoder (dermoscopy in the paper) "
+        "and an auxiliary encoder (clinical images) whose features meet in fusion blocks; three heads (primary, "
+        "auxiliary, fusion) are averaged with the head weights below (Eq. 4).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Primary encoder | `{config['primary']}` (plugin `{providers['primary']['plugin']}`) |",
+        f"| Auxiliary encoder | `{config['auxiliary']}` (plugin `{providers['auxiliary']['plugin']}`) |",
+        f"| Fusion block | `{config['fusion']}` after primary stage(s) {stages} |",
+        f"| Parameters | {params / 1e6:.2f} M ({params:,}) |",
+        f"| Input | two RGB images, {size}×{size}, normalised with mean {config['mean']} and std {config['std']} |",
+        f"| Head weights | {weights} |",
+        f"| mmfuse version | {config['mmfuse_version']} |",
+        "",
+        "## Tasks",
+        "",
+        "| Task | Classes (output order) |",
+        "|---|---|",
+        *[f"| {t['name']} | {', '.join(t['classes'])} |" for t in config["tasks"]],
+        "",
+    ]
+    if metrics:
+        lines += _results_section(metrics, config["tasks"]) + [""]
+    else:
+        lines += ["## Results", "", "No evaluation results were saved with this model.", ""]
+    lines += ["## Training recipe", ""]
+    if training_config:
+        recipe = yaml.safe_dump(dict(training_config), sort_keys=False, allow_unicode=True).rstrip()
+        lines += [
+            "The resolved training configuration of the run that produced these weights:",
+            "",
+            "```yaml",
+            recipe,
+            "```",
+            "",
+        ]
+    else:
+        lines += ["No training configuration was saved with this model.", ""]
+    lines += [
+        "## How to use",
+        "",
+        "```python",
+        "import mmfuse",
+        "",
+        *(
+            [f'model = mmfuse.from_pretrained("{repo_id}")']
+            if repo_id
+            else ["# FOLDER: the directory that holds this card", "model = mmfuse.from_pretrained(FOLDER)"]
+        ),
+        "# primary and auxiliary: float tensors [batch, 3, H, W], normalised as above",
+        "probabilities = model.predict(primary=primary, auxiliary=auxiliary)  # {task: [batch, classes]}",
+        "probabilities = model.predict(primary=primary, auxiliary=None)  # without the auxiliary image",
+        "```",
+        "",
+        f"Export for offline deployment: `mmfuse export {repo_id or 'FOLDER'} --onnx model.onnx [--int8]`.",
+        "",
+        INTENDED_USE,
+        "",
+        "## Citation",
+        "",
+        f"The method: {PAPER}.",
+        "",
+    ]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))

@@ -1,0 +1,141 @@
+"""Publishing: push_to_hub and `mmfuse push` upload exactly config, weights and card; the card's content."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from huggingface_hub import HfApi
+from huggingface_hub.hf_api import CommitInfo, RepoUrl
+
+import mmfuse
+from mmfuse.cli import main
+from mmfuse.hub import MODEL_FILES
+
+METRICS = {
+    "test": {
+        "final": {
+            "avg_auc": 0.8123,
+            "avg_acc": 0.7011,
+            "mel": {"MEL": 0.9},
+            "tasks": {"DIAG": {"acc": 0.6543, "classes": {"MEL": {"auc": 0.8771}}}},
+        },
+        "primary": {"avg_auc": 0.7555, "avg_acc": 0.6444},
+    },
+    "head_weights": {"primary": 0.2, "auxiliary": 0.3, "fusion": 0.5},
+}
+TRAINING_CONFIG = {"train": {"epochs": 250, "batch_size": 24}, "model": {"preset": "ammfm-swin"}}
+
+
+@pytest.fixture
+def tiny_model(tiny_model_kwargs):
+    torch.manual_seed(0)
+    return mmfuse.build_model("ammfm-swin", **tiny_model_kwargs).eval()
+
+
+@pytest.fixture
+def hub_uploads(monkeypatch):
+    """Replace the two network calls of an upload; record each commit's files and their bytes."""
+    commits = []
+
+    def create_repo(self, repo_id, **kwargs):
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        files = {}
+        for op in operations:
+            with open(op.path_or_fileobj, "rb") as f:
+                files[op.path_in_repo] = f.read()
+        commits.append({"repo_id": repo_id, "files": files, **kwargs})
+        url = f"https://huggingface.co/{repo_id}/commit/{'0' * 40}"
+        return CommitInfo(commit_url=url, commit_message="", commit_description="", oid="0" * 40)
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    return commits
+
+
+def test_push_to_hub_uploads_exactly_config_weights_and_card(tiny_model, tmp_path, hub_uploads):
+    url = tiny_model.push_to_hub("derm-lab/tiny", metrics=METRICS, private=True)
+    assert url.startswith("https://huggingface.co/derm-lab/tiny/commit/")
+    (commit,) = hub_uploads
+    assert sorted(commit["files"]) == sorted(MODEL_FILES)
+    local = tiny_model.save_pretrained(tmp_path)
+    assert commit["files"]["model.safetensors"] == (local / "model.safetensors").read_bytes()
+    assert json.loads(commit["files"]["config.json"]) == json.loads((local / "config.json").read_text())
+    card = commit["files"]["README.md"].decode()
+    assert 'mmfuse.from_pretrained("derm-lab/tiny")' in card and "81.2" in card
+
+
+def test_cli_push_of_a_run_fills_the_card_from_its_metrics_and_config(
+    tiny_model, tmp_path, hub_uploads, capsys
+):
+    run = tmp_path / "run"
+    tiny_model.save_pretrained(run / "model")
+    (run / "metrics.json").write_text(json.dumps(METRICS))
+    (run / "config.yaml").write_text(yaml.safe_dump(TRAINING_CONFIG))
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.safetensors").write_bytes(b"not for upload")
+
+    assert main(["push", str(run), "derm-lab/ammfm-swin"]) == 0
+    (commit,) = hub_uploads
+    assert sorted(commit["files"]) == sorted(MODEL_FILES)
+    card = commit["files"]["README.md"].decode()
+    assert "| final | 81.2 | 70.1 |" in card and "| DIAG | 65.4 | MEL 87.7 |" in card
+    assert "batch_size: 24" in card
+    assert "derm-lab/ammfm-swin" in capsys.readouterr().out
+
+
+def test_cli_push_of_a_model_directory_uploads_its_files_as_they_are(tiny_model, tmp_path, hub_uploads):
+    directory = tiny_model.save_pretrained(tmp_path / "model")
+    (directory / "README.md").write_text("---\nlibrary_name: mmfuse\n---\nA card edited by hand.\n")
+    (directory / "notes.txt").write_text("not part of the model")
+    assert main(["push", str(directory), "derm-lab/tiny", "--branch", "dev"]) == 0
+    (commit,) = hub_uploads
+    assert commit["revision"] == "dev"
+    assert {name: commit["files"][name] for name in MODEL_FILES} == {
+        name: (directory / name).read_bytes() for name in MODEL_FILES
+    }
+    assert sorted(commit["files"]) == sorted(MODEL_FILES)
+
+
+def test_cli_push_refuses_a_directory_that_holds_no_model(tmp_path, hub_uploads, capsys):
+    assert main(["push", str(tmp_path), "derm-lab/tiny"]) == 1
+    assert "neither a run directory" in capsys.readouterr().err
+    assert hub_uploads == []
+
+
+def test_a_failed_upload_names_the_repo_and_what_to_check(tiny_model):
+    # No mock: HF_HUB_OFFLINE (set for the test suite) makes the first network call fail.
+    with pytest.raises(mmfuse.PublishError, match="derm-lab/tiny.*token"):
+        tiny_model.push_to_hub("derm-lab/tiny")
+
+
+def test_model_card_has_hub_metadata_size_recipe_and_the_research_only_statement(tiny_model, tmp_path):
+    card = (
+        tiny_model.save_pretrained(tmp_path, metrics=METRICS, training_config=TRAINING_CONFIG) / "README.md"
+    ).read_text()
+    front_matter = yaml.safe_load(card.split("---")[1])
+    assert front_matter["library_name"] == "mmfuse"
+    assert front_matter["license"] == "apache-2.0"
+    assert {"mmfuse", "dermatology"} <= set(front_matter["tags"])
+    assert front_matter["metrics"] == ["roc_auc", "accuracy"]
+    params = sum(p.numel() for p in tiny_model.parameters())
+    assert f"({params:,})" in card
+    assert "It is not a medical device" in card
+    assert "epochs: 250" in card
+    assert "| primary | 75.5 | 64.4 |" in card
+
+
+def test_a_card_without_a_run_says_there_are_no_results(tiny_model, tmp_path):
+    card = (tiny_model.save_pretrained(tmp_path) / "README.md").read_text()
+    assert "No evaluation results were saved with this model." in card
+    assert "No training configuration was saved with this model." in card
+
+
+def test_malformed_metrics_fail_before_anything_is_written(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match=r"metrics\['test'\]\['final'\]\['avg_auc'\]"):
+        tiny_model.save_pretrained(tmp_path / "model", metrics={"test": {"final": {"avg_auc": "high"}}})
+    assert not (tmp_path / "model").exists()
