@@ -64,7 +64,9 @@ def spatial_attention(
         weights = torch.softmax(scale * q @ k.transpose(1, 2), dim=-1)
         out = weights @ value_tokens
     else:
-        out = F.scaled_dot_product_attention(q, k, value_tokens, scale=scale)
+        # Fused kernels need contiguous inputs; on transposed views SDPA silently falls back to the
+        # unfused math path (no faster than "materialized", and it stores the map).
+        out = F.scaled_dot_product_attention(q.contiguous(), k.contiguous(), value_tokens.contiguous(), scale=scale)
     return out.transpose(1, 2).reshape(batch, channels, height, width)
 
 

@@ -1,0 +1,150 @@
+"""Whole models: parameters, FLOPs, batch-1 latency and batch-24 throughput, as ratios to baseline-swin.
+
+The configurations are the paper's (named as in ``mmfuse params``): AMMFM and the symmetric baseline
+for each primary backbone, and the asymmetric/symmetric pairs with every fusion block (Table 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.timing import Settings, interleaved, summary_ms
+from mmfuse import FusionModel, build_model
+from mmfuse.params import PAPER_CONFIGURATIONS, count_parameters
+
+REFERENCE = "baseline-swin"
+CONFIGURATIONS: tuple[str, ...] = (
+    "ammfm-swin",
+    "baseline-swin",
+    "aff-concat-swin",
+    "aff-bab-swin",
+    "sff-aab-swin",
+    "sff-bab-swin",
+    "ammfm-resnet",
+    "baseline-resnet",
+    "ammfm-convnext",
+    "baseline-convnext",
+    "ammfm-swin-all-stages",
+)
+DESCRIPTIONS = {c.name: c for c in PAPER_CONFIGURATIONS}
+# Not a row of the paper: the cost of fusing at every stage (the option the default stage replaces).
+EXTRA = {"ammfm-swin-all-stages": ("ammfm-swin", {"fusion_stages": "all"})}
+
+
+def build(name: str, **overrides) -> FusionModel:
+    """One of the paper's two-branch configurations by its ``mmfuse params`` name (random weights)."""
+    if name in EXTRA:
+        preset, extra = EXTRA[name]
+        return build_model(preset, **{**extra, **overrides})
+    try:
+        description = DESCRIPTIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown configuration {name!r}; known: {sorted(DESCRIPTIONS)}") from None
+    if description.preset is None:
+        raise ValueError(f"{name!r} is a single-branch configuration; the benchmarks need two branches")
+    return build_model(description.preset, **{**description.overrides, **overrides})
+
+
+def prepare(model: FusionModel, settings: Settings) -> FusionModel:
+    model = model.to(settings.device).eval()
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def has_attention(model: FusionModel) -> bool:
+    return any(hasattr(block, "attention") for block in model.fusion_blocks.values())
+
+
+@torch.no_grad()
+def count_flops(model: FusionModel, settings: Settings) -> int:
+    """FLOPs (2 × multiply-accumulates of convolutions and matrix products) of one 224 px pair."""
+    x = settings.images(1, model.preprocessing["img_size"])
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(primary=x, auxiliary=x)
+    return int(counter.get_total_flops())
+
+
+def model_flops(model: FusionModel, settings: Settings) -> dict:
+    """FLOPs as run, and with materialised attention, whose matrix products the counter always sees.
+
+    ``FlopCounterMode`` has no formula for some CPU ``scaled_dot_product_attention`` kernels and then
+    counts them as zero; the materialised implementation computes the same products with ``bmm``.
+    """
+    as_run = count_flops(model, settings)
+    if not has_attention(model):
+        return {"flops": as_run, "flops_as_run": as_run}
+    config = model.config
+    config["fusion_options"] = {**config["fusion_options"], "attention": "materialized"}
+    exact = count_flops(prepare(FusionModel(config), settings), settings)
+    return {"flops": exact, "flops_as_run": as_run}
+
+
+def run(
+    settings: Settings,
+    models: Mapping[str, FusionModel] | None = None,
+    *,
+    reference: str = REFERENCE,
+    throughput_batch: int = 24,
+    img_size: int = 224,
+) -> dict:
+    """The ``models`` section of the report: every configuration, then ratios to ``reference``.
+
+    ``models`` defaults to :data:`CONFIGURATIONS` built at full size with random weights.
+    """
+    if models is None:
+        torch.manual_seed(0)
+        models = {name: build(name) for name in CONFIGURATIONS}
+    models = {name: prepare(model, settings) for name, model in models.items()}
+    results = {name: {"params": count_parameters(model)} for name, model in models.items()}
+    for name, model in models.items():
+        results[name].update(model_flops(model, settings))
+        results[name]["fusion_stages"] = model.config["fusion_stages"]
+
+    def forward(model: FusionModel, x: torch.Tensor):
+        def call():
+            with torch.inference_mode(), settings.autocast():
+                return model(primary=x, auxiliary=x)
+
+        return call
+
+    one = settings.images(1, img_size)
+    latency = interleaved(
+        {name: forward(model, one) for name, model in models.items()},
+        device=settings.device,
+        warmup=2 if settings.quick else 3,
+        rounds=5 if settings.quick else 15,
+        block=3 if settings.quick else 5,
+    )
+    batch = settings.images(throughput_batch, img_size)
+    throughput = interleaved(
+        {name: forward(model, batch) for name, model in models.items()},
+        device=settings.device,
+        warmup=1 if not settings.cuda else 3,
+        rounds=2 if settings.quick else 4,
+        block=1 if not settings.cuda else 5,
+    )
+    for name in models:
+        lat, thr = summary_ms(latency[name]), summary_ms(throughput[name])
+        results[name].update(
+            {
+                "latency_ms_b1": lat["median_ms"],
+                "latency_ms_b1_min": lat["min_ms"],
+                "latency_samples": lat["samples"],
+                f"throughput_b{throughput_batch}": round(throughput_batch * 1e3 / thr["median_ms"], 2),
+                f"throughput_b{throughput_batch}_max": round(throughput_batch * 1e3 / thr["min_ms"], 2),
+                "throughput_samples": thr["samples"],
+            }
+        )
+    if reference in results:
+        base = results[reference]
+        for entry in results.values():
+            entry["ratios"] = {
+                key: round(entry[key] / base[key], 4)
+                for key in ("params", "flops", "latency_ms_b1", f"throughput_b{throughput_batch}")
+            }
+    return results
