@@ -1,0 +1,57 @@
+"""``mmfuse predict MODEL --primary IMG [--auxiliary IMG] [--json]``: one case, every task."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="per-task probabilities and predicted classes for one image pair"
+    )
+    parser.add_argument("model", metavar="MODEL", help="a model directory, a run directory or a Hub name")
+    parser.add_argument(
+        "--primary", required=True, metavar="IMG", help="the primary image (Derm7pt: dermoscopy)"
+    )
+    parser.add_argument(
+        "--auxiliary", metavar="IMG", help="the auxiliary image (Derm7pt: clinical); optional"
+    )
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)
+
+
+def format_prediction(result: dict) -> str:
+    lines = []
+    width = max(len(name) for name in result["tasks"])
+    for name, entry in result["tasks"].items():
+        probs = "  ".join(f"{c} {p:.3f}" for c, p in entry["probabilities"].items())
+        lines.append(f"{name.ljust(width)}  {entry['predicted']:<5}  ({probs})")
+    if not result["auxiliary_used"]:
+        lines.append("no auxiliary image: the primary head answered alone")
+    if "seven_point" in result:
+        sp = result["seven_point"]
+        verdict = "melanoma suspected" if sp["melanoma"] else "below the melanoma threshold"
+        lines.append(f"seven-point score: {sp['score']} ({verdict}, threshold {sp['threshold']})")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mmfuse.evaluation.pair import predict_pair
+    from mmfuse.hub import from_pretrained
+    from mmfuse.training.distributed import DistContext
+    from mmfuse.training.trainer import select_device
+
+    for option, image in (("--primary", args.primary), ("--auxiliary", args.auxiliary)):
+        if image is not None and not Path(image).is_file():
+            raise FileNotFoundError(f"{option} image not found: {image}")
+    path = Path(args.model)
+    model = from_pretrained(path / "model" if (path / "model" / "config.json").is_file() else args.model)
+    result = predict_pair(
+        model, args.primary, args.auxiliary, device=select_device(args.device, DistContext())
+    )
+    print(json.dumps(result, indent=2) if args.json else format_prediction(result))
+    return 0

@@ -1,0 +1,38 @@
+"""Evaluation: the paper's metrics, TTA predictions, the head-weight search, run reports.
+
+Names are imported on first use (PEP 562), so training and ``mmfuse predict`` do not pay for
+torchmetrics' import until they compute a metric.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "MELANOMA_CLASSES": "derm7pt",
+    "seven_point": "derm7pt",
+    "evaluate_run": "evaluate",
+    "predict_split": "evaluate",
+    "search_weights": "evaluate",
+    "write_split_report": "evaluate",
+    "Predictions": "inference",
+    "collect_predictions": "inference",
+    "head_metrics": "metrics",
+    "scored_classes": "metrics",
+    "task_metrics": "metrics",
+    "predict_pair": "pair",
+    "format_table": "report",
+    "split_metrics": "report",
+    "WeightSearchResult": "weight_search",
+    "mix": "weight_search",
+    "search_head_weights": "weight_search",
+    "simplex_grid": "weight_search",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

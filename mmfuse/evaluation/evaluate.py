@@ -1,0 +1,162 @@
+"""Evaluate a model on a dataset split, and finish a training run: weight search, metrics, report files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from mmfuse.evaluation.inference import Predictions, collect_predictions
+from mmfuse.evaluation.report import final_probabilities, split_metrics
+from mmfuse.evaluation.weight_search import WeightSearchResult, search_head_weights
+from mmfuse.evaluation.writers import (
+    METRICS_FILE,
+    plot_confusion_matrices,
+    plot_roc_curves,
+    write_json,
+    write_predictions_csv,
+)
+from mmfuse.model import HEADS
+
+WEIGHT_SEARCH_FILE = "weight_search.json"
+
+
+def evaluation_dataset(model, data_config: Mapping, split: str):
+    """The split as the model sees it at test time: no augmentation, the model's size and normalisation."""
+    from mmfuse.data import build_dataset
+
+    prep = model.preprocessing
+    return build_dataset(
+        dict(data_config), split, train=False, img_size=prep["img_size"], mean=prep["mean"], std=prep["std"]
+    )
+
+
+def predict_split(
+    model,
+    dataset,
+    *,
+    device: torch.device | str = "cpu",
+    tta: bool | Sequence[str] = False,
+    primary_only: bool = False,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    amp: str = "none",
+    channels_last: bool = False,
+    progress: bool | None = None,
+) -> Predictions:
+    """Per-head probabilities for every case of ``dataset`` (see :func:`collect_predictions`)."""
+    from mmfuse.training.batches import evaluation_loader
+
+    loader = evaluation_loader(dataset, batch_size=batch_size, num_workers=num_workers)
+    return collect_predictions(
+        model,
+        loader,
+        device=device,
+        tta=tta,
+        primary_only=primary_only,
+        amp=amp,
+        channels_last=channels_last,
+        progress=progress,
+    )
+
+
+def write_split_report(
+    out: str | Path,
+    split: str,
+    predictions: Predictions,
+    tasks,
+    head_weights: Mapping[str, float],
+    *,
+    plots: bool = True,
+) -> dict:
+    """``predictions_<split>.csv`` and (with ``plots``) ``roc_<split>.png``, ``confusion_<split>.png``; returns the split's metrics."""
+    out = Path(out)
+    final = final_probabilities(predictions, head_weights)
+    write_predictions_csv(
+        out / f"predictions_{split}.csv", predictions.case_ids, predictions.labels, final, tasks
+    )
+    if plots:
+        plot_roc_curves(
+            out / f"roc_{split}.png", final, predictions.labels, tasks, title=f"{split}: final prediction"
+        )
+        plot_confusion_matrices(
+            out / f"confusion_{split}.png",
+            final,
+            predictions.labels,
+            tasks,
+            title=f"{split}: final prediction",
+        )
+    return split_metrics(predictions, tasks, head_weights)
+
+
+def search_weights(model, predictions: Predictions, *, step: float, objective: str) -> WeightSearchResult:
+    """Run the simplex search on ``predictions`` (the validation split) and store the weights in ``model``."""
+    result = search_head_weights(
+        predictions.probabilities,
+        predictions.labels,
+        model.tasks,
+        auxiliary_present=predictions.auxiliary_present,
+        step=step,
+        objective=objective,
+    )
+    model.set_head_weights(result.weights)
+    return result
+
+
+def evaluate_run(
+    model,
+    config: Mapping,
+    out: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool | None = None,
+) -> dict:
+    """After training: TTA predictions, the weight search on the validation split, the report files.
+
+    Returns the content of ``metrics.json``: ``{split: {head: report}, "head_weights": {...}}``.
+    """
+    from mmfuse.training.config import dataset_options
+
+    out = Path(out)
+    evaluation, data = config["evaluation"], config["data"]
+    val_split = data["val_split"]
+    splits = list(dict.fromkeys(evaluation["splits"]))
+    options = dict(
+        device=device,
+        tta=evaluation["tta"],
+        batch_size=evaluation["batch_size"],
+        num_workers=data["num_workers"],
+        amp=config["train"]["amp"],
+        channels_last=config["train"]["channels_last"] and torch.device(device).type == "cuda",
+        progress=progress,
+    )
+    predictions = {
+        split: predict_split(model, evaluation_dataset(model, dataset_options(config), split), **options)
+        for split in dict.fromkeys([val_split, *splits])
+    }
+    search = evaluation["weight_search"]
+    result = search_weights(
+        model, predictions[val_split], step=float(search["step"]), objective=search["objective"]
+    )
+    write_json(
+        out / WEIGHT_SEARCH_FILE,
+        {
+            "split": val_split,
+            "objective": result.objective,
+            "step": float(search["step"]),
+            "weights": result.weights,
+            "score": result.score,
+            "head_scores": result.head_scores,
+        },
+    )
+    weights = model.head_weights_dict
+    metrics: dict = {
+        split: write_split_report(
+            out, split, predictions[split], model.tasks, weights, plots=evaluation["plots"]
+        )
+        for split in splits
+    }
+    metrics["head_weights"] = {h: round(weights[h], 6) for h in HEADS}  # the model stores float32
+    write_json(out / METRICS_FILE, metrics)
+    return metrics

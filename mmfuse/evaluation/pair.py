@@ -1,0 +1,58 @@
+"""Predict one case from image files: per-task probabilities, predicted classes, dataset-specific scores."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+
+from mmfuse.evaluation.derm7pt import seven_point
+
+
+def load_image(path: str | os.PathLike, modality: str, preprocessing: Mapping) -> torch.Tensor:
+    """``[1, 3, S, S]`` exactly as the evaluation datasets prepare an image (resize, normalise)."""
+    from mmfuse.data.augment import build_augmenter
+    from mmfuse.data.images import augmentation_margin, load_resized
+
+    size = int(preprocessing["img_size"])
+    pixels = load_resized(path, size + augmentation_margin(size))
+    augmenter = build_augmenter(
+        modality, train=False, img_size=size, mean=preprocessing["mean"], std=preprocessing["std"]
+    )
+    return augmenter(pixels).unsqueeze(0)
+
+
+def predict_pair(
+    model,
+    primary: str | os.PathLike,
+    auxiliary: str | os.PathLike | None = None,
+    *,
+    device: torch.device | str = "cpu",
+) -> dict:
+    """``{"tasks": {task: {"predicted", "probabilities": {class: p}}}, "auxiliary_used", "head_weights", ...}``.
+
+    Without ``auxiliary`` the primary branch answers alone (see :meth:`mmfuse.FusionModel.predict`).
+    For the Derm7pt tasks the result also holds ``seven_point``: the checklist score of the predicted
+    criteria and whether it reaches the melanoma threshold.
+    """
+    prep = model.preprocessing
+    x = load_image(primary, "primary", prep).to(device)
+    y = load_image(auxiliary, "auxiliary", prep).to(device) if auxiliary is not None else None
+    probabilities = model.to(device).predict(primary=x, auxiliary=y)
+    tasks = {}
+    for task in model.tasks:
+        p = probabilities[task.name][0].float().cpu()
+        tasks[task.name] = {
+            "predicted": task.classes[int(p.argmax())],
+            "probabilities": {c: float(v) for c, v in zip(task.classes, p.tolist(), strict=True)},
+        }
+    result = {
+        "tasks": tasks,
+        "auxiliary_used": auxiliary is not None,
+        "head_weights": model.head_weights_dict if auxiliary is not None else {"primary": 1.0},
+    }
+    score = seven_point({name: entry["predicted"] for name, entry in tasks.items()}, model.tasks)
+    if score is not None:
+        result["seven_point"] = score
+    return result

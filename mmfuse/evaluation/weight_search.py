@@ -1,0 +1,90 @@
+"""Eq. 4's head weights, searched on the validation split over a grid on the simplex.
+
+Every point ``(w_primary, w_auxiliary, w_fusion) = (i, j, k) / n`` with ``i + j + k = n`` and
+``n = 1 / step`` is tried (231 points at the default step 0.05). The corners are the single heads, so the
+chosen weights score at least as well as the best head on the validation split. Ties go to the point
+nearest equal weights, which keeps the choice stable when heads agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from mmfuse.evaluation.metrics import objective as score
+from mmfuse.model import HEADS
+from mmfuse.tasks import TaskSpec
+
+
+def simplex_grid(step: float = 0.05) -> list[tuple[float, float, float]]:
+    """All weight triples on the simplex at ``step`` resolution (``1 / step`` must be an integer)."""
+    n = round(1 / step)
+    if n < 1 or abs(n * step - 1) > 1e-9:
+        raise ValueError(f"weight search step must divide 1 evenly, got {step!r}")
+    return [(i / n, j / n, (n - i - j) / n) for i in range(n + 1) for j in range(n + 1 - i)]
+
+
+def mix(
+    probabilities: Mapping[str, Mapping[str, torch.Tensor]],
+    weights: Mapping[str, float],
+    auxiliary_present: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Eq. 4 on stored probabilities, as :meth:`mmfuse.FusionModel.combine` computes it.
+
+    Rows whose auxiliary image is missing take the primary head's probabilities.
+    """
+    heads = [h for h in HEADS if h in probabilities]
+    weights = {h: float(weights[h]) for h in heads}
+    total = sum(weights.values())
+    if total <= 0:  # e.g. primary-only inference with w_primary = 0: the heads present share equally
+        weights, total = dict.fromkeys(heads, 1.0), float(len(heads))
+    mixed = {}
+    for task in probabilities[heads[0]]:
+        value = sum(weights[h] * probabilities[h][task] for h in heads) / total
+        if auxiliary_present is not None and "primary" in probabilities:
+            keep = auxiliary_present.bool().view(-1, 1)
+            value = torch.where(keep, value, probabilities["primary"][task])
+        mixed[task] = value
+    return mixed
+
+
+@dataclass(frozen=True)
+class WeightSearchResult:
+    """The chosen weights, their validation score, each single head's score, and the objective's name."""
+
+    weights: dict[str, float]
+    score: float
+    head_scores: dict[str, float]
+    objective: str
+
+
+def search_head_weights(
+    probabilities: Mapping[str, Mapping[str, torch.Tensor]],
+    labels: torch.Tensor,
+    tasks: Sequence[TaskSpec],
+    *,
+    auxiliary_present: torch.Tensor | None = None,
+    step: float = 0.05,
+    objective: str = "avg_auc",
+) -> WeightSearchResult:
+    """The grid point maximising ``objective`` (``"avg_auc"`` or ``"avg_acc"``) of the mixed prediction."""
+    missing = [h for h in HEADS if h not in probabilities]
+    if missing:
+        raise ValueError(f"the weight search needs all three heads' probabilities; missing {missing}")
+    best: tuple[float, float, tuple[float, float, float]] | None = None
+    head_scores = {}
+    for point in simplex_grid(step):
+        weights = dict(zip(HEADS, point, strict=True))
+        value = score(mix(probabilities, weights, auxiliary_present), labels, tasks, objective)
+        for head, w in weights.items():
+            if w == 1.0:
+                head_scores[head] = value
+        spread = sum((w - 1 / 3) ** 2 for w in point)
+        if value != value:  # NaN (no class with both outcomes): never preferred
+            value = float("-inf")
+        if best is None or value > best[0] or (value == best[0] and spread < best[1]):
+            best = (value, spread, point)
+    assert best is not None
+    return WeightSearchResult(dict(zip(HEADS, best[2], strict=True)), best[0], head_scores, objective)

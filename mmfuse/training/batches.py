@@ -1,0 +1,188 @@
+"""Where training batches come from: a DataLoader over the dataset, or a uint8 cache on the device.
+
+Both sources give the same thing per step — a dict with ``primary``, ``auxiliary`` (float, normalised,
+on the training device), ``auxiliary_present`` and ``labels`` — and both make each epoch a pure function
+of ``(seed, epoch)``: the order comes from :class:`~torch.utils.data.DistributedSampler` seeded with the
+run seed and the epoch, the augmentation from the epoch. That is what lets a resumed run replay an epoch
+exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from mmfuse.training.distributed import DistContext
+
+BATCH_KEYS = ("primary", "auxiliary", "auxiliary_present", "labels")
+
+
+class BatchSource(Protocol):
+    """An epoch's training batches, already on the training device."""
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]: ...
+
+
+def per_rank_batch_size(batch_size: int, context: DistContext) -> int:
+    """The configured batch size is global, so a config means the same recipe alone or under torchrun."""
+    if batch_size % context.world_size:
+        raise ValueError(
+            f"train.batch_size {batch_size} is not divisible by the {context.world_size} torchrun processes"
+        )
+    return batch_size // context.world_size
+
+
+def _drop_last(samples: int, batch_size: int) -> bool:
+    # A final batch of one sample breaks batch-norm in training mode; any other remainder is kept.
+    return samples % batch_size == 1
+
+
+def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict[str, torch.Tensor]:
+    out = {}
+    for key in BATCH_KEYS:
+        value = batch[key].to(device, non_blocking=True)
+        if channels_last and value.ndim == 4:
+            value = value.contiguous(memory_format=torch.channels_last)
+        out[key] = value
+    return out
+
+
+class LoaderBatches:
+    """Decode and augment on the CPU in ``num_workers`` processes (the dataset's own pipeline)."""
+
+    def __init__(
+        self,
+        dataset,
+        *,
+        batch_size: int,
+        seed: int,
+        context: DistContext,
+        device: torch.device,
+        num_workers: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        self.dataset = dataset
+        self.sampler = DistributedSampler(
+            dataset, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=seed
+        )
+        self.device = device
+        self.channels_last = channels_last
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            num_workers=num_workers,
+            drop_last=_drop_last(len(self.sampler), batch_size),
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def epoch(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        self.dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        for batch in self.loader:
+            yield to_device(batch, self.device, self.channels_last)
+
+
+def evaluation_loader(dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """In order, no augmentation beyond the dataset's own evaluation transform."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+
+
+class DeviceCacheBatches:
+    """Every training image decoded once into uint8 tensors on the device; batches augmented there.
+
+    This keeps a GPU fed without CPU workers: the per-step cost is one gather and one ``grid_sample``
+    (:class:`mmfuse.data.augment.BatchAugmenter`). Pixels come from the prepared cache when it is fresh
+    (``mmfuse data prepare``), else from the image files, once. The random choices of step ``s`` of
+    epoch ``e`` come from a generator seeded with ``(seed, e, s)``, so epochs replay exactly on resume.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        *,
+        batch_size: int,
+        seed: int,
+        context: DistContext,
+        device: torch.device,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: dict | None = None,
+        channels_last: bool = False,
+        num_threads: int = 8,
+    ) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from mmfuse.data.augment import MODALITIES, BatchAugmenter
+
+        self.dataset = dataset
+        self.seed = int(seed)
+        self.device = device
+        self.batch_size = batch_size
+        self.channels_last = channels_last
+        self.sampler = DistributedSampler(
+            dataset, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=seed
+        )
+        self.drop_last = _drop_last(len(self.sampler), batch_size)
+        options = dict(augment or {})
+        per_modality = {m: dict(options.pop(m, None) or {}) for m in MODALITIES}
+        size = dataset.img_size
+        self.augmenters = {
+            m: BatchAugmenter(
+                train=True,
+                img_size=size,
+                mean=mean,
+                std=std,
+                **{**options, **per_modality[m]},
+            )
+            for m in MODALITIES
+        }
+
+        def pixels(modality: str) -> torch.Tensor:
+            with ThreadPoolExecutor(max_workers=num_threads) as pool:
+                images = list(pool.map(lambda i: dataset.load_pixels(i, modality), range(len(dataset))))
+            side = dataset.load_size
+            blank = torch.zeros((side, side, 3), dtype=torch.uint8)
+            stacked = torch.stack([blank if img is None else torch.from_numpy(img) for img in images])
+            return stacked.to(device)
+
+        self.primary = pixels("primary")
+        self.auxiliary = pixels("auxiliary")
+        self.present = torch.tensor(
+            [r.auxiliary_path is not None for r in dataset.records], dtype=torch.bool, device=device
+        )
+        self.labels = dataset.label_matrix().to(device)
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        from mmfuse.data.augment import sample_seed
+
+        self.sampler.set_epoch(epoch)
+        order = torch.tensor(list(self.sampler), dtype=torch.long, device=self.device)
+        for step in range(len(self)):
+            index = order[step * self.batch_size : (step + 1) * self.batch_size]
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(sample_seed(self.seed, epoch, step, 2))
+            present = self.present[index]
+            primary = self.augmenters["primary"](self.primary[index], generator)
+            auxiliary = self.augmenters["auxiliary"](self.auxiliary[index], generator)
+            auxiliary = auxiliary * present.view(-1, 1, 1, 1)  # missing images stay all zeros
+            batch = {
+                "primary": primary,
+                "auxiliary": auxiliary,
+                "auxiliary_present": present,
+                "labels": self.labels[index],
+            }
+            yield to_device(batch, self.device, self.channels_last)

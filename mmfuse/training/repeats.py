@@ -1,0 +1,134 @@
+"""``--seeds 0,1,…``: one training per seed, then mean ± std tables in the style of the paper's Tables 6–10.
+
+Each seed trains into ``RUN/seed_<k>/`` (a complete run directory, resumable on its own);
+``RUN/summary.json`` and ``RUN/summary.md`` hold, per split and head, the mean and the standard
+deviation over seeds (population, numpy's default) of ``avg_auc``, ``avg_acc``, the melanoma-set
+averages, every task's accuracy and every class's AUC.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mmfuse.evaluation.writers import write_json
+from mmfuse.training.checkpoint import atomic_write_text
+
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-9"`` (inclusive) -> a list of distinct seeds in order."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                low, high = part.split("-", 1)
+                seeds += list(range(int(low), int(high) + 1))
+            elif part:
+                seeds.append(int(part))
+    except ValueError:
+        raise ValueError(f"--seeds expects integers like '0,1,2' or '0-9', got {text!r}") from None
+    if not seeds:
+        raise ValueError(f"--seeds names no seed: {text!r}")
+    return list(dict.fromkeys(seeds))
+
+
+def _flatten(report: Mapping) -> dict[str, float]:
+    """One head's report as ``{"avg_auc": .., "mel.auc": .., "acc.DIAG": .., "auc.DIAG.MEL": ..}``."""
+    flat = {"avg_auc": report["avg_auc"], "avg_acc": report["avg_acc"]}
+    for name, values in report.items():
+        if name not in ("avg_auc", "avg_acc", "tasks") and isinstance(values, Mapping):
+            flat.update({f"{name}.{k}": v for k, v in values.items()})
+    for task, entry in report["tasks"].items():
+        flat[f"acc.{task}"] = entry["acc"]
+        flat.update({f"auc.{task}.{c}": m["auc"] for c, m in entry["classes"].items()})
+    return flat
+
+
+def _stats(values: Sequence[float | None]) -> dict[str, float | int]:
+    finite = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if finite.size == 0:
+        return {"mean": math.nan, "std": math.nan, "n": 0}
+    return {"mean": float(finite.mean()), "std": float(finite.std()), "n": int(finite.size)}
+
+
+def summarize(runs: Mapping[int, Mapping]) -> dict:
+    """``{"seeds": [...], split: {head: {metric: {"mean", "std", "n"}}}}`` from ``{seed: metrics.json}``."""
+    first = next(iter(runs.values()))
+    summary: dict = {"seeds": list(runs)}
+    for split, heads in first.items():
+        if split == "head_weights":
+            continue
+        summary[split] = {}
+        for head in heads:
+            flats = [_flatten(metrics[split][head]) for metrics in runs.values()]
+            summary[split][head] = {key: _stats([f.get(key) for f in flats]) for key in flats[0]}
+    weights = [m["head_weights"] for m in runs.values() if "head_weights" in m]
+    if weights:
+        summary["head_weights"] = {h: _stats([w[h] for w in weights]) for h in weights[0]}
+    return summary
+
+
+def _cell(stat: Mapping) -> str:
+    if not stat["n"]:
+        return "n/a"
+    return f"{100 * stat['mean']:.1f}±{100 * stat['std']:.1f}"
+
+
+def summary_markdown(summary: Mapping) -> str:
+    """Markdown: per split, AVG AUC / AVG ACC per head (Tables 6, 7, 9, 10), then per-class AUC (Table 8)."""
+    lines = [f"# Mean ± std over seeds {', '.join(map(str, summary['seeds']))} (%)", ""]
+    for split, heads in summary.items():
+        if split in ("seeds", "head_weights"):
+            continue
+        names = list(heads)
+        lines += [f"## {split}", "", "| head | AVG AUC | AVG ACC |", "|---|---|---|"]
+        lines += [f"| {h} | {_cell(heads[h]['avg_auc'])} | {_cell(heads[h]['avg_acc'])} |" for h in names]
+        keys = [k for k in heads[names[0]] if k.startswith("auc.")]
+        lines += ["", f"| task | class | {' | '.join(names)} |", "|---|---|" + "---|" * len(names)]
+        for key in keys:
+            _, task, cls = key.split(".", 2)
+            lines.append(f"| {task} | {cls} | {' | '.join(_cell(heads[h][key]) for h in names)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_seeds(
+    config: Mapping,
+    out: str | Path,
+    seeds: Sequence[int],
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> dict:
+    """Train once per seed into ``out/seed_<k>`` and write the summary files; returns the summary."""
+    from mmfuse.training.trainer import train
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for seed in seeds:
+        seeded = {**config, "train": {**config["train"], "seed": int(seed)}}
+        run_dir = out / f"seed_{seed}"
+        done = (run_dir / "metrics.json").is_file() and (run_dir / "model").is_dir()
+        if resume and done:
+            import json
+
+            runs[seed] = json.loads((run_dir / "metrics.json").read_text())
+            continue
+        result = train(seeded, run_dir, resume=resume and run_dir.exists(), progress=progress)
+        if result.metrics is None:  # a non-zero torchrun rank: rank 0 writes the summary
+            continue
+        runs[seed] = result.metrics
+    if not runs:
+        return {}
+    summary = summarize(runs)
+    write_json(out / SUMMARY_JSON, summary)
+    atomic_write_text(out / SUMMARY_MD, summary_markdown(summary))
+    return summary

@@ -1,0 +1,83 @@
+"""The run directory: checked before anything is trained, so a bad ``--out`` fails in the first second.
+
+A run needs a directory it can create and write, enough free space for its checkpoints and final
+model, and — unless it resumes — no earlier run in the same place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from mmfuse.errors import MmfuseError
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINTS = "checkpoints"
+MODEL_DIR = "model"
+
+# Keys that may differ between a run and its resumption without changing the trained weights.
+_RESUME_FREE = {
+    ("data", "num_workers"),
+    ("train", "log_every"),
+    ("train", "keep_checkpoints"),
+    ("train", "checkpoint_every"),
+}
+
+
+class RunDirError(MmfuseError):
+    """``--out`` cannot hold this run (unwritable, full, or already holding another run)."""
+
+
+def required_bytes(num_parameters: int, keep_checkpoints: int) -> int:
+    """Disk a run needs: checkpoints (weights, average, two Adam moments) while one more is written, plus the model."""
+    per_checkpoint = 4 * num_parameters * 4
+    return per_checkpoint * (max(keep_checkpoints, 1) + 1) + 4 * num_parameters + 16 * 2**20
+
+
+def check_run_dir(out: str | Path, *, resume: bool, needed: int) -> Path:
+    """Create ``out`` and prove it is writable and has ``needed`` bytes free; raise :class:`RunDirError` if not."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    if not resume and ((out / CHECKPOINTS).exists() or (out / CONFIG_FILE).exists()):
+        raise RunDirError(
+            f"--out {out} already holds a run; pass --resume to continue it, or choose an empty directory"
+        )
+    probe = out / f".write-test-{os.getpid()}"
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * 4096)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise RunDirError(f"--out {out} is not writable: {exc.strerror or exc}") from None
+    finally:
+        probe.unlink(missing_ok=True)
+    free = shutil.disk_usage(out).free
+    if free < needed:
+        raise RunDirError(
+            f"--out {out} has {free / 2**20:.0f} MiB free but this run needs about {needed / 2**20:.0f} MiB "
+            "(checkpoints and the final model); free some space or choose another directory"
+        )
+    return out
+
+
+def config_differences(stored: Mapping, given: Mapping, path: tuple[str, ...] = ()) -> list[str]:
+    """Dotted keys whose values differ (ignoring keys that do not affect the weights)."""
+    differences = []
+    for key in sorted(set(stored) | set(given)):
+        where = (*path, key)
+        if where in _RESUME_FREE or (len(where) == 1 and key == "evaluation"):
+            continue
+        a, b = stored.get(key), given.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            differences += config_differences(a, b, where)
+        elif a != b:
+            differences.append(f"{'.'.join(where)}: {a!r} in the run, {b!r} given")
+    return differences

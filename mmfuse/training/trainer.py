@@ -1,0 +1,447 @@
+"""The three-head trainer: Adam, a per-epoch schedule, SWA over the last epochs, checkpoints, resume.
+
+One epoch is a pure function of the state at its start — weights, Adam's moments, schedulers, the SWA
+average, the RNG states — and of ``(seed, epoch)``, which fix the data order and the augmentation.
+That state is checkpointed after every epoch, so a run killed at any moment and resumed ends with the
+same weights, bit for bit on CPU, as one that never stopped.
+
+After the last epoch the averaged weights get fresh batch-norm statistics (one pass over the training
+data) and replace the live ones: the averaged model is the one evaluated and saved.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
+from tqdm.auto import tqdm
+
+from mmfuse.errors import MmfuseError
+from mmfuse.evaluation.inference import autocast_context
+from mmfuse.evaluation.writers import LOG_FILE, write_epoch_log
+from mmfuse.training import checkpoint
+from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
+from mmfuse.training.config import dataset_options, dump_config, model_spec
+from mmfuse.training.distributed import DistContext, init_from_env, shutdown
+from mmfuse.training.losses import multitask_loss
+from mmfuse.training.rundir import (
+    CHECKPOINTS,
+    CONFIG_FILE,
+    MODEL_DIR,
+    RunDirError,
+    check_run_dir,
+    config_differences,
+    required_bytes,
+)
+
+HEAD_LOSSES = ("primary", "auxiliary", "fusion")
+
+
+class NonFiniteLossError(MmfuseError):
+    """The loss became NaN or infinite; the run stopped and its last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    """What a run left behind. ``model`` and ``metrics`` are ``None`` on non-zero torchrun ranks."""
+
+    run_dir: Path
+    model: nn.Module | None = None
+    metrics: dict | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+def select_device(name: str, context: DistContext) -> torch.device:
+    """``auto``: this process's GPU under torchrun, the GPU alone, else the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", context.local_rank)
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device is {name!r} but CUDA is not available here; use 'auto' or 'cpu'")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_factor(epoch: int, train: Mapping) -> float:
+    """The base schedule's multiplier of ``train.lr`` for ``epoch`` (SWA epochs follow SWALR instead)."""
+    warmup = int(train["warmup_epochs"])
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    if train["schedule"] == "constant":
+        return 1.0
+    span = max(1, train["epochs"] - train["swa"]["epochs"] - warmup)
+    progress = min(1.0, (epoch - warmup) / span)
+    low = float(train["min_lr_ratio"])
+    return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class _PairInput(nn.Module):
+    """Lets :func:`torch.optim.swa_utils.update_bn` feed our dict batches to a two-input model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Mapping[str, torch.Tensor]):
+        return self.model(
+            primary=batch["primary"],
+            auxiliary=batch["auxiliary"],
+            auxiliary_present=batch["auxiliary_present"],
+        )
+
+
+class Trainer:
+    """Train one model from a resolved config into ``out``; see :func:`train`."""
+
+    def __init__(
+        self,
+        config: Mapping,
+        out: str | Path,
+        *,
+        resume: bool = False,
+        evaluate: bool = True,
+        progress: bool | None = None,
+    ) -> None:
+        self.config = dict(config)
+        self.out = Path(out)
+        self.resume = resume
+        self.evaluate = evaluate
+        self.train_cfg = self.config["train"]
+        self.context = init_from_env(
+            None if self.train_cfg["device"] == "auto" else torch.device(self.train_cfg["device"])
+        )
+        self.device = select_device(self.train_cfg["device"], self.context)
+        self.progress = progress if progress is not None else (sys.stderr.isatty() or None)
+        if not self.context.is_main:
+            self.progress = False
+        self.cuda = self.device.type == "cuda"
+        self.amp = self.train_cfg["amp"] if self.cuda else "none"
+        self.channels_last = bool(self.train_cfg["channels_last"]) and self.cuda
+        self.seed = int(self.train_cfg["seed"])
+        self.epochs = int(self.train_cfg["epochs"])
+        self.swa_start = self.epochs - int(self.train_cfg["swa"]["epochs"])
+        self.checkpoints = self.out / CHECKPOINTS
+        self.history: list[dict] = []
+        self.start_epoch = 0
+
+        seed_everything(self.seed)
+        preset, pretrained, overrides = model_spec(self.config)
+        from mmfuse.presets import build_model
+
+        self.model = build_model(preset, pretrained=pretrained, **overrides).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._prepare_out()
+        self.tasks = self.model.tasks
+        self.batches = self._batch_source(self.context)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(),
+            lr=float(self.train_cfg["lr"]),
+            weight_decay=float(self.train_cfg["weight_decay"]),
+            fused=True if self.cuda else None,  # one kernel per step on GPUs; CPU keeps the reference path
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda e: lr_factor(e, self.train_cfg)
+        )
+        swa_lr = self.train_cfg["swa"]["lr"]
+        if swa_lr is None:
+            swa_lr = float(self.train_cfg["lr"]) * lr_factor(self.swa_start, self.train_cfg)
+        self.swa_scheduler = SWALR(
+            self.optimizer,
+            swa_lr=float(swa_lr),
+            anneal_epochs=max(1, int(self.train_cfg["swa"]["anneal_epochs"])),
+            anneal_strategy="cos",
+        )
+        self.swa_model = AveragedModel(self.model)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
+        if self.resume:
+            self._load_latest()
+        self.network: nn.Module = self.model
+        if self.context.enabled:
+            self.network = nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.cuda else None,
+                find_unused_parameters=float(self.train_cfg["modality_dropout"]) > 0,
+            )
+        if self.train_cfg["compile"]:
+            self.network = torch.compile(self.network)
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def _prepare_out(self) -> None:
+        problem = None
+        if self.context.is_main:
+            try:
+                needed = required_bytes(
+                    sum(p.numel() for p in self.model.parameters()), int(self.train_cfg["keep_checkpoints"])
+                )
+                check_run_dir(self.out, resume=self.resume, needed=needed)
+                stored = self.out / CONFIG_FILE
+                if self.resume and stored.is_file():
+                    from mmfuse.training.config import load_config
+
+                    differences = config_differences(load_config(stored), self.config)
+                    if differences:
+                        raise RunDirError(
+                            f"--resume: the config differs from the one {self.out} was started with: "
+                            + "; ".join(differences)
+                        )
+                else:
+                    dump_config(self.config, stored)
+            except (RunDirError, ValueError, OSError) as exc:
+                problem = exc
+        if self.context.broadcast_flag(problem is not None):
+            raise (
+                problem if problem is not None else RunDirError(f"rank 0 could not prepare --out {self.out}")
+            )
+
+    def _dataset(self, split: str, *, train: bool):
+        from mmfuse.data import build_dataset
+
+        prep = self.model.preprocessing
+        return build_dataset(
+            dataset_options(self.config),
+            split,
+            train=train,
+            img_size=prep["img_size"],
+            mean=prep["mean"],
+            std=prep["std"],
+            seed=self.seed,
+        )
+
+    def _batch_source(self, context: DistContext) -> BatchSource:
+        data = self.config["data"]
+        dataset = self._dataset(data["train_split"], train=True)
+        if len(dataset) == 0:
+            raise ValueError(f"the training split {data['train_split']!r} of {data['root']} is empty")
+        batch_size = per_rank_batch_size(int(self.train_cfg["batch_size"]), context)
+        common = dict(batch_size=batch_size, seed=self.seed, context=context, device=self.device)
+        if data["device_cache"]:
+            prep = self.model.preprocessing
+            return DeviceCacheBatches(
+                dataset,
+                mean=prep["mean"],
+                std=prep["std"],
+                augment=dataset_options(self.config).get("augment"),
+                channels_last=self.channels_last,
+                **common,
+            )
+        return LoaderBatches(
+            dataset, num_workers=int(data["num_workers"]), channels_last=self.channels_last, **common
+        )
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _save(self, epoch: int) -> Path:
+        optimizer_tensors, optimizer_meta = checkpoint.split_optimizer_state(self.optimizer.state_dict())
+        state = {
+            "epoch": epoch,
+            "optimizer": optimizer_meta,
+            "scheduler": self.scheduler.state_dict(),
+            "swa_scheduler": self.swa_scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng": checkpoint.rng_states(),
+            "history": self.history,
+        }
+        tensors = {
+            "model": self.model.state_dict(),
+            "swa": self.swa_model.state_dict(),
+            "optimizer": optimizer_tensors,
+        }
+        return checkpoint.save(
+            self.checkpoints,
+            epoch,
+            tensors=tensors,
+            state=state,
+            keep=int(self.train_cfg["keep_checkpoints"]),
+        )
+
+    def _load_latest(self) -> None:
+        path = checkpoint.latest(self.checkpoints)
+        if path is None:
+            return  # --resume on a run that never finished an epoch starts it from the beginning
+        tensors, state = checkpoint.load(path)
+        self.model.load_state_dict(tensors["model"])
+        self.swa_model.load_state_dict(tensors["swa"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.swa_scheduler.load_state_dict(state["swa_scheduler"])
+        # The optimizer goes last: building the schedulers above rewrote its learning rates.
+        optimizer_state = checkpoint.join_optimizer_state(tensors.get("optimizer", {}), state["optimizer"])
+        self.optimizer.load_state_dict(optimizer_state)
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        checkpoint.set_rng_states(state["rng"])
+        self.history = list(state["history"])
+        self.start_epoch = int(state["epoch"])
+
+    # -- training --------------------------------------------------------------------------------
+    def _stop(self, value: float, epoch: int, step: int) -> None:
+        last = checkpoint.latest(self.checkpoints)
+        kept = (
+            f"the last good checkpoint is {last} (epoch {int(last.name.split('_')[1])})"
+            if last is not None
+            else "no checkpoint had been written yet"
+        )
+        hint = "switch train.amp from fp16 to bf16 or " if self.amp == "fp16" else ""
+        raise NonFiniteLossError(
+            f"training stopped: the loss became {value} at epoch {epoch + 1}, step {step + 1}; {kept}. "
+            f"Lower train.lr (or {hint}set train.grad_clip), then continue with --resume."
+        )
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.network.train()
+        dropout = float(self.train_cfg["modality_dropout"])
+        # Modality dropout draws once per step from a generator of (seed, epoch), the same on every rank.
+        draws = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        sums = torch.zeros(len(HEAD_LOSSES) + 1, device=self.device, dtype=torch.float64)
+        steps = 0
+        clip = self.train_cfg["grad_clip"]
+        check_every = 1 if not self.cuda else max(1, int(self.train_cfg["log_every"]))
+        bar = tqdm(
+            self.batches.epoch(epoch),
+            total=len(self.batches),
+            desc=f"epoch {epoch + 1}/{self.epochs}",
+            leave=False,
+            disable=not self.progress,
+        )
+        for step, batch in enumerate(bar):
+            primary_only = dropout > 0 and float(torch.rand((), generator=draws)) < dropout
+            with autocast_context(self.device, self.amp):
+                output = self.network(
+                    primary=batch["primary"],
+                    auxiliary=None if primary_only else batch["auxiliary"],
+                    auxiliary_present=None if primary_only else batch["auxiliary_present"],
+                )
+            loss, parts = multitask_loss(
+                output.logits, batch["labels"], self.tasks, batch["auxiliary_present"]
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            sums += torch.stack(
+                [loss.detach().double()]
+                + [parts[h].detach().double() if h in parts else sums.new_zeros(()) for h in HEAD_LOSSES]
+            )
+            steps += 1
+            if step % check_every == 0:
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    self._stop(value, epoch, step)
+                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        totals = self.context.all_reduce_sum(torch.cat([sums, sums.new_tensor([steps])]))
+        mean = (totals[:-1] / totals[-1].clamp(min=1)).tolist()
+        if not all(math.isfinite(v) for v in mean):
+            self._stop(mean[0], epoch, steps - 1)
+        return {"loss": mean[0], **{f"loss_{h}": v for h, v in zip(HEAD_LOSSES, mean[1:], strict=True)}}
+
+    def _log(self, epoch: int, losses: Mapping[str, float], lr: float, seconds: float) -> None:
+        samples = len(self.batches.sampler) * self.context.world_size
+        self.history.append(
+            {
+                "epoch": epoch + 1,
+                "lr": lr,
+                **{k: round(v, 6) for k, v in losses.items()},
+                "swa": int(epoch >= self.swa_start),
+                "seconds": round(seconds, 3),
+                "pairs_per_s": round(samples / max(seconds, 1e-9), 2),
+            }
+        )
+
+    def fit(self) -> TrainResult:
+        """Train the remaining epochs, then (rank 0) average, evaluate and save; see :func:`train`."""
+        epochs_bar = tqdm(
+            total=self.epochs, initial=self.start_epoch, desc="train", disable=not self.progress, unit="epoch"
+        )
+        try:
+            for epoch in range(self.start_epoch, self.epochs):
+                started = time.perf_counter()
+                lr = self.optimizer.param_groups[0]["lr"]
+                losses = self._train_epoch(epoch)
+                if epoch >= self.swa_start:
+                    self.swa_model.update_parameters(self.model)
+                    self.swa_scheduler.step()
+                else:
+                    self.scheduler.step()
+                self._log(epoch, losses, lr, time.perf_counter() - started)
+                if self.context.is_main:
+                    every = int(self.train_cfg["checkpoint_every"])
+                    if (epoch + 1) % every == 0 or epoch + 1 == self.epochs:
+                        self._save(epoch + 1)
+                    write_epoch_log(self.out / LOG_FILE, self.history)
+                epochs_bar.update(1)
+                epochs_bar.set_postfix(loss=f"{losses['loss']:.4f}", refresh=False)
+            self.context.barrier()
+        finally:
+            epochs_bar.close()
+            shutdown(self.context)
+        if not self.context.is_main:
+            return TrainResult(self.out, history=self.history)
+        model = self.finish()
+        metrics = None
+        if self.evaluate:
+            from mmfuse.evaluation.evaluate import evaluate_run
+
+            metrics = evaluate_run(model, self.config, self.out, device=self.device, progress=self.progress)
+        self.save_model(model, metrics)
+        return TrainResult(self.out, model, metrics, self.history)
+
+    def finish(self) -> nn.Module:
+        """Swap the SWA average in, with batch-norm statistics recomputed on the training data."""
+        model = self.model
+        if self.swa_start < self.epochs:
+            averaged = self.swa_model.module
+            source = self._batch_source(DistContext()) if self.context.enabled else self.batches
+            with torch.no_grad(), autocast_context(self.device, self.amp):
+                update_bn(source.epoch(self.epochs), _PairInput(averaged))
+            model.load_state_dict(averaged.state_dict())
+        return model.eval()
+
+    def save_model(self, model: nn.Module, metrics: Mapping | None) -> Path:
+        """``RUN/model/`` through :meth:`FusionModel.save_pretrained` (written aside, then renamed)."""
+        import shutil
+
+        final = self.out / MODEL_DIR
+        staging = self.out / f".{MODEL_DIR}.tmp"
+        if staging.exists():
+            shutil.rmtree(staging)
+        model.to("cpu").to(memory_format=torch.contiguous_format)
+        model.save_pretrained(staging, metrics=metrics, training_config=self.config)
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+        return final
+
+
+def train(
+    config: Mapping,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    evaluate: bool = True,
+    progress: bool | None = None,
+) -> TrainResult:
+    """Train a model as ``config`` (from :func:`mmfuse.training.load_config`) says, into the run directory ``out``.
+
+    ``resume`` continues from the last checkpoint in ``out``. With ``evaluate`` the run ends with TTA
+    predictions, the head-weight search on the validation split and the report files. Under torchrun
+    every process calls this; rank 0 writes every file.
+    """
+    return Trainer(config, out, resume=resume, evaluate=evaluate, progress=progress).fit()
