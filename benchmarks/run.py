@@ -154,9 +154,12 @@ def headline(report: dict) -> str:
     if "ammfm-swin" in models and "ratios" in models["ammfm-swin"]:
         ratios = models["ammfm-swin"]["ratios"]
         budget = " (CPU budget <= 0.6)" if report.get("device") == "cpu" else ""
+        pairwise = ratios.get("latency_ms_b1_pairwise")
         lines.append(
             f"ammfm-swin / baseline-swin: params {ratios['params']:.3f}, FLOPs {ratios['flops']:.3f}, "
-            f"latency b1 {ratios['latency_ms_b1']:.3f}{budget}"
+            f"latency b1 {ratios['latency_ms_b1']:.3f} in the table"
+            + (f", {pairwise:.3f} side by side" if pairwise is not None else "")
+            + budget
         )
     data = report.get("data", {})
     if "speedup" in data:
