@@ -10,25 +10,16 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
+from mmfuse.fileio import atomic_write_bytes
 from mmfuse.tasks import TaskSpec
 
 METRICS_FILE = "metrics.json"
 LOG_FILE = "log.csv"
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def json_safe(value):
@@ -43,7 +34,7 @@ def json_safe(value):
 
 def write_json(path: str | Path, data: Mapping) -> Path:
     path = Path(path)
-    _atomic_bytes(path, (json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n").encode())
     return path
 
 
@@ -70,7 +61,7 @@ def write_predictions_csv(
             cells += [f"{p:.6f}" for p in columns[t.name][row]]
         writer.writerow(cells)
     path = Path(path)
-    _atomic_bytes(path, buffer.getvalue().encode())
+    atomic_write_bytes(path, buffer.getvalue().encode())
     return path
 
 
@@ -82,7 +73,7 @@ def write_epoch_log(path: str | Path, rows: Sequence[Mapping]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     path = Path(path)
-    _atomic_bytes(path, buffer.getvalue().encode())
+    atomic_write_bytes(path, buffer.getvalue().encode())
     return path
 
 
@@ -94,7 +85,7 @@ def _grid(n: int) -> tuple[int, int]:
 def _save_figure(figure, path: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    _atomic_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mmfuse.evaluation.writers import write_json
-from mmfuse.training.checkpoint import atomic_write_text
+from mmfuse.fileio import atomic_write_text
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
