@@ -66,7 +66,9 @@ def spatial_attention(
     else:
         # Fused kernels need contiguous inputs; on transposed views SDPA silently falls back to the
         # unfused math path (no faster than "materialized", and it stores the map).
-        out = F.scaled_dot_product_attention(q.contiguous(), k.contiguous(), value_tokens.contiguous(), scale=scale)
+        out = F.scaled_dot_product_attention(
+            q.contiguous(), k.contiguous(), value_tokens.contiguous(), scale=scale
+        )
     return out.transpose(1, 2).reshape(batch, channels, height, width)
 
 

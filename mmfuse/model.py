@@ -11,6 +11,7 @@ softmax with ``head_weights`` (Eq. 4 of the paper).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +51,32 @@ class MultiTaskHead(nn.Module):
         return {name: classifier(x) for name, classifier in self.classifiers.items()}
 
 
+def mix_heads(
+    probabilities: Mapping[str, Mapping[str, torch.Tensor]],
+    weights: Mapping[str, float],
+    auxiliary_present: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Eq. 4: the weighted average of per-head probabilities, renormalised over the heads present.
+
+    ``probabilities[head][task]`` is ``[batch, classes]``. Rows whose ``auxiliary_present`` is False
+    take the primary head alone. When the heads present have zero total weight (primary-only
+    inference with ``w_primary = 0``) they share equally.
+    """
+    heads = [h for h in HEADS if h in probabilities]
+    used = {h: float(weights[h]) for h in heads}
+    total = sum(used.values())
+    if total <= 0:
+        used, total = dict.fromkeys(heads, 1.0), float(len(heads))
+    mixed = {}
+    for task in probabilities[heads[0]]:
+        value = sum(used[h] * probabilities[h][task] for h in heads) / total
+        if auxiliary_present is not None and "primary" in probabilities:
+            keep = auxiliary_present.to(value.device).bool().view(-1, 1)
+            value = torch.where(keep, value, probabilities["primary"][task])
+        mixed[task] = value
+    return mixed
+
+
 def _accepts_keyword(factory, name: str) -> bool:
     """Whether ``factory`` takes ``name`` (explicitly or through ``**kwargs``)."""
     try:
@@ -64,8 +91,11 @@ def _pool(x: torch.Tensor) -> torch.Tensor:
 
 
 def _match_stage(reduction: int, reductions: Sequence[int]) -> int:
-    """Index of the auxiliary stage whose reduction is nearest (in log scale) to ``reduction``."""
-    return min(range(len(reductions)), key=lambda i: (abs(reductions[i] / reduction - 1), -i))
+    """Index of the auxiliary stage whose reduction is nearest (in log scale) to ``reduction``.
+
+    Ties go to the deeper stage.
+    """
+    return min(range(len(reductions)), key=lambda i: (abs(math.log2(reductions[i] / reduction)), -i))
 
 
 class FusionModel(nn.Module, HubMixin):
@@ -147,7 +177,10 @@ class FusionModel(nn.Module, HubMixin):
             }
         )
         weights = config["head_weights"]
-        self.register_buffer("head_weights", torch.tensor([float(weights[h]) for h in HEADS]))
+        # Not in the state dict: config.json is the one place a saved model's head weights live.
+        self.register_buffer(
+            "head_weights", torch.tensor([float(weights[h]) for h in HEADS]), persistent=False
+        )
 
     # -- configuration -------------------------------------------------------------------------
     @property
@@ -247,23 +280,8 @@ class FusionModel(nn.Module, HubMixin):
         probabilities: Mapping[str, Mapping[str, torch.Tensor]],
         auxiliary_present: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Eq. 4: weighted average of per-head probabilities, renormalised over the heads present.
-
-        Rows whose ``auxiliary_present`` is False take the primary head alone.
-        """
-        heads = [h for h in HEADS if h in probabilities]
-        weights = {h: self.head_weights[HEADS.index(h)] for h in heads}
-        total = sum(weights.values())
-        if float(total) <= 0:
-            weights, total = {h: torch.tensor(1.0) for h in heads}, torch.tensor(float(len(heads)))
-        combined = {}
-        for task in probabilities[heads[0]]:
-            mix = sum(weights[h] * probabilities[h][task] for h in heads) / total
-            if auxiliary_present is not None and "primary" in probabilities:
-                keep = auxiliary_present.to(mix.device).bool().view(-1, 1)
-                mix = torch.where(keep, mix, probabilities["primary"][task])
-            combined[task] = mix
-        return combined
+        """Eq. 4 with this model's ``head_weights`` (see :func:`mix_heads`)."""
+        return mix_heads(probabilities, self.head_weights_dict, auxiliary_present)
 
     @torch.no_grad()
     def predict(

@@ -25,7 +25,8 @@ from mmfuse.errors import DuplicateNameError, UnknownNameError
 
 ENTRY_POINT_GROUP = "mmfuse"
 AUTOLOAD_ENV = "MMFUSE_DISABLE_PLUGIN_AUTOLOAD"
-DEFAULT_PLUGINS: tuple[str, ...] = ("mmfuse_plugins.timm_encoders", "mmfuse_plugins.fusions")
+BUILTIN_PACKAGE = "mmfuse_plugins"  # installed from the plugins/ folder
+DEFAULT_PLUGINS: tuple[str, ...] = (f"{BUILTIN_PACKAGE}.timm_encoders", f"{BUILTIN_PACKAGE}.fusions")
 USER_PROVIDER = "__user__"
 
 
@@ -115,13 +116,23 @@ def ensure_plugins_loaded() -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     _plugin_manager = pm  # set first: plugins may import mmfuse and register while loading
     for module_name in DEFAULT_PLUGINS:
-        pm.register(importlib.import_module(module_name), name=module_name)
+        pm.register(_import_builtin(module_name), name=module_name)
     if not os.environ.get(AUTOLOAD_ENV):
         _load_entry_points(pm)
     pm.check_pending()
     _call_register_hook(pm, "register_encoders", ENCODERS)
     _call_register_hook(pm, "register_fusions", FUSIONS)
     return pm
+
+
+def _import_builtin(module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != BUILTIN_PACKAGE:
+            raise
+    # A source checkout that was never installed: the package is the plugins/ folder beside mmfuse/.
+    return importlib.import_module("plugins" + module_name[len(BUILTIN_PACKAGE) :])
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:

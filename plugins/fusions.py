@@ -26,7 +26,7 @@ class AttentionOptions:
 
     ``max_key_tokens=196`` (the default, chosen by measurement: docs/performance.md) pools keys and
     values of maps larger than 14×14 so each attention map has at most 196 key positions; at 224 px
-    that touches only reduction-8 stages. ``max_key_tokens=None`` is Eq. 1 exactly at every size.
+    that touches the reduction-4 and reduction-8 stages, not the default reduction-16 one. ``max_key_tokens=None`` is Eq. 1 exactly at every size.
     """
 
     def __init__(

@@ -204,3 +204,16 @@ def test_example_configs_are_valid_and_demo_yaml_is_the_demo_config():
     assert paper["evaluation"]["weight_search"]["step"] == 0.05 and paper["evaluation"]["tta"] is True
     demo = load_config(REPO / "examples" / "configs" / "demo.yaml")
     assert demo == demo_config(Path(demo["data"]["root"]))
+
+
+def test_a_folder_named_like_a_published_model_does_not_shadow_it(tmp_path, monkeypatch):
+    from mmfuse.training.rundir import run_model_dir
+
+    run = tmp_path / "ammfm-swin"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert run_model_dir("ammfm-swin") is None
+    assert run_model_dir("hf-hub:ammfm-swin") is None
+    assert run_model_dir("local-dir:ammfm-swin") == Path("ammfm-swin") / "model"
+    assert run_model_dir("./ammfm-swin") == Path("ammfm-swin") / "model"

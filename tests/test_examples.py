@@ -25,7 +25,9 @@ def test_example_runs(script):
 def test_module_and_console_script_are_the_same_cli():
     script = shutil.which("mmfuse", path=str(Path(sys.executable).parent))
     assert script is not None, "the mmfuse console script is not installed next to this Python"
-    as_module = subprocess.run([sys.executable, "-m", "mmfuse", "--help"], capture_output=True, text=True, check=True)
+    as_module = subprocess.run(
+        [sys.executable, "-m", "mmfuse", "--help"], capture_output=True, text=True, check=True
+    )
     as_script = subprocess.run([script, "--help"], capture_output=True, text=True, check=True)
     assert as_module.stdout.replace("__main__.py", "mmfuse") == as_script.stdout
     assert "params" in as_script.stdout

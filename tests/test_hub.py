@@ -305,3 +305,11 @@ def test_pretrained_file_loads_a_local_timm_checkpoint_offline(tmp_path):
             primary="test_convnext",
             pretrained_files={"primary": str(tmp_path / "missing.safetensors")},
         )
+
+
+def test_head_weights_live_in_config_json_only(tmp_path, tiny_model):
+    directory = tiny_model.save_pretrained(tmp_path / "model")
+    config = json.loads((directory / "config.json").read_text())
+    config["head_weights"] = {"primary": 1.0, "auxiliary": 0.0, "fusion": 0.0}
+    (directory / "config.json").write_text(json.dumps(config))
+    assert mmfuse.from_pretrained(directory).head_weights_dict == config["head_weights"]

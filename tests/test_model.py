@@ -18,11 +18,15 @@ FUSIONS = ["aab", "bab", "concat", "gated"]
 @pytest.mark.parametrize(("primary", "auxiliary"), list(itertools.permutations(ENCODERS, 2)))
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_every_encoder_pair_and_fusion_gives_per_head_per_task_logits(primary, auxiliary, fusion):
-    model = mmfuse.build_model(primary=primary, auxiliary=auxiliary, fusion=fusion, fusion_stages="all", img_size=32)
+    model = mmfuse.build_model(
+        primary=primary, auxiliary=auxiliary, fusion=fusion, fusion_stages="all", img_size=32
+    )
     out = model(primary=torch.randn(2, 3, 32, 32), auxiliary=torch.randn(2, 3, 32, 32))
     assert set(out.logits) == set(mmfuse.HEADS)
     for head in mmfuse.HEADS:
-        assert {t: v.shape for t, v in out.logits[head].items()} == {t.name: (2, t.num_classes) for t in model.tasks}
+        assert {t: v.shape for t, v in out.logits[head].items()} == {
+            t.name: (2, t.num_classes) for t in model.tasks
+        }
 
 
 def test_nhwc_timm_encoders_return_nchw_stages():
@@ -62,8 +66,12 @@ def test_missing_modalities_use_the_remaining_head(tiny_model_kwargs, image_pair
         primary_only = model.heads["primary"](model.primary_encoder(primary)[-1].mean((2, 3)))
         auxiliary_only = model.heads["auxiliary"](model.auxiliary_encoder(auxiliary)[-1].mean((2, 3)))
     for task in model.tasks:
-        torch.testing.assert_close(model.predict(primary=primary)[task.name], primary_only[task.name].softmax(-1))
-        torch.testing.assert_close(model.predict(auxiliary=auxiliary)[task.name], auxiliary_only[task.name].softmax(-1))
+        torch.testing.assert_close(
+            model.predict(primary=primary)[task.name], primary_only[task.name].softmax(-1)
+        )
+        torch.testing.assert_close(
+            model.predict(auxiliary=auxiliary)[task.name], auxiliary_only[task.name].softmax(-1)
+        )
     with pytest.raises(ValueError, match="at least one of primary and auxiliary"):
         model()
 

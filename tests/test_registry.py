@@ -36,7 +36,9 @@ def test_list_filters_by_glob():
 def test_entry_point_plugin_works_by_name(tiny_model_kwargs, image_pair):
     # examples/plugin_package is installed by `make setup`; it arrives through the "mmfuse" entry-point group.
     assert FUSIONS.entry("gated").provider == "example"
-    model = mmfuse.build_model("ammfm-swin", **{**tiny_model_kwargs, "fusion": "gated", "primary": "tiny_cnn"})
+    model = mmfuse.build_model(
+        "ammfm-swin", **{**tiny_model_kwargs, "fusion": "gated", "primary": "tiny_cnn"}
+    )
     out = model(primary=image_pair[0], auxiliary=image_pair[1])
     assert out.logits["fusion"]["DIAG"].shape == (2, 5)
 
@@ -62,7 +64,9 @@ def test_decorator_registration_works_by_name(tiny_model_kwargs, image_pair):
 
 
 def test_taken_name_is_an_error_unless_override():
-    with pytest.raises(mmfuse.DuplicateNameError, match="'aab' is already registered by 'mmfuse_plugins.fusions'"):
+    with pytest.raises(
+        mmfuse.DuplicateNameError, match="'aab' is already registered by 'mmfuse_plugins.fusions'"
+    ):
         mmfuse.register_fusion("aab")(FUSIONS.entry("concat").obj)
     original = FUSIONS.entry("concat")
     try:
@@ -106,7 +110,12 @@ def _run_python(code: str, env_extra: dict[str, str], tmp_path: Path) -> subproc
 
     env = {**os.environ, **env_extra}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, cwd=tmp_path, check=False
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
     )
 
 
@@ -146,4 +155,19 @@ def test_every_hook_is_documented_with_its_signature():
         if not hasattr(function, "mmfuse_spec"):
             continue
         assert function.__doc__, f"hook {name} has no docstring"
-        assert f"{name}{inspect.signature(function)}".split(" ->")[0].replace("'", "") in docs.replace("'", ""), name
+        assert f"{name}{inspect.signature(function)}".split(" ->")[0].replace("'", "") in docs.replace(
+            "'", ""
+        ), name
+
+
+def test_builtins_load_from_a_source_checkout_that_was_never_installed():
+    code = """
+        import sys
+        # Forget the editable install: only the checkout on sys.path remains.
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in (getattr(f, "__module__", "") or "")]
+        import mmfuse
+        print(mmfuse.list_fusions(), mmfuse.registry.FUSIONS.entry("aab").provider)
+    """
+    result = _run_python(code, {"MMFUSE_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(REPO)}, REPO)
+    assert result.returncode == 0, result.stderr
+    assert "['aab', 'bab', 'concat'] mmfuse_plugins.fusions" in result.stdout

@@ -60,13 +60,13 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split, write_split_report
     from mmfuse.evaluation.report import format_table, split_metrics
     from mmfuse.evaluation.writers import METRICS_FILE, json_safe, write_json
-    from mmfuse.hub import from_pretrained
     from mmfuse.training.distributed import DistContext
+    from mmfuse.training.rundir import load_run_or_model, run_model_dir
     from mmfuse.training.trainer import select_device
 
-    path = Path(args.model)
-    run_dir = path if (path / "model").is_dir() else None
-    model = from_pretrained(path / "model" if run_dir else args.model)
+    model_dir = run_model_dir(args.model)
+    run_dir = model_dir.parent if model_dir else None
+    model = load_run_or_model(args.model)
     device = select_device(args.device, DistContext())
     model.to(device)
     dataset = evaluation_dataset(model, _data_config(args, run_dir), args.split)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -59,13 +58,9 @@ def _megabytes(size: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.export import INT8_OP_TYPES, export_onnx, measure_latency, quantize_int8
-    from mmfuse.hub import CONFIG_FILE, from_pretrained
-    from mmfuse.training.rundir import MODEL_DIR
+    from mmfuse.training.rundir import load_run_or_model
 
-    run_model = Path(args.model) / MODEL_DIR
-    model = from_pretrained(
-        run_model if (run_model / CONFIG_FILE).is_file() else args.model, revision=args.revision
-    )
+    model = load_run_or_model(args.model, revision=args.revision)
     modalities = ("primary",) if args.primary_only else ("primary", "auxiliary")
     report = export_onnx(model, args.onnx, opset=args.opset, modalities=modalities)
     graphs = {"onnxruntime": report.path}

@@ -41,15 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mmfuse.evaluation.pair import predict_pair
-    from mmfuse.hub import from_pretrained
     from mmfuse.training.distributed import DistContext
+    from mmfuse.training.rundir import load_run_or_model
     from mmfuse.training.trainer import select_device
 
     for option, image in (("--primary", args.primary), ("--auxiliary", args.auxiliary)):
         if image is not None and not Path(image).is_file():
             raise FileNotFoundError(f"{option} image not found: {image}")
-    path = Path(args.model)
-    model = from_pretrained(path / "model" if (path / "model" / "config.json").is_file() else args.model)
+    model = load_run_or_model(args.model)
     result = predict_pair(
         model, args.primary, args.auxiliary, device=select_device(args.device, DistContext())
     )

@@ -46,6 +46,7 @@ def _read_run_files(run: Path) -> tuple[dict | None, dict | None]:
 def run(args: argparse.Namespace) -> int:
     from mmfuse.hub import CONFIG_FILE, from_pretrained, upload_model_files
     from mmfuse.training.rundir import MODEL_DIR as RUN_MODEL_DIR
+    from mmfuse.training.rundir import run_model_dir
 
     folder = Path(args.path)
     upload = {
@@ -55,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
         "create_pr": args.create_pr,
         "commit_message": args.message,
     }
-    if (folder / RUN_MODEL_DIR / CONFIG_FILE).is_file():
-        model = from_pretrained(folder / RUN_MODEL_DIR)
+    model_dir = run_model_dir(folder)
+    if model_dir is not None:
+        model = from_pretrained(model_dir)
         metrics, training_config = _read_run_files(folder)
         url = model.push_to_hub(args.repo_id, metrics=metrics, training_config=training_config, **upload)
     elif (folder / CONFIG_FILE).is_file():

@@ -59,11 +59,6 @@ def _open_rgb(path: Path, draft_size: int | None) -> Image.Image:
         raise DataError(f"cannot decode image {path}: {exc}") from None
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """The whole image as uint8 RGB, shape [H, W, 3]; a :class:`DataError` names a bad file."""
-    return np.asarray(_open_rgb(Path(path), None))
-
-
 def load_resized(path: str | os.PathLike, size: int) -> np.ndarray:
     """The image squashed to ``size`` x ``size`` uint8 RGB (aspect is not kept, as in the paper)."""
     img = _open_rgb(Path(path), size)

@@ -24,7 +24,6 @@ _EXPORTS = {
     "format_table": "report",
     "split_metrics": "report",
     "WeightSearchResult": "weight_search",
-    "mix": "weight_search",
     "search_head_weights": "weight_search",
     "simplex_grid": "weight_search",
 }

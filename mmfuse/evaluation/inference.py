@@ -16,7 +16,6 @@ import torch
 from tqdm.auto import tqdm
 
 from mmfuse.data.augment import TTA_VIEWS, apply_tta_view
-from mmfuse.model import HEADS
 
 
 @dataclass
@@ -27,10 +26,6 @@ class Predictions:
     labels: torch.Tensor  # [N, T] class indices in task order
     auxiliary_present: torch.Tensor  # [N] bool
     probabilities: dict[str, dict[str, torch.Tensor]]  # head -> task -> [N, C]
-
-    @property
-    def heads(self) -> list[str]:
-        return [h for h in HEADS if h in self.probabilities]
 
 
 def autocast_context(device: torch.device, amp: str = "none"):

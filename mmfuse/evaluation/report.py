@@ -10,7 +10,7 @@ import torch
 from mmfuse.evaluation.derm7pt import report_groups
 from mmfuse.evaluation.inference import Predictions
 from mmfuse.evaluation.metrics import head_metrics
-from mmfuse.evaluation.weight_search import mix
+from mmfuse.model import mix_heads
 from mmfuse.tasks import TaskSpec
 
 
@@ -18,7 +18,7 @@ def final_probabilities(
     predictions: Predictions, head_weights: Mapping[str, float]
 ) -> dict[str, torch.Tensor]:
     """Eq. 4 with the model's head weights (the primary head alone where the auxiliary image is missing)."""
-    return mix(predictions.probabilities, head_weights, predictions.auxiliary_present)
+    return mix_heads(predictions.probabilities, head_weights, predictions.auxiliary_present)
 
 
 def split_metrics(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from mmfuse.evaluation.metrics import objective as score
-from mmfuse.model import HEADS
+from mmfuse.model import HEADS, mix_heads
 from mmfuse.tasks import TaskSpec
 
 
@@ -24,30 +24,6 @@ def simplex_grid(step: float = 0.05) -> list[tuple[float, float, float]]:
     if n < 1 or abs(n * step - 1) > 1e-9:
         raise ValueError(f"weight search step must divide 1 evenly, got {step!r}")
     return [(i / n, j / n, (n - i - j) / n) for i in range(n + 1) for j in range(n + 1 - i)]
-
-
-def mix(
-    probabilities: Mapping[str, Mapping[str, torch.Tensor]],
-    weights: Mapping[str, float],
-    auxiliary_present: torch.Tensor | None = None,
-) -> dict[str, torch.Tensor]:
-    """Eq. 4 on stored probabilities, as :meth:`mmfuse.FusionModel.combine` computes it.
-
-    Rows whose auxiliary image is missing take the primary head's probabilities.
-    """
-    heads = [h for h in HEADS if h in probabilities]
-    weights = {h: float(weights[h]) for h in heads}
-    total = sum(weights.values())
-    if total <= 0:  # e.g. primary-only inference with w_primary = 0: the heads present share equally
-        weights, total = dict.fromkeys(heads, 1.0), float(len(heads))
-    mixed = {}
-    for task in probabilities[heads[0]]:
-        value = sum(weights[h] * probabilities[h][task] for h in heads) / total
-        if auxiliary_present is not None and "primary" in probabilities:
-            keep = auxiliary_present.bool().view(-1, 1)
-            value = torch.where(keep, value, probabilities["primary"][task])
-        mixed[task] = value
-    return mixed
 
 
 @dataclass(frozen=True)
@@ -77,7 +53,7 @@ def search_head_weights(
     head_scores = {}
     for point in simplex_grid(step):
         weights = dict(zip(HEADS, point, strict=True))
-        value = score(mix(probabilities, weights, auxiliary_present), labels, tasks, objective)
+        value = score(mix_heads(probabilities, weights, auxiliary_present), labels, tasks, objective)
         for head, w in weights.items():
             if w == 1.0:
                 head_scores[head] = value

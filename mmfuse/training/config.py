@@ -23,7 +23,6 @@ DEFAULTS: dict = {
         "root": None,
         "train_split": "train",
         "val_split": "valid",
-        "test_split": "test",
         "num_workers": 0,
         "device_cache": False,
     },
@@ -163,5 +162,5 @@ def model_spec(config: Mapping) -> tuple[str | dict, bool, dict]:
 
 def dataset_options(config: Mapping) -> dict:
     """The data section without the trainer's own keys: what the dataset builder receives."""
-    own = {"train_split", "val_split", "test_split", "num_workers", "device_cache"}
+    own = {"train_split", "val_split", "num_workers", "device_cache"}
     return {k: v for k, v in config["data"].items() if k not in own}

@@ -81,3 +81,26 @@ def config_differences(stored: Mapping, given: Mapping, path: tuple[str, ...] = 
         elif a != b:
             differences.append(f"{'.'.join(where)}: {a!r} in the run, {b!r} given")
     return differences
+
+
+def run_model_dir(spec: str | os.PathLike) -> Path | None:
+    """The saved model of the training run that a command-line argument names, else ``None``.
+
+    Published short names and ``hf-hub:`` names never resolve to a local run, so a folder in the
+    working directory cannot shadow them (the rule of :func:`mmfuse.from_pretrained`);
+    ``local-dir:RUN`` names a run explicitly.
+    """
+    from mmfuse.hub import CONFIG_FILE, HUB_PREFIX, LOCAL_PREFIX, NAMED_MODELS
+
+    text = str(spec)
+    if text in NAMED_MODELS or text.startswith(HUB_PREFIX):
+        return None
+    candidate = Path(text.removeprefix(LOCAL_PREFIX)) / MODEL_DIR
+    return candidate if (candidate / CONFIG_FILE).is_file() else None
+
+
+def load_run_or_model(spec: str | os.PathLike, *, revision: str | None = None):
+    """:func:`mmfuse.from_pretrained` for an argument that may also name a training run directory."""
+    from mmfuse.hub import from_pretrained
+
+    return from_pretrained(run_model_dir(spec) or spec, revision=revision)

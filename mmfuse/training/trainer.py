@@ -399,6 +399,8 @@ class Trainer:
         if self.evaluate:
             from mmfuse.evaluation.evaluate import evaluate_run
 
+            self.save_model(model, None)  # the trained weights survive an evaluation that fails
+            model.to(self.device)
             metrics = evaluate_run(model, self.config, self.out, device=self.device, progress=self.progress)
         self.save_model(model, metrics)
         return TrainResult(self.out, model, metrics, self.history)
