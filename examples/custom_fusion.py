@@ -1,6 +1,6 @@
 """Register your own fusion block and use it by name.
 
-    python examples/custom_fusion.py
+python examples/custom_fusion.py
 """
 
 import torch
@@ -16,7 +16,9 @@ class ChannelGate(mmfuse.FusionBlock):
     def __init__(self, primary_channels: int, auxiliary_channels: int, hidden: int = 32) -> None:
         super().__init__(primary_channels, auxiliary_channels)
         self.gate = torch.nn.Sequential(
-            torch.nn.Linear(auxiliary_channels, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, primary_channels)
+            torch.nn.Linear(auxiliary_channels, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, primary_channels),
         )
 
     def forward(self, primary, auxiliary):

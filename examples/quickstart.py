@@ -1,6 +1,6 @@
 """Build AMMFM, run it on a random image pair, and print its parameter counts.
 
-    python examples/quickstart.py
+python examples/quickstart.py
 """
 
 import torch
@@ -21,4 +21,6 @@ probabilities = model.predict(primary=primary, auxiliary=auxiliary)  # Eq. 4, he
 print("DIAG:", dict(zip(model.tasks[0].classes, probabilities["DIAG"][0].tolist(), strict=True)))
 print("without the auxiliary image:", model.predict(primary=primary)["DIAG"][0].tolist())
 
-print(f"ammfm-swin {count_parameters(model) / 1e6:.2f} M, baseline-swin {count_parameters(baseline) / 1e6:.2f} M")
+print(
+    f"ammfm-swin {count_parameters(model) / 1e6:.2f} M, baseline-swin {count_parameters(baseline) / 1e6:.2f} M"
+)
