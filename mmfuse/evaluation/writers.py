@@ -82,7 +82,21 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def _save_figure(figure, path: Path) -> Path:
+def _task_figure(tasks: Sequence[TaskSpec], panel_width: float, panel_height: float):
+    """A figure with one panel per task, four to a row, and its axes in task order.
+
+    matplotlib's object API needs no backend (no pyplot state), so plotting is safe in any process.
+    """
+    from matplotlib.figure import Figure
+
+    rows, cols = _grid(len(tasks))
+    figure = Figure(figsize=(panel_width * cols, panel_height * rows), layout="constrained")
+    return figure, [figure.add_subplot(rows, cols, i + 1) for i in range(len(tasks))]
+
+
+def _save_figure(figure, path: Path, title: str = "") -> Path:
+    if title:
+        figure.suptitle(title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
@@ -97,18 +111,12 @@ def plot_roc_curves(
     title: str = "",
 ) -> Path:
     """One panel per task, one one-vs-rest ROC curve per class (classes missing from the split are skipped)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
     from torchmetrics.functional.classification import binary_roc
 
     from mmfuse.evaluation.metrics import class_aucs
 
-    rows, cols = _grid(len(tasks))
-    figure = Figure(figsize=(4 * cols, 3.6 * rows))
-    for i, task in enumerate(tasks):
-        axis = figure.add_subplot(rows, cols, i + 1)
+    figure, axes = _task_figure(tasks, 4, 3.6)
+    for i, (task, axis) in enumerate(zip(tasks, axes, strict=True)):
         probs, target = probabilities[task.name].float(), labels[:, i].long()
         aucs = class_aucs(probs, target)
         for c, name in enumerate(task.classes):
@@ -120,9 +128,7 @@ def plot_roc_curves(
         axis.set(title=task.name, xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
         if axis.get_lines()[:-1]:
             axis.legend(loc="lower right", fontsize=7)
-    if title:
-        figure.suptitle(title)
-    return _save_figure(figure, Path(path))
+    return _save_figure(figure, Path(path), title)
 
 
 def plot_confusion_matrices(
@@ -133,27 +139,28 @@ def plot_confusion_matrices(
     title: str = "",
 ) -> Path:
     """One panel per task: counts of true class (rows) against the arg-max prediction (columns)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
     from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-    rows, cols = _grid(len(tasks))
-    figure = Figure(figsize=(3.6 * cols, 3.4 * rows))
-    for i, task in enumerate(tasks):
-        axis = figure.add_subplot(rows, cols, i + 1)
+    figure, axes = _task_figure(tasks, 3.6, 3.4)
+    for i, (task, axis) in enumerate(zip(tasks, axes, strict=True)):
         matrix = multiclass_confusion_matrix(
             probabilities[task.name].float(), labels[:, i].long(), num_classes=task.num_classes
         ).numpy()
         axis.imshow(matrix, cmap="Blues")
         for r in range(task.num_classes):
             for c in range(task.num_classes):
-                axis.text(c, r, str(matrix[r, c]), ha="center", va="center", fontsize=8)
+                dark = matrix[r, c] > matrix.max() / 2
+                axis.text(
+                    c,
+                    r,
+                    str(matrix[r, c]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else "black",
+                )
         ticks = range(task.num_classes)
         axis.set_xticks(ticks, task.classes, fontsize=7)
         axis.set_yticks(ticks, task.classes, fontsize=7)
         axis.set(title=task.name, xlabel="predicted", ylabel="true")
-    if title:
-        figure.suptitle(title)
-    return _save_figure(figure, Path(path))
+    return _save_figure(figure, Path(path), title)
