@@ -99,10 +99,14 @@ _plugin_manager: pluggy.PluginManager | None = None
 _failed_plugins: dict[str, str] = {}
 
 
-def _call_register_hook(pm: pluggy.PluginManager, hook_name: str, registry: Registry) -> None:
-    # Call each implementation with a `register` bound to its own plugin name, so every entry records
-    # which plugin provided it.
+def _call_register_hook(
+    pm: pluggy.PluginManager, hook_name: str, registry: Registry, plugin_name: str | None = None
+) -> None:
+    # Call each implementation (or only ``plugin_name``'s) with a `register` bound to its own plugin
+    # name, so every entry records which plugin provided it.
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        if plugin_name is not None and impl.plugin_name != plugin_name:
+            continue
         register = functools.partial(registry.register, provider=impl.plugin_name)
         impl.function(register=register)
 
@@ -161,10 +165,8 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
     """Register a plugin object (a module or class with hook implementations) at run time."""
     pm = ensure_plugins_loaded()
     name = pm.register(plugin, name=name)
-    for hook_name, registry in (("register_encoders", ENCODERS), ("register_fusions", FUSIONS)):
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            if impl.plugin_name == name:
-                impl.function(register=functools.partial(registry.register, provider=name))
+    _call_register_hook(pm, "register_encoders", ENCODERS, name)
+    _call_register_hook(pm, "register_fusions", FUSIONS, name)
     return name
 
 
