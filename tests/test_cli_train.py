@@ -44,8 +44,16 @@ def test_train_writes_the_run_directory(trained):
     release, run = trained
     for name in ("config.yaml", "log.csv", "metrics.json", "predictions_valid.csv", "predictions_test.csv"):
         assert (run / name).is_file(), name
-    for name in ("roc_test.png", "confusion_test.png"):
+    for name in ("roc_test.png", "confusion_test.png", "reliability_test.png"):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    calibration = json.loads((run / "calibration.json").read_text())
+    stored = json.loads((run / "model" / "config.json").read_text())["temperatures"]
+    assert calibration["fitted_on"] == "valid" and calibration["temperatures"] == stored
+    assert set(stored) == {"primary", "auxiliary", "fusion"}
+    assert all(set(per_task) == {t.name for t in DERM7PT_TASKS} for per_task in stored.values())
+    assert set(calibration["test"]["before"]["ece"]) == set(calibration["test"]["after"]["ece"])
+    surface = json.loads((run / "weight_search.json").read_text())["surface"]
+    assert len(surface) == 231 and {"primary", "auxiliary", "fusion", "score"} <= set(surface[0])
     assert {p.name for p in (run / "model").iterdir()} >= {"config.json", "model.safetensors", "README.md"}
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics) == {"valid", "test", "head_weights"}
@@ -145,6 +153,16 @@ def test_predict_prints_probabilities_classes_and_the_seven_point_score(trained,
     expected = model.predict(primary=load_image(record.primary_path, "primary", model.preprocessing))
     for task in DERM7PT_TASKS:
         got = torch.tensor(list(alone["tasks"][task.name]["probabilities"].values()))
+        torch.testing.assert_close(got, expected[task.name][0], atol=1e-6, rtol=0)
+    assert alone["temperature_scaled"]
+
+    assert main([*args, "--no-temperature"]) == 0  # the raw softmax, as before calibration
+    raw = json.loads(capsys.readouterr().out)
+    image = load_image(record.primary_path, "primary", model.preprocessing)
+    expected = model.predict(primary=image, calibrated=False)
+    assert not raw["temperature_scaled"]
+    for task in DERM7PT_TASKS:
+        got = torch.tensor(list(raw["tasks"][task.name]["probabilities"].values()))
         torch.testing.assert_close(got, expected[task.name][0], atol=1e-6, rtol=0)
 
     assert main(["predict", str(run), "--primary", str(release / "nope.jpg")]) == 1

@@ -26,6 +26,11 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="ignore the auxiliary images: what the model does without them",
     )
+    parser.add_argument(
+        "--no-temperature",
+        action="store_true",
+        help="ignore the model's fitted temperatures (the raw softmax of each head)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
     parser.add_argument(
@@ -67,8 +72,15 @@ def _data_config(args: argparse.Namespace, run_dir: Path | None) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.bootstrap import BootstrapOptions
-    from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split, write_split_report
-    from mmfuse.evaluation.report import format_class_table, format_table, split_metrics
+    from mmfuse.evaluation.calibration import calibration_report, format_ece
+    from mmfuse.evaluation.evaluate import (
+        evaluation_dataset,
+        predict_split,
+        write_calibration,
+        write_split_report,
+    )
+    from mmfuse.evaluation.inference import with_temperatures
+    from mmfuse.evaluation.report import final_probabilities, format_class_table, format_table, split_metrics
     from mmfuse.evaluation.writers import METRICS_FILE, json_safe, write_json
     from mmfuse.training.distributed import DistContext
     from mmfuse.training.rundir import load_run_or_model, run_model_dir
@@ -80,14 +92,17 @@ def run(args: argparse.Namespace) -> int:
     device = select_device(args.device, DistContext())
     model.to(device)
     dataset = evaluation_dataset(model, _data_config(args, run_dir), args.split)
-    predictions = predict_split(
+    raw = predict_split(
         model,
         dataset,
         device=device,
         tta=args.tta,
         primary_only=args.primary_only,
         batch_size=args.batch_size,
+        calibrated=False,
     )
+    temperatures = None if args.no_temperature else model.temperatures
+    predictions = with_temperatures(raw, temperatures)
     weights = model.head_weights_dict
     bootstrap = BootstrapOptions(args.bootstrap, args.bootstrap_seed, args.level) if args.bootstrap else None
     if args.out:
@@ -96,9 +111,23 @@ def run(args: argparse.Namespace) -> int:
         report = write_split_report(out, args.split, predictions, model.tasks, weights, bootstrap=bootstrap)
         metrics = {args.split: report, "head_weights": weights}
         write_json(out / METRICS_FILE, metrics)
+        calibration = write_calibration(
+            out, {args.split: raw}, {args.split: predictions}, model, fitted_on=None
+        )[args.split]
     else:
         report = split_metrics(predictions, model.tasks, weights, bootstrap=bootstrap)
         metrics = {args.split: report, "head_weights": weights}
+        calibration = calibration_report(
+            final_probabilities(raw, weights),
+            final_probabilities(predictions, weights),
+            raw.labels,
+            model.tasks,
+        )
+    metrics["calibration"] = {
+        "temperature_scaled": bool(temperatures),
+        "ece_raw": calibration["before"]["ece"],
+        "ece_scaled": calibration["after"]["ece"],
+    }
     if args.json:
         print(json.dumps(json_safe(metrics), indent=2))
         return 0
@@ -107,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(metrics[args.split], model.tasks))
     print()
     print(format_class_table(metrics[args.split]["final"], model.tasks))
+    print()
+    print(format_ece(calibration, model.tasks, scaled=bool(temperatures)))
     if args.out:
         print(f"report written to {args.out}")
     return 0
