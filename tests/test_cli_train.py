@@ -237,3 +237,30 @@ def test_a_folder_named_like_a_published_model_does_not_shadow_it(tmp_path, monk
     assert run_model_dir("hf-hub:ammfm-swin") is None
     assert run_model_dir("local-dir:ammfm-swin") == Path("ammfm-swin") / "model"
     assert run_model_dir("./ammfm-swin") == Path("ammfm-swin") / "model"
+
+
+@pytest.mark.slow
+def test_evaluate_robustness_writes_per_head_curves_deterministically(trained, tmp_path, capsys):
+    release, run = trained
+    args = ["evaluate", str(run), "--split", "test", "--bootstrap", "0", "--robustness"]
+    assert main([*args, "--corruptions", "jpeg,occlusion", "--out", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert "occlusion" in printed and "absent" in printed
+    result = json.loads((tmp_path / "a" / "robustness.json").read_text())
+    assert (tmp_path / "a" / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(result["severities"]) == {"jpeg", "occlusion"}
+    for modality in ("auxiliary", "primary"):
+        points = result[modality]["jpeg"]
+        assert [p["severity"] for p in points] == [1, 2, 3, 4, 5]
+        assert set(points[0]["heads"]) == HEADS
+    assert set(result["auxiliary"]["absent"]) == {"primary", "final"}
+    assert set(result["primary"]["absent"]) == {"auxiliary", "final"}
+    # an absent auxiliary image is what --primary-only reports
+    assert main(["evaluate", str(run), "--split", "test", "--bootstrap", "0", "--primary-only", "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)["test"]["final"]
+    assert result["auxiliary"]["absent"]["final"]["avg_auc"] == pytest.approx(alone["avg_auc"])
+    # deterministic: a second evaluation writes the same curves
+    assert main([*args, "--corruptions", "jpeg,occlusion", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "robustness.json").read_text()) == result
+    assert main([*args, "--corruptions", "fog"]) == 1
+    assert "unknown corruption 'fog'" in capsys.readouterr().err

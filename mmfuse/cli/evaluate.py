@@ -45,6 +45,20 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resamples (default: 0)")
     parser.add_argument("--level", type=float, default=0.95, help="coverage of the intervals (default: 0.95)")
+    parser.add_argument(
+        "--robustness",
+        action="store_true",
+        help="also re-evaluate with each modality degraded (5 corruptions x 5 severities) and absent; writes "
+        "robustness.json and robustness.png to --out, else to the run directory",
+    )
+    parser.add_argument(
+        "--corruptions",
+        metavar="LIST",
+        help="comma-separated subset of the corruptions for --robustness (default: all five)",
+    )
+    parser.add_argument(
+        "--robustness-seed", type=int, default=0, help="seed of the random parts of the degradations"
+    )
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=run)
 
@@ -68,6 +82,36 @@ def _data_config(args: argparse.Namespace, run_dir: Path | None) -> dict:
         )
     config.setdefault("format", "derm7pt")
     return config
+
+
+def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -> dict:
+    """The robustness curves, written to --out or the run directory."""
+    from mmfuse.evaluation.robustness import (
+        ROBUSTNESS_FIGURE,
+        ROBUSTNESS_FILE,
+        plot_robustness,
+        robustness_curves,
+    )
+    from mmfuse.evaluation.writers import write_json
+
+    target = Path(args.out) if args.out else run_dir
+    if target is None:
+        raise ValueError("--robustness needs --out DIR when RUN_OR_MODEL is not a run directory")
+    corruptions = [c.strip() for c in args.corruptions.split(",") if c.strip()] if args.corruptions else None
+    result = robustness_curves(
+        model,
+        _data_config(args, run_dir),
+        args.split,
+        device=device,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        seed=args.robustness_seed,
+        corruptions=corruptions,
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    write_json(target / ROBUSTNESS_FILE, result)
+    plot_robustness(target / ROBUSTNESS_FIGURE, result)
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +172,10 @@ def run(args: argparse.Namespace) -> int:
         "ece_raw": calibration["before"]["ece"],
         "ece_scaled": calibration["after"]["ece"],
     }
+    robustness = None
+    if args.robustness:
+        robustness = _robustness(args, model, device, run_dir)
+        metrics["robustness"] = robustness
     if args.json:
         print(json.dumps(json_safe(metrics), indent=2))
         return 0
@@ -138,6 +186,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_class_table(metrics[args.split]["final"], model.tasks))
     print()
     print(format_ece(calibration, model.tasks, scaled=bool(temperatures)))
+    if robustness is not None:
+        from mmfuse.evaluation.robustness import format_robustness
+
+        print()
+        print(format_robustness(robustness))
     if args.out:
         print(f"report written to {args.out}")
     return 0
