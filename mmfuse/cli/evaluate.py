@@ -111,6 +111,10 @@ def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -
     target.mkdir(parents=True, exist_ok=True)
     write_json(target / ROBUSTNESS_FILE, result)
     plot_robustness(target / ROBUSTNESS_FIGURE, result)
+    if run_dir is not None and target.resolve() == run_dir.resolve():
+        from mmfuse.evaluation.html_report import write_report
+
+        write_report(run_dir)  # the run's page now shows the curves
     return result
 
 
