@@ -314,3 +314,16 @@ def test_compare_cli_prints_the_table_and_writes_json(tmp_path, capsys):
     assert "run directory not found" in capsys.readouterr().err
     assert main(["compare", str(a), str(b), "--split", "valid"]) == 1
     assert "predictions_valid.csv" in capsys.readouterr().err
+
+
+
+def test_model_card_shows_the_intervals_of_the_averages(tiny_model_kwargs, tmp_path):
+    from mmfuse import build_model
+
+    model = build_model("ammfm-swin", **tiny_model_kwargs)
+    predictions = _predictions(DERM7PT_TASKS, 60, seed=0)
+    weights = {"primary": 0.4, "auxiliary": 0.2, "fusion": 0.4}
+    metrics = {"test": split_metrics(predictions, DERM7PT_TASKS, weights, bootstrap=BootstrapOptions(200))}
+    card = (model.save_pretrained(tmp_path, metrics=metrics) / "README.md").read_text()
+    low, high = metrics["test"]["final"]["ci"]["avg_auc"]
+    assert f"{100 * metrics['test']['final']['avg_auc']:.1f} [{100 * low:.1f}, {100 * high:.1f}]" in card
