@@ -153,7 +153,10 @@ def calibration_report(
 
 
 def plot_reliability(path: str | Path, report: Mapping, tasks: Sequence[TaskSpec], title: str = "") -> Path:
-    """One panel per task: accuracy against confidence per bin, before (grey) and after (blue) scaling."""
+    """One panel per task: accuracy against confidence per bin, before (grey) and after (blue) scaling.
+
+    Marker areas are proportional to the bins' case counts, so a wild point from three cases reads as such.
+    """
     from mmfuse.evaluation.writers import _save_figure, _task_figure
 
     figure, axes = _task_figure(tasks, 3.4, 3.2)
@@ -164,14 +167,21 @@ def plot_reliability(path: str | Path, report: Mapping, tasks: Sequence[TaskSpec
         ):
             curve = report[name]["reliability"][task.name]
             points = [
-                (c, a)
+                (c, a, n)
                 for c, a, n in zip(curve["confidence"], curve["accuracy"], curve["count"], strict=True)
                 if n
             ]
             if points:
-                xs, ys = zip(*points, strict=True)
+                xs, ys, ns = zip(*points, strict=True)
                 label = f"{name}: ECE {100 * report[name]['ece'][task.name]:.1f} %"
-                axis.plot(xs, ys, markersize=3, linewidth=1, label=label, **style)
+                axis.plot(
+                    xs, ys, linewidth=1, label=label, color=style["color"], linestyle=style["linestyle"]
+                )
+                # marker area grows with the bin's share of cases: sparse bins are visibly sparse
+                total = sum(ns)
+                axis.scatter(
+                    xs, ys, s=[4 + 120 * n / total for n in ns], color=style["color"], marker=style["marker"]
+                )
         axis.plot([0, 1], [0, 1], linestyle=":", color="black", linewidth=0.8)
         axis.set(title=task.name, xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02))
         axis.legend(loc="upper left", fontsize=7)
