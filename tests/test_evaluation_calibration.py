@@ -50,6 +50,12 @@ def test_fitted_temperature_undoes_a_known_scaling_of_the_logits(scale):
     assert temperature == pytest.approx(scale, rel=0.1)
 
 
+def test_perfectly_separated_validation_cases_leave_the_head_unscaled():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]]).repeat(50, 1)
+    labels = torch.tensor([0, 1]).repeat(50)  # every arg-max right: the NLL only falls as T -> 0
+    assert fit_temperature(logits, labels) == 1.0
+
+
 def test_temperature_is_fitted_on_the_view_averaged_probabilities():
     logits, labels = _calibrated_sample(3000, 3, seed=2)
     views = torch.stack([logits, logits])  # two identical TTA views average to one

@@ -163,6 +163,8 @@ def _brute_force_delong(scores_a, scores_b, positive):
     s01 = np.cov(np.stack([v01_a, v01_b]))
     s = s10 / m + s01 / n
     variance = s[0, 0] + s[1, 1] - 2 * s[0, 1]
+    if variance <= 0:  # identical rankings: no z
+        return auc_a, auc_b, v10_a, v01_a, math.nan, math.nan
     z = (auc_a - auc_b) / math.sqrt(variance)
     return auc_a, auc_b, v10_a, v01_a, z, math.erfc(abs(z) / math.sqrt(2))
 

@@ -75,7 +75,9 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, iterations: i
 
     ``logits`` is ``[N, C]`` or ``[V, N, C]`` (TTA views whose softmax outputs are averaged). The NLL of
     temperature scaling is unimodal in log T, so the search converges to its minimum; 80 steps narrow the
-    bracket to below 1e-15 of its width.
+    bracket to below 1e-15 of its width. When the minimum lies at the edge of [0.05, 100] — a validation split
+    that the head separates perfectly, where the NLL only falls as T -> 0 — the head is left unscaled (T = 1)
+    rather than made certain of everything.
     """
     logits = logits.detach().double().cpu()  # the NLL is flat near its minimum: float32 noise would move it
     if logits.dim() == 2:
@@ -96,7 +98,12 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, iterations: i
             low, a, fa = a, b, fb
             b = low + ratio * (high - low)
             fb = _nll(logits, labels, b)
-    return math.exp((low + high) / 2)
+    log_t = (low + high) / 2
+    if min(log_t - _LOG_T_RANGE[0], _LOG_T_RANGE[1] - log_t) < 1e-3:
+        # No interior minimum: the NLL keeps falling towards T -> 0 (the cases are separated perfectly) or
+        # T -> infinity (no information). Either limit is a degenerate model; leave the head unscaled.
+        return 1.0
+    return math.exp(log_t)
 
 
 def fit_temperatures(
