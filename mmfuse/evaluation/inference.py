@@ -76,6 +76,8 @@ def collect_predictions(
             primary = batch["primary"].to(device).contiguous(memory_format=memory)
             auxiliary = batch["auxiliary"].to(device).contiguous(memory_format=memory)
             aux_present = batch["auxiliary_present"].to(device).bool()
+            extra = metadata_inputs(model, batch, device)
+            head_present: dict[str, torch.Tensor] = {}
             accumulated: dict[str, dict[str, torch.Tensor]] = {}
             for view in views:
                 with autocast_context(device, amp):
@@ -83,7 +85,9 @@ def collect_predictions(
                         primary=apply_tta_view(view, primary),
                         auxiliary=None if primary_only else apply_tta_view(view, auxiliary),
                         auxiliary_present=None if primary_only else aux_present,
+                        **extra,
                     )
+                head_present = output.head_present
                 for head, per_task in output.logits.items():
                     for task, logits in per_task.items():
                         p = logits.float().softmax(dim=-1)
@@ -92,6 +96,13 @@ def collect_predictions(
             for head, per_task in accumulated.items():
                 for task, total in per_task.items():
                     mean = total / len(views)
+                    if head in head_present:
+                        # Rows lacking an input this head needs (metadata) take the other heads' mean.
+                        others = [
+                            accumulated[h][task] / len(views) for h in accumulated if h not in head_present
+                        ]
+                        substitute = sum(others) / len(others)
+                        mean = torch.where(head_present[head].view(-1, 1), mean, substitute)
                     if head != "primary" and "primary" in accumulated:
                         primary_mean = accumulated["primary"][task] / len(views)
                         mean = torch.where(aux_present.view(-1, 1), mean, primary_mean)
@@ -105,6 +116,21 @@ def collect_predictions(
         raise ValueError("no cases to evaluate: the split is empty")
     probabilities = {h: {t: torch.cat(v) for t, v in per_task.items()} for h, per_task in sums.items()}
     return Predictions(case_ids, torch.cat(labels), torch.cat(present), probabilities)
+
+
+def metadata_inputs(model: torch.nn.Module, batch: dict, device: torch.device | str) -> dict:
+    """The ``metadata`` / ``metadata_present`` keyword inputs of ``batch`` for a model that takes them."""
+    if not getattr(model, "uses_metadata", False):
+        return {}
+    if "metadata" not in batch:
+        raise ValueError(
+            "this model takes patient metadata but the batches carry none: build the dataset with "
+            "the model's metadata_encoding (data.metadata in a run config)"
+        )
+    return {
+        "metadata": batch["metadata"].to(device),
+        "metadata_present": batch["metadata_present"].to(device).bool(),
+    }
 
 
 def _quiet(progress: bool | None) -> bool | None:
