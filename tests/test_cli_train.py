@@ -54,7 +54,9 @@ def test_train_writes_the_run_directory(trained):
     for split in ("valid", "test"):
         assert set(metrics[split]) == HEADS
         for report in metrics[split].values():
-            assert set(report) == {"avg_auc", "avg_acc", "mel", "tasks"}
+            assert set(report) == {"avg_auc", "avg_acc", "mel", "tasks", "ci"}
+            low, high = report["ci"]["avg_auc"]
+            assert low <= high and report["ci"]["resamples"] >= 1000
             assert list(report["tasks"]) == [t.name for t in DERM7PT_TASKS]
             assert all(v is None or 0.0 <= v <= 1.0 for v in _fractions(report))
     rows = list(csv.DictReader((run / "log.csv").open()))

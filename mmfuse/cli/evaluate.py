@@ -31,6 +31,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--out", metavar="DIR", help="also write metrics.json, predictions_<split>.csv and plots here"
     )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="B",
+        help="resamples of the cases for the 95%% confidence intervals (default: 1000; 0: no intervals)",
+    )
+    parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resamples (default: 0)")
+    parser.add_argument("--level", type=float, default=0.95, help="coverage of the intervals (default: 0.95)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=run)
 
@@ -57,8 +66,9 @@ def _data_config(args: argparse.Namespace, run_dir: Path | None) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mmfuse.evaluation.bootstrap import BootstrapOptions
     from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split, write_split_report
-    from mmfuse.evaluation.report import format_table, split_metrics
+    from mmfuse.evaluation.report import format_class_table, format_table, split_metrics
     from mmfuse.evaluation.writers import METRICS_FILE, json_safe, write_json
     from mmfuse.training.distributed import DistContext
     from mmfuse.training.rundir import load_run_or_model, run_model_dir
@@ -79,20 +89,24 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     weights = model.head_weights_dict
+    bootstrap = BootstrapOptions(args.bootstrap, args.bootstrap_seed, args.level) if args.bootstrap else None
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        metrics = {args.split: write_split_report(out, args.split, predictions, model.tasks, weights)}
-        metrics["head_weights"] = weights
+        report = write_split_report(out, args.split, predictions, model.tasks, weights, bootstrap=bootstrap)
+        metrics = {args.split: report, "head_weights": weights}
         write_json(out / METRICS_FILE, metrics)
     else:
-        metrics = {args.split: split_metrics(predictions, model.tasks, weights), "head_weights": weights}
+        report = split_metrics(predictions, model.tasks, weights, bootstrap=bootstrap)
+        metrics = {args.split: report, "head_weights": weights}
     if args.json:
         print(json.dumps(json_safe(metrics), indent=2))
         return 0
     mode = "primary only" if args.primary_only else "both images"
     print(f"{args.split} ({len(predictions.case_ids)} cases, {mode}{', TTA' if args.tta else ''}):")
     print(format_table(metrics[args.split], model.tasks))
+    print()
+    print(format_class_table(metrics[args.split]["final"], model.tasks))
     if args.out:
         print(f"report written to {args.out}")
     return 0

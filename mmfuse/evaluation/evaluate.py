@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from mmfuse.evaluation.bootstrap import BootstrapOptions
 from mmfuse.evaluation.inference import Predictions, collect_predictions
 from mmfuse.evaluation.report import final_probabilities, split_metrics
 from mmfuse.evaluation.weight_search import WeightSearchResult, search_head_weights
@@ -75,8 +76,12 @@ def write_split_report(
     head_weights: Mapping[str, float],
     *,
     plots: bool = True,
+    bootstrap: BootstrapOptions | None = None,
 ) -> dict:
-    """``predictions_<split>.csv`` and (with ``plots``) ``roc_<split>.png``, ``confusion_<split>.png``; returns the split's metrics."""
+    """``predictions_<split>.csv`` and (with ``plots``) ``roc_<split>.png``, ``confusion_<split>.png``; returns the split's metrics.
+
+    With ``bootstrap`` every head's report carries its intervals (see :func:`split_metrics`).
+    """
     out = Path(out)
     final = final_probabilities(predictions, head_weights)
     write_predictions_csv(
@@ -93,7 +98,15 @@ def write_split_report(
             tasks,
             title=f"{split}: final prediction",
         )
-    return split_metrics(predictions, tasks, head_weights)
+    return split_metrics(predictions, tasks, head_weights, bootstrap=bootstrap)
+
+
+def bootstrap_options(evaluation: Mapping) -> BootstrapOptions | None:
+    """The ``evaluation.bootstrap`` section of a run config (``None`` when its resamples are 0)."""
+    section = evaluation.get("bootstrap") or {}
+    if not section.get("resamples"):
+        return None
+    return BootstrapOptions(int(section["resamples"]), int(section["seed"]), float(section["level"]))
 
 
 def search_weights(model, predictions: Predictions, *, step: float, objective: str) -> WeightSearchResult:
@@ -159,7 +172,13 @@ def evaluate_run(
     weights = model.head_weights_dict
     metrics: dict = {
         split: write_split_report(
-            out, split, predictions[split], model.tasks, weights, plots=evaluation["plots"]
+            out,
+            split,
+            predictions[split],
+            model.tasks,
+            weights,
+            plots=evaluation["plots"],
+            bootstrap=bootstrap_options(evaluation),
         )
         for split in splits
     }

@@ -53,6 +53,8 @@ DEFAULTS: dict = {
         "splits": ["valid", "test"],
         "plots": True,
         "batch_size": 64,
+        # Percentile intervals of every reported metric over resampled test cases (0 resamples: none).
+        "bootstrap": {"resamples": 1000, "seed": 0, "level": 0.95},
     },
 }
 
@@ -117,6 +119,13 @@ def _check(config: dict) -> None:
         raise ConfigError(
             f"evaluation.weight_search.step must divide 1 evenly (0.05, 0.1, 0.25...), got {step!r}"
         )
+    bootstrap = config["evaluation"]["bootstrap"]
+    if not isinstance(bootstrap["resamples"], int) or bootstrap["resamples"] < 0:
+        raise ConfigError(
+            f"evaluation.bootstrap.resamples must be a non-negative integer, got {bootstrap['resamples']!r}"
+        )
+    if not 0 < float(bootstrap["level"]) < 1:
+        raise ConfigError(f"evaluation.bootstrap.level must lie in (0, 1), got {bootstrap['level']!r}")
     if config["data"].get("root") is None:
         raise ConfigError("data.root is required: the dataset directory (or pass --data ROOT)")
 

@@ -43,7 +43,7 @@ def _flatten(report: Mapping) -> dict[str, float]:
     """One head's report as ``{"avg_auc": .., "mel.auc": .., "acc.DIAG": .., "auc.DIAG.MEL": ..}``."""
     flat = {"avg_auc": report["avg_auc"], "avg_acc": report["avg_acc"]}
     for name, values in report.items():
-        if name not in ("avg_auc", "avg_acc", "tasks") and isinstance(values, Mapping):
+        if name not in ("avg_auc", "avg_acc", "tasks", "ci") and isinstance(values, Mapping):
             flat.update({f"{name}.{k}": v for k, v in values.items()})
     for task, entry in report["tasks"].items():
         flat[f"acc.{task}"] = entry["acc"]

@@ -1,0 +1,47 @@
+"""``mmfuse compare RUN_A RUN_B [--split test]``: is A better than B on the same cases, or is it noise?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="paired comparison of two runs: avg AUC/ACC difference with bootstrap CI and p, DeLong per class",
+    )
+    parser.add_argument("run_a", metavar="RUN_A", help="a run directory or a --seeds folder")
+    parser.add_argument("run_b", metavar="RUN_B", help="a run directory or a --seeds folder")
+    parser.add_argument("--split", default="test", help="split whose predictions to compare (default: test)")
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="B", help="paired resamples (default: 1000)"
+    )
+    parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resamples (default: 0)")
+    parser.add_argument("--level", type=float, default=0.95, help="coverage of the intervals (default: 0.95)")
+    parser.add_argument("--out", metavar="FILE", help="also write the comparison as JSON to FILE")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmfuse.evaluation.bootstrap import BootstrapOptions
+    from mmfuse.evaluation.compare import compare_runs, format_comparison, load_run_predictions
+    from mmfuse.evaluation.writers import json_safe, write_json
+
+    options = BootstrapOptions(args.bootstrap, args.bootstrap_seed, args.level)
+    result = compare_runs(
+        load_run_predictions(args.run_a, args.split),
+        load_run_predictions(args.run_b, args.split),
+        bootstrap=options,
+    )
+    result = {"split": args.split, **result}
+    if args.out:
+        write_json(Path(args.out), result)
+    if args.json:
+        print(json.dumps(json_safe(result), indent=2))
+    else:
+        print(f"split {args.split}")
+        print(format_comparison(result))
+    return 0
