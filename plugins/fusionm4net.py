@@ -57,12 +57,17 @@ class SecondStage:
     classifier: str = "svm"
     models: dict = field(default_factory=dict)
 
-    def _new(self):
+    def _new(self, target: np.ndarray):
+        # scikit-learn is the reference's tool and an optional dependency of this plugin only.
+        from sklearn.calibration import CalibratedClassifierCV
         from sklearn.linear_model import LogisticRegression
         from sklearn.svm import SVC
 
         if self.classifier == "svm":
-            return SVC(C=1.0, kernel="rbf", probability=True, random_state=0)
+            # Platt-scaled SVM probabilities (what SVC(probability=True) computed, before its deprecation).
+            folds = min(3, int(np.unique(target, return_counts=True)[1].min()))
+            svm = SVC(C=1.0, kernel="rbf", random_state=0)
+            return svm if folds < 2 else CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False)
         if self.classifier == "logistic":
             return LogisticRegression(C=0.01, class_weight="balanced", max_iter=1000)
         raise ValueError(f"unknown second-stage classifier {self.classifier!r}; use 'svm' or 'logistic'")
@@ -76,7 +81,13 @@ class SecondStage:
             target = labels[:, column].cpu().numpy()
             if len(np.unique(target)) < 2:
                 raise ValueError(f"second stage: task {task.name!r} has one class only in the fitting cases")
-            self.models[task.name] = self._new().fit(features, target)
+            model = self._new(target)
+            if not hasattr(model, "predict_proba"):
+                raise ValueError(
+                    f"second stage: task {task.name!r} has a class with one fitting case only; "
+                    "fit on more cases (the validation split) or use classifier='logistic'"
+                )
+            self.models[task.name] = model.fit(features, target)
         return self
 
     def predict_proba(

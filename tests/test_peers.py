@@ -138,3 +138,41 @@ def test_full_size_peers_match_table_5():
     assert rows["fusionm4net"]["reference_params"] == pytest.approx(54.45e6, rel=0.03)
     assert rows["tformer"]["params"] == pytest.approx(77.76e6, rel=0.03)
     assert rows["cafnet"]["params"] > 51.2e6  # "≫ 51.2 M"
+
+
+def test_fusionm4net_second_stage_learns_from_metadata():
+    pytest.importorskip("sklearn")
+    from mmfuse_plugins.fusionm4net import SecondStage
+
+    from mmfuse.tasks import TaskSpec
+
+    tasks = (TaskSpec("DIAG", ("a", "b")), TaskSpec("RS", ("ABS", "PRS", "X")))
+    generator = torch.Generator().manual_seed(0)
+    n = 120
+    metadata = (torch.rand(n, 4, generator=generator) > 0.5).float()
+    labels = torch.stack([metadata[:, 0].long(), (metadata[:, 1] + metadata[:, 2]).long()], dim=1)
+    # First-stage probabilities that know nothing: only the metadata carries the answer.
+    probabilities = {t.name: torch.full((n, t.num_classes), 1 / t.num_classes) for t in tasks}
+    stage = SecondStage(tasks).fit({k: v[:80] for k, v in probabilities.items()}, metadata[:80], labels[:80])
+    out = stage.predict_proba({k: v[80:] for k, v in probabilities.items()}, metadata[80:])
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"DIAG": (40, 2), "RS": (40, 3)}
+    assert torch.allclose(out["RS"].sum(dim=1), torch.ones(40), atol=1e-5)
+    accuracy = (out["DIAG"].argmax(dim=1) == labels[80:, 0]).float().mean()
+    assert accuracy > 0.9
+
+
+@pytest.mark.slow
+def test_training_cli_trains_a_peer_preset(tmp_path):
+    from test_training_fixtures import make_release, tiny_config, write_config
+
+    from mmfuse.cli import main
+
+    release = make_release(tmp_path / "derm7pt", cases=24, size=32)
+    config = tiny_config(
+        release,
+        model={"preset": "tformer", "primary": TINY, "auxiliary": TINY, **SMALL["tformer"]},
+        train={"epochs": 1, "swa": {"epochs": 0, "anneal_epochs": 1}},
+    )
+    assert main(["train", str(write_config(tmp_path / "run.yaml", config)), "--out", str(tmp_path / "run")]) == 0
+    loaded = mmfuse.from_pretrained(tmp_path / "run" / "model")
+    assert loaded.config["combiner"] == "metadata_attention" and loaded.uses_metadata
