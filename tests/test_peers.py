@@ -170,9 +170,10 @@ def test_training_cli_trains_a_peer_preset(tmp_path):
     release = make_release(tmp_path / "derm7pt", cases=24, size=32)
     config = tiny_config(
         release,
-        model={"preset": "tformer", "primary": TINY, "auxiliary": TINY, **SMALL["tformer"]},
+        model={"primary": TINY, "auxiliary": TINY, **SMALL["tformer"]},
         train={"epochs": 1, "swa": {"epochs": 0, "anneal_epochs": 1}},
     )
-    assert main(["train", str(write_config(tmp_path / "run.yaml", config)), "--out", str(tmp_path / "run")]) == 0
+    run = ["train", str(write_config(tmp_path / "run.yaml", config)), "--out", str(tmp_path / "run")]
+    assert main([*run, "--preset", "tformer"]) == 0
     loaded = mmfuse.from_pretrained(tmp_path / "run" / "model")
     assert loaded.config["combiner"] == "metadata_attention" and loaded.uses_metadata
