@@ -60,13 +60,23 @@ def has_attention(model: FusionModel) -> bool:
     return any(hasattr(block, "attention") for block in model.fusion_blocks.values())
 
 
+def model_inputs(model: FusionModel, x: torch.Tensor) -> dict:
+    """Keyword inputs of one forward pass: the pair, and a metadata vector when the model takes one."""
+    inputs = {"primary": x, "auxiliary": x}
+    if model.uses_metadata:
+        generator = torch.Generator().manual_seed(0)
+        metadata = (torch.rand(x.shape[0], model.metadata_encoding.size, generator=generator) > 0.7).float()
+        inputs["metadata"] = metadata.to(x.device)
+    return inputs
+
+
 @torch.no_grad()
 def count_flops(model: FusionModel, settings: Settings) -> int:
-    """FLOPs (2 × multiply-accumulates of convolutions and matrix products) of one 224 px pair."""
+    """FLOPs (2 × multiply-accumulates of convolutions and matrix products) of one pair at the model's size."""
     x = settings.images(1, model.preprocessing["img_size"])
     counter = FlopCounterMode(display=False)
     with counter:
-        model(primary=x, auxiliary=x)
+        model(**model_inputs(model, x))
     return int(counter.get_total_flops())
 
 
@@ -92,6 +102,7 @@ def run(
     reference: str = REFERENCE,
     throughput_batch: int = 24,
     img_size: int = 224,
+    own_sizes: bool = False,
 ) -> dict:
     """The ``models`` section of the report: every configuration, then ratios to ``reference``.
 
@@ -105,25 +116,32 @@ def run(
     for name, model in models.items():
         results[name].update(model_flops(model, settings))
         results[name]["fusion_stages"] = model.config["fusion_stages"]
+        results[name]["img_size"] = model.preprocessing["img_size"] if own_sizes else img_size
 
     def forward(model: FusionModel, x: torch.Tensor):
+        inputs = model_inputs(model, x)
+
         def call():
             with torch.inference_mode(), settings.autocast():
-                return model(primary=x, auxiliary=x)
+                return model(**inputs)
 
         return call
 
-    one = settings.images(1, img_size)
+    def images(model: FusionModel, batch: int) -> torch.Tensor:
+        # Each model at its own input size when it has one (Inception-v3: 299 px), else img_size.
+        size = model.preprocessing["img_size"] if own_sizes else img_size
+        return settings.images(batch, size)
+
+    one = {name: images(model, 1) for name, model in models.items()}
     latency = interleaved(
-        {name: forward(model, one) for name, model in models.items()},
+        {name: forward(model, one[name]) for name, model in models.items()},
         device=settings.device,
         warmup=2 if settings.quick else 3,
         rounds=5 if settings.quick else 15,
         block=3 if settings.quick else 5,
     )
-    batch = settings.images(throughput_batch, img_size)
     throughput = interleaved(
-        {name: forward(model, batch) for name, model in models.items()},
+        {name: forward(model, images(model, throughput_batch)) for name, model in models.items()},
         device=settings.device,
         warmup=1 if not settings.cuda else 3,
         rounds=2 if settings.quick else 4,
@@ -152,7 +170,7 @@ def run(
             # The promised ratio, measured again with only the two models alternating: a table of eleven
             # models cycles ~2 GB of weights through the caches between samples, which adds noise.
             pair = interleaved(
-                {name: forward(models[name], one) for name in (HEADLINE, reference)},
+                {name: forward(models[name], one[name]) for name in (HEADLINE, reference)},
                 device=settings.device,
                 warmup=2,
                 rounds=12 if settings.quick else 30,

@@ -4,8 +4,10 @@
 
 Sections: ``models`` (parameters, FLOPs, latency, throughput and their ratios to baseline-swin),
 ``aab`` (the attention block per Swin stage and implementation), ``data`` (decode + augment from
-original JPEGs against the prepared cache), ``training`` (train-step throughput, eager) and ``compiled``
-(the same step eager against ``torch.compile``; by default on CUDA only, where it matters). ``--quick``
+original JPEGs against the prepared cache), ``training`` (train-step throughput, eager), ``compiled``
+(the same step eager against ``torch.compile``; by default on CUDA only, where it matters) and ``peers``
+(AMMFM beside FusionM4Net, TFormer, CAFNet and Incep-com: params, FLOPs, latency, throughput, ratios to
+ammfm-swin; on request: ``--sections peers``). ``--quick``
 repeats less (same models, same sizes) so that the whole suite fits in 10 minutes on a 2-core CPU.
 The report is rewritten after every section, so a run cut short keeps what it measured.
 docs/performance.md explains the figures.
@@ -29,8 +31,11 @@ if __package__ in (None, ""):
 
 from benchmarks.environment import describe  # noqa: E402
 
-SECTIONS = ("models", "aab", "data", "training", "compiled")
-DEFAULT_SECTIONS = {"cpu": SECTIONS[:-1], "cuda": SECTIONS}
+SECTIONS = ("models", "aab", "data", "training", "compiled", "peers")
+DEFAULT_SECTIONS = {
+    "cpu": ("models", "aab", "data", "training"),
+    "cuda": ("models", "aab", "data", "training", "compiled"),
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -123,6 +128,11 @@ def run_section(section: str, settings, args: argparse.Namespace, report: dict) 
 
         report["models_reference"] = models.REFERENCE  # what each entry's "ratios" divide by
         return models.run(settings)
+    if section == "peers":
+        from benchmarks import peers
+
+        report["peers_reference"] = peers.REFERENCE
+        return peers.run(settings)
     if section == "aab":
         from benchmarks import attention
 
@@ -161,6 +171,14 @@ def headline(report: dict) -> str:
             + (f", {pairwise:.3f} side by side" if pairwise is not None else "")
             + budget
         )
+    peers = report.get("peers", {})
+    for name, entry in peers.items():
+        if isinstance(entry, dict) and "ratios" in entry:
+            r = entry["ratios"]
+            lines.append(
+                f"{name} / ammfm-swin: params {r['params']:.2f}, FLOPs {r['flops']:.2f}, "
+                f"latency b1 {r['latency_ms_b1']:.2f}, throughput b24 {r.get('throughput_b24', float('nan')):.2f}"
+            )
     data = report.get("data", {})
     if "speedup" in data:
         lines.append(f"data path: cache {data['speedup']:.2f}x faster than decoding originals (target >= 2)")

@@ -35,3 +35,36 @@ def register_fusions(register: Callable[..., object]) -> None:
 @hookspec(firstresult=True)
 def resolve_encoder(name: str) -> Callable[..., object] | None:
     """Return an encoder factory for a ``name`` nobody registered (e.g. any timm model), else ``None``."""
+
+
+@hookspec
+def register_metadata_encoders(register: Callable[..., object]) -> None:
+    """Register metadata encoders with ``register(name, cls, override=False)``.
+
+    ``cls(in_features, **options)`` must return an :class:`mmfuse.MetadataEncoder`.
+    """
+
+
+@hookspec
+def register_combiners(register: Callable[..., object]) -> None:
+    """Register fusion-head combiners with ``register(name, cls, override=False)``.
+
+    ``cls(primary_features, auxiliary_features, metadata_features, **options)`` must return an
+    :class:`mmfuse.Combiner`.
+    """
+
+
+@hookspec
+def register_heads(register: Callable[..., object]) -> None:
+    """Register multi-task heads with ``register(name, cls, override=False)``.
+
+    ``cls(in_features, tasks, **options)`` must return an :class:`mmfuse.Head`.
+    """
+
+
+@hookspec
+def register_presets(register: Callable[..., object]) -> None:
+    """Register named model configurations with ``register(name, config, override=False)``.
+
+    ``config`` is plain data: the fields :func:`mmfuse.build_model` accepts (registry names and options).
+    """

@@ -254,12 +254,24 @@ def _plugin_package(plugin: str) -> str | None:
     return None
 
 
-def component_provider(kind: str, name: str) -> dict:
-    """``{"name", "plugin", "package"}`` of the encoder or fusion ``name``, as recorded in config.json."""
-    from mmfuse.registry import ENCODERS, FUSIONS, plugin_manager
+def _registry(kind: str):
+    from mmfuse.registry import COMBINERS, ENCODERS, FUSIONS, HEAD_TYPES, METADATA_ENCODERS
 
-    if kind == "fusion":
-        plugin = FUSIONS.entry(name).provider
+    return {
+        "encoder": ENCODERS,
+        "fusion": FUSIONS,
+        "head": HEAD_TYPES,
+        "combiner": COMBINERS,
+        "metadata encoder": METADATA_ENCODERS,
+    }[kind]
+
+
+def component_provider(kind: str, name: str) -> dict:
+    """``{"name", "plugin", "package"}`` of the component ``name`` of ``kind``, as recorded in config.json."""
+    from mmfuse.registry import ENCODERS, plugin_manager
+
+    if kind != "encoder":
+        plugin = _registry(kind).entry(name).provider
     elif name in ENCODERS:
         plugin = ENCODERS.entry(name).provider
     else:
@@ -275,10 +287,14 @@ def component_provider(kind: str, name: str) -> dict:
 def hub_config(model: FusionModel) -> dict:
     """``model.config`` plus the mmfuse version and the plugin that provides each named component."""
     from mmfuse import __version__
+    from mmfuse.presets import COMPONENT_FIELDS
 
     config = model.config
-    providers = {branch: component_provider("encoder", config[branch]) for branch in ("primary", "auxiliary")}
-    providers["fusion"] = component_provider("fusion", config["fusion"])
+    providers = {
+        field: component_provider(kind, config[field])
+        for field, kind in COMPONENT_FIELDS.items()
+        if field != "metadata_encoder" or config.get("metadata") is not None
+    }
     return {**config, "mmfuse_version": __version__, "providers": providers}
 
 
@@ -297,10 +313,11 @@ def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:
 
 def check_config(config: Mapping, providers: Mapping, location: ModelLocation) -> None:
     """Every named component is registered (or its plugin is named as missing); no option loads files."""
-    from mmfuse.registry import FUSIONS, encoder_entry, plugin_manager
+    from mmfuse.presets import COMPONENT_FIELDS
+    from mmfuse.registry import encoder_entry, plugin_manager
 
     where = f"{CONFIG_FILE} of {location.describe()}"
-    for field in ("primary", "auxiliary", "fusion"):
+    for field in COMPONENT_FIELDS:
         if not isinstance(config.get(field, ""), str):
             raise InvalidConfigError(f"{where}: {field!r} must be a registry name, got {config[field]!r}")
         options = config.get(f"{field}_options", {})
@@ -312,15 +329,15 @@ def check_config(config: Mapping, providers: Mapping, location: ModelLocation) -
                 f"{where}: {field}_options may not set {forbidden} (they make loading read other files); "
                 "give local backbone weights to build_model(pretrained_files=...) instead"
             )
-    for field in ("primary", "auxiliary", "fusion"):
+    for field, kind in COMPONENT_FIELDS.items():
         name = config.get(field)
-        if name is None:
+        if name is None or (field == "metadata_encoder" and config.get("metadata") is None):
             continue
         try:
-            if field == "fusion":
-                FUSIONS.entry(name)
-            else:
+            if kind == "encoder":
                 encoder_entry(name)
+            else:
+                _registry(kind).entry(name)
         except UnknownNameError as exc:
             provider = providers.get(field) or {}
             plugin = provider.get("plugin")

@@ -1,15 +1,20 @@
-"""The two extension points of mmfuse: multi-scale encoders and fusion blocks.
+"""The extension points of mmfuse: encoders, fusion blocks, metadata encoders, combiners and heads.
 
-Both are plain ``nn.Module`` subclasses. Everything crossing these interfaces is NCHW, so a fusion
-block never needs to know which backbone family produced its inputs.
+All are plain ``nn.Module`` subclasses. Image features crossing these interfaces are NCHW, so a fusion
+block never needs to know which backbone family produced its inputs; vectors are ``[batch, features]``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from mmfuse.tasks import TaskSpec
+
+Stream = tuple[torch.Tensor, torch.Tensor]
 
 
 class Encoder(nn.Module, ABC):
@@ -58,3 +63,88 @@ class FusionBlock(nn.Module, ABC):
     def forward(
         self, primary: torch.Tensor, auxiliary: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class StreamFusionBlock(FusionBlock):
+    """A fusion block that also carries a *fusion stream* from one fused stage to the next (TFormer).
+
+    The stream is a pair of NCHW maps ``(primary_stream, auxiliary_stream)`` kept apart from the
+    encoders: ``forward(primary, auxiliary, stream)`` receives the previous block's stream (``None`` at
+    the first block) and returns ``(primary', auxiliary', stream')``. The constructor receives
+    ``stream_channels``, the previous block's :attr:`out_stream_channels` (``None`` for the first
+    block), and must set :attr:`out_stream_channels`. When the model ends with a stream, the fusion
+    head's combiner reads the pooled stream instead of the encoders' final maps; the primary and
+    auxiliary heads still read the encoders.
+    """
+
+    out_stream_channels: tuple[int, int]
+
+    def __init__(
+        self,
+        primary_channels: int,
+        auxiliary_channels: int,
+        *,
+        stream_channels: tuple[int, int] | None = None,
+        **options,
+    ) -> None:
+        super().__init__(primary_channels, auxiliary_channels, **options)
+        self.stream_channels = None if stream_channels is None else tuple(stream_channels)
+
+    @abstractmethod
+    def forward(  # type: ignore[override]
+        self, primary: torch.Tensor, auxiliary: torch.Tensor, stream: Stream | None
+    ) -> tuple[torch.Tensor, torch.Tensor, Stream]: ...
+
+
+class MetadataEncoder(nn.Module, ABC):
+    """Turns an encoded metadata vector ``[batch, in_features]`` into ``[batch, out_features]``.
+
+    ``__init__(in_features, **options)`` must set :attr:`out_features`. The input is what
+    :class:`mmfuse.metadata.MetadataEncoding` produces: one-hot categories and standardised numbers.
+    """
+
+    out_features: int
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.in_features = int(in_features)
+
+
+class Combiner(nn.Module, ABC):
+    """The first half of the fusion head: pooled primary and auxiliary vectors (and the encoded
+    metadata, when the model has it) in, one vector of :attr:`out_features` out.
+
+    ``__init__(primary_features, auxiliary_features, metadata_features, **options)``;
+    ``metadata_features`` is 0 for a model without metadata. A combiner that needs metadata sets
+    :attr:`uses_metadata`; the model then drops the fusion head, like a missing auxiliary image, for
+    inputs without metadata.
+    """
+
+    out_features: int
+    uses_metadata: bool = False
+
+    def __init__(self, primary_features: int, auxiliary_features: int, metadata_features: int = 0) -> None:
+        super().__init__()
+        self.primary_features = int(primary_features)
+        self.auxiliary_features = int(auxiliary_features)
+        self.metadata_features = int(metadata_features)
+
+    @abstractmethod
+    def forward(
+        self, primary: torch.Tensor, auxiliary: torch.Tensor, metadata: torch.Tensor | None = None
+    ) -> torch.Tensor: ...
+
+
+class Head(nn.Module, ABC):
+    """One classifier per task on a pooled vector: ``forward(x) -> {task: logits [batch, classes]}``.
+
+    ``__init__(in_features, tasks, **options)``; the model builds three (primary, auxiliary, fusion).
+    """
+
+    def __init__(self, in_features: int, tasks: Sequence[TaskSpec]) -> None:
+        super().__init__()
+        self.in_features = int(in_features)
+        self.tasks = tuple(tasks)
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]: ...

@@ -19,8 +19,15 @@ import torch
 from torch import nn
 
 from mmfuse.hub import HubMixin
-from mmfuse.interfaces import Encoder, FusionBlock
-from mmfuse.registry import create_fusion, encoder_entry
+from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
+from mmfuse.metadata import MetadataEncoding
+from mmfuse.registry import (
+    create_combiner,
+    create_fusion,
+    create_head,
+    create_metadata_encoder,
+    encoder_entry,
+)
 from mmfuse.tasks import TaskSpec, resolve_tasks, tasks_to_data
 
 HEADS = ("primary", "auxiliary", "fusion")
@@ -36,31 +43,22 @@ class FusionOutput:
 
     logits: dict[str, dict[str, torch.Tensor]]
     features: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-class MultiTaskHead(nn.Module):
-    """One linear classifier per task on a pooled feature vector."""
-
-    def __init__(self, in_features: int, tasks: Sequence[TaskSpec], dropout: float = 0.0) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.classifiers = nn.ModuleDict({t.name: nn.Linear(in_features, t.num_classes) for t in tasks})
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.dropout(x)
-        return {name: classifier(x) for name, classifier in self.classifiers.items()}
+    # head -> bool [batch]: rows whose logits of that head are meaningless (an input it needs is missing).
+    head_present: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def mix_heads(
     probabilities: Mapping[str, Mapping[str, torch.Tensor]],
     weights: Mapping[str, float],
     auxiliary_present: torch.Tensor | None = None,
+    head_present: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Eq. 4: the weighted average of per-head probabilities, renormalised over the heads present.
 
     ``probabilities[head][task]`` is ``[batch, classes]``. Rows whose ``auxiliary_present`` is False
-    take the primary head alone. When the heads present have zero total weight (primary-only
-    inference with ``w_primary = 0``) they share equally.
+    take the primary head alone. ``head_present[head]`` (bool ``[batch]``) leaves a head out of some
+    rows (e.g. a fusion head that needs metadata, for cases without it). When the heads present have
+    zero total weight (primary-only inference with ``w_primary = 0``) they share equally.
     """
     heads = [h for h in HEADS if h in probabilities]
     used = {h: float(weights[h]) for h in heads}
@@ -69,12 +67,42 @@ def mix_heads(
         used, total = dict.fromkeys(heads, 1.0), float(len(heads))
     mixed = {}
     for task in probabilities[heads[0]]:
-        value = sum(used[h] * probabilities[h][task] for h in heads) / total
+        if head_present:
+            value = _mix_rows(probabilities, used, task, head_present)
+        else:
+            value = sum(used[h] * probabilities[h][task] for h in heads) / total
         if auxiliary_present is not None and "primary" in probabilities:
             keep = auxiliary_present.to(value.device).bool().view(-1, 1)
             value = torch.where(keep, value, probabilities["primary"][task])
         mixed[task] = value
     return mixed
+
+
+def _mix_rows(
+    probabilities: Mapping[str, Mapping[str, torch.Tensor]],
+    weights: Mapping[str, float],
+    task: str,
+    head_present: Mapping[str, torch.Tensor],
+) -> torch.Tensor:
+    # Per row: the weighted average over the heads present in that row (equal shares at zero weight).
+    first = probabilities[next(iter(weights))][task]
+    numerator = torch.zeros_like(first)
+    total = first.new_zeros((first.shape[0], 1))
+    count = first.new_zeros((first.shape[0], 1))
+    for head, weight in weights.items():
+        mask = head_present.get(head)
+        mask = (
+            first.new_ones((first.shape[0], 1)) if mask is None else mask.to(first.device).view(-1, 1).float()
+        )
+        numerator = numerator + weight * mask * probabilities[head][task]
+        total = total + weight * mask
+        count = count + mask
+    equal = sum(
+        (head_present[h].to(first.device).view(-1, 1).float() if h in head_present else 1.0)
+        * probabilities[h][task]
+        for h in weights
+    ) / count.clamp_min(1)
+    return torch.where(total > 0, numerator / total.clamp_min(1e-12), equal)
 
 
 def _accepts_keyword(factory, name: str) -> bool:
@@ -122,8 +150,21 @@ class FusionModel(nn.Module, HubMixin):
             raise ValueError(f"pretrained_files keys must be 'primary' or 'auxiliary', got {sorted(unknown)}")
         self.tasks: tuple[TaskSpec, ...] = resolve_tasks(config["tasks"])
         self._config = config
+        shared = bool(config["share_encoder"])
+        if shared and (
+            config["auxiliary"] != config["primary"]
+            or config["auxiliary_options"] != config["primary_options"]
+        ):
+            raise ValueError(
+                "share_encoder: true runs both images through one encoder, so 'auxiliary' and its options "
+                f"must equal 'primary' ({config['primary']!r}); got auxiliary {config['auxiliary']!r}"
+            )
+        if shared and "auxiliary" in pretrained_files:
+            raise ValueError(
+                "share_encoder: true has one encoder; give its weights as pretrained_files['primary']"
+            )
         encoders = {}
-        for branch in ("primary", "auxiliary"):
+        for branch in ("primary",) if shared else ("primary", "auxiliary"):
             factory = encoder_entry(config[branch]).obj
             options = dict(config[f"{branch}_options"])
             if config.get("img_size") is not None and _accepts_keyword(factory, "img_size"):
@@ -134,7 +175,8 @@ class FusionModel(nn.Module, HubMixin):
             if not isinstance(encoders[branch], Encoder):
                 raise TypeError(f"encoder {config[branch]!r} did not return an mmfuse.Encoder")
         self.primary_encoder: Encoder = encoders["primary"]
-        self.auxiliary_encoder: Encoder = encoders["auxiliary"]
+        if not shared:  # shared: auxiliary_encoder is primary_encoder, held (and saved) once
+            self._modules["auxiliary_encoder"] = encoders["auxiliary"]
 
         stages = config["fusion_stages"]
         num_stages = self.primary_encoder.num_stages
@@ -153,27 +195,36 @@ class FusionModel(nn.Module, HubMixin):
             s: _match_stage(self.primary_encoder.reductions[s], self.auxiliary_encoder.reductions)
             for s in stages
         }
-        blocks = {}
-        for s, a in self.fusion_pairs.items():
-            block = create_fusion(
-                config["fusion"],
-                self.primary_encoder.channels[s],
-                self.auxiliary_encoder.channels[a],
-                **config["fusion_options"],
-            )
-            if not isinstance(block, FusionBlock):
-                raise TypeError(f"fusion {config['fusion']!r} did not return an mmfuse.FusionBlock")
-            blocks[str(s)] = block
-        self.fusion_blocks = nn.ModuleDict(blocks)
+        self.fusion_blocks = nn.ModuleDict(self._fusion_blocks(config))
+        self.stream_channels = self._stream_channels()
 
+        self.metadata_encoding = (
+            None if config["metadata"] is None else MetadataEncoding.from_dict(config["metadata"])
+        )
+        self.metadata_encoder: MetadataEncoder | None = None
+        metadata_dim = 0
+        if self.metadata_encoding is not None:
+            self.metadata_encoder = create_metadata_encoder(
+                config["metadata_encoder"], self.metadata_encoding.size, **config["metadata_encoder_options"]
+            )
+            if not isinstance(self.metadata_encoder, MetadataEncoder):
+                raise TypeError(
+                    f"metadata encoder {config['metadata_encoder']!r} did not return an mmfuse.MetadataEncoder"
+                )
+            metadata_dim = self.metadata_encoder.out_features
         primary_dim = self.primary_encoder.channels[-1]
         auxiliary_dim = self.auxiliary_encoder.channels[-1]
-        dropout = config["head_dropout"]
+        fused_dims = self.stream_channels or (primary_dim, auxiliary_dim)
+        self.combiner: Combiner = create_combiner(
+            config["combiner"], *fused_dims, metadata_dim, **config["combiner_options"]
+        )
+        if not isinstance(self.combiner, Combiner):
+            raise TypeError(f"combiner {config['combiner']!r} did not return an mmfuse.Combiner")
         self.heads = nn.ModuleDict(
             {
-                "primary": MultiTaskHead(primary_dim, self.tasks, dropout),
-                "auxiliary": MultiTaskHead(auxiliary_dim, self.tasks, dropout),
-                "fusion": MultiTaskHead(primary_dim + auxiliary_dim, self.tasks, dropout),
+                "primary": self._head(config, primary_dim),
+                "auxiliary": self._head(config, auxiliary_dim),
+                "fusion": self._head(config, self.combiner.out_features),
             }
         )
         weights = config["head_weights"]
@@ -183,6 +234,64 @@ class FusionModel(nn.Module, HubMixin):
         )
         self._temperatures: dict[str, dict[str, float]] | None = None
         self.set_temperatures(config.get("temperatures"))
+
+    @property
+    def auxiliary_encoder(self) -> Encoder:
+        """The auxiliary branch's encoder: the primary one itself when ``share_encoder`` is set."""
+        return self._modules.get("auxiliary_encoder") or self.primary_encoder
+
+    def _fusion_blocks(self, config: Mapping) -> dict[str, FusionBlock]:
+        blocks: dict[str, FusionBlock] = {}
+        stream: tuple[int, int] | None = None
+        unknown = set(config["fusion_stage_options"]) - {str(s) for s in self.fusion_pairs}
+        if unknown:
+            raise ValueError(
+                f"fusion_stage_options name stages {sorted(unknown)} that do not fuse; fused stages: "
+                f"{sorted(self.fusion_pairs)}"
+            )
+        for s, a in self.fusion_pairs.items():
+            options = {**config["fusion_options"], **config["fusion_stage_options"].get(str(s), {})}
+            if blocks and isinstance(next(iter(blocks.values())), StreamFusionBlock):
+                options["stream_channels"] = stream
+            block = create_fusion(
+                config["fusion"],
+                self.primary_encoder.channels[s],
+                self.auxiliary_encoder.channels[a],
+                **options,
+            )
+            if not isinstance(block, FusionBlock):
+                raise TypeError(f"fusion {config['fusion']!r} did not return an mmfuse.FusionBlock")
+            if isinstance(block, StreamFusionBlock):
+                stream = tuple(block.out_stream_channels)
+            blocks[str(s)] = block
+        return blocks
+
+    def _stream_channels(self) -> tuple[int, int] | None:
+        blocks = list(self.fusion_blocks.values())
+        if blocks and isinstance(blocks[-1], StreamFusionBlock):
+            return tuple(blocks[-1].out_stream_channels)
+        return None
+
+    def _head(self, config: Mapping, in_features: int) -> Head:
+        options = dict(config["head_options"])
+        if config["head_dropout"]:
+            options.setdefault("dropout", config["head_dropout"])
+        head = create_head(config["head"], in_features, self.tasks, **options)
+        if not isinstance(head, Head):
+            raise TypeError(f"head {config['head']!r} did not return an mmfuse.Head")
+        return head
+
+    @property
+    def uses_metadata(self) -> bool:
+        """Whether the model takes a ``metadata`` input (its config holds a metadata encoding)."""
+        return self.metadata_encoding is not None
+
+    def encode_metadata(self, rows: Sequence[Mapping]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw per-case metadata (mappings of field → value) as ``(metadata, metadata_present)`` inputs."""
+        if self.metadata_encoding is None:
+            raise ValueError("this model has no metadata input")
+        values, present, _ = self.metadata_encoding.encode(rows)
+        return values, present
 
     # -- configuration -------------------------------------------------------------------------
     @property
@@ -273,12 +382,23 @@ class FusionModel(nn.Module, HubMixin):
         Rows whose ``auxiliary_present`` is False keep their unrefined primary maps, so their primary
         head sees exactly what it sees when no auxiliary image is given at all.
         """
+        p, a, _ = self.forward_fused(primary, auxiliary, auxiliary_present)
+        return p, a
+
+    def forward_fused(
+        self,
+        primary: torch.Tensor,
+        auxiliary: torch.Tensor,
+        auxiliary_present: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, Stream | None]:
+        """:meth:`forward_features` plus the fusion stream of stream blocks (``None`` without)."""
         keep = (
             None
             if auxiliary_present is None
             else auxiliary_present.to(primary.device).bool().view(-1, 1, 1, 1)
         )
         p, a = primary, auxiliary
+        stream: Stream | None = None
         next_aux = 0
         for s in range(self.primary_encoder.num_stages):
             p = self.primary_encoder.forward_stage(s, p)
@@ -287,49 +407,78 @@ class FusionModel(nn.Module, HubMixin):
                 while next_aux <= target:
                     a = self.auxiliary_encoder.forward_stage(next_aux, a)
                     next_aux += 1
-                refined, a = self.fusion_blocks[str(s)](p, a)
+                block = self.fusion_blocks[str(s)]
+                if isinstance(block, StreamFusionBlock):
+                    refined, a, stream = block(p, a, stream)
+                else:
+                    refined, a = block(p, a)
                 p = refined if keep is None else torch.where(keep, refined, p)
         while next_aux < self.auxiliary_encoder.num_stages:
             a = self.auxiliary_encoder.forward_stage(next_aux, a)
             next_aux += 1
-        return p, a
+        return p, a, stream
 
     def forward(
         self,
         primary: torch.Tensor | None = None,
         auxiliary: torch.Tensor | None = None,
         auxiliary_present: torch.Tensor | None = None,
+        metadata: torch.Tensor | None = None,
+        metadata_present: torch.Tensor | None = None,
     ) -> FusionOutput:
         """All three heads' logits; with one modality missing, only that modality's head.
 
         ``auxiliary_present`` (bool, ``[batch]``) marks rows of a mixed batch whose auxiliary image
         is missing: fusion blocks leave their primary maps untouched, and their auxiliary and fusion
-        logits are meaningless (the trainer masks them out of the loss).
+        logits are meaningless (the trainer masks them out of the loss). ``metadata`` (``[batch,
+        size]``, see :meth:`encode_metadata`) is the optional third input of a model built with a
+        metadata encoding; when the combiner needs it, ``metadata=None`` drops the fusion head the way
+        a missing auxiliary image does, and ``metadata_present=False`` rows mark it absent per row
+        (``output.head_present``).
         """
         if primary is None and auxiliary is None:
             raise ValueError("at least one of primary and auxiliary is required")
+        if metadata is not None and self.metadata_encoding is None:
+            raise ValueError(
+                "this model has no metadata input (it was built without a metadata encoding); "
+                "call it without metadata="
+            )
+        if metadata is not None and metadata.shape[-1] != self.metadata_encoding.size:
+            raise ValueError(
+                f"metadata has {metadata.shape[-1]} values per case; this model's encoding makes "
+                f"{self.metadata_encoding.size} ({', '.join(self.metadata_encoding.columns)})"
+            )
         if auxiliary is None:
             pooled = _pool(self.primary_encoder(primary)[-1])
             return FusionOutput({"primary": self.heads["primary"](pooled)}, {"primary": pooled})
         if primary is None:
             pooled = _pool(self.auxiliary_encoder(auxiliary)[-1])
             return FusionOutput({"auxiliary": self.heads["auxiliary"](pooled)}, {"auxiliary": pooled})
-        p, a = self.forward_features(primary, auxiliary, auxiliary_present)
+        p, a, stream = self.forward_fused(primary, auxiliary, auxiliary_present)
         p, a = _pool(p), _pool(a)
-        logits = {
-            "primary": self.heads["primary"](p),
-            "auxiliary": self.heads["auxiliary"](a),
-            "fusion": self.heads["fusion"](torch.cat([p, a], dim=1)),
-        }
-        return FusionOutput(logits, {"primary": p, "auxiliary": a})
+        logits = {"primary": self.heads["primary"](p), "auxiliary": self.heads["auxiliary"](a)}
+        features = {"primary": p, "auxiliary": a}
+        head_present: dict[str, torch.Tensor] = {}
+        needs_metadata = self.combiner.uses_metadata
+        if metadata is not None or not needs_metadata:
+            fp, fa = (p, a) if stream is None else (_pool(stream[0]), _pool(stream[1]))
+            encoded = None
+            if needs_metadata:
+                encoded = self.metadata_encoder(metadata.to(fp.dtype))
+                features["metadata"] = encoded
+                if metadata_present is not None:
+                    head_present["fusion"] = metadata_present.to(fp.device).bool()
+            logits["fusion"] = self.heads["fusion"](self.combiner(fp, fa, encoded))
+        return FusionOutput(logits, features, head_present)
 
     def combine(
         self,
         probabilities: Mapping[str, Mapping[str, torch.Tensor]],
         auxiliary_present: torch.Tensor | None = None,
+        head_present: Mapping[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Eq. 4 with this model's ``head_weights`` (see :func:`mix_heads`)."""
-        return mix_heads(probabilities, self.head_weights_dict, auxiliary_present)
+        return mix_heads(probabilities, self.head_weights_dict, auxiliary_present, head_present)
 
     @torch.no_grad()
     def predict(
@@ -337,6 +486,8 @@ class FusionModel(nn.Module, HubMixin):
         primary: torch.Tensor | None = None,
         auxiliary: torch.Tensor | None = None,
         auxiliary_present: torch.Tensor | None = None,
+        metadata: torch.Tensor | None = None,
+        metadata_present: torch.Tensor | None = None,
         *,
         calibrated: bool = True,
     ) -> dict[str, torch.Tensor]:
@@ -344,17 +495,25 @@ class FusionModel(nn.Module, HubMixin):
 
         Without ``auxiliary`` the primary head answers alone (fusion blocks skipped); without
         ``primary`` the auxiliary head does. ``auxiliary_present`` marks rows of a mixed batch whose
-        auxiliary image is missing: those rows get exactly the primary-only answer. ``calibrated=False``
-        ignores the stored temperatures (the raw softmax of each head).
+        auxiliary image is missing: those rows get exactly the primary-only answer. A model whose
+        fusion head needs metadata answers without it from the other heads (``metadata=None`` for the
+        batch, ``metadata_present=False`` for single rows), as it does without an auxiliary image.
+        ``calibrated=False`` ignores the stored temperatures (the raw softmax of each head).
         """
         was_training = self.training
         self.eval()
         try:
-            output = self(primary=primary, auxiliary=auxiliary, auxiliary_present=auxiliary_present)
+            output = self(
+                primary=primary,
+                auxiliary=auxiliary,
+                auxiliary_present=auxiliary_present,
+                metadata=metadata,
+                metadata_present=metadata_present,
+            )
         finally:
             self.train(was_training)
         probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
-        return self.combine(probabilities, auxiliary_present)
+        return self.combine(probabilities, auxiliary_present, output.head_present)
 
 
 DEFAULT_FUSION_REDUCTIONS = (16,)

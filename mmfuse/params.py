@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from mmfuse.model import FusionModel
 from mmfuse.presets import MOBILENET, SWIN, resolve_config
 
 
@@ -53,13 +54,13 @@ PAPER_CONFIGURATIONS: tuple[PaperConfiguration, ...] = (
 
 def configuration_parameters(config: PaperConfiguration, img_size: int = 224) -> int:
     """Our parameter count for one configuration (backbones built with ``pretrained=False``)."""
-    from mmfuse.model import FusionModel, MultiTaskHead
-    from mmfuse.registry import create_encoder
+    from mmfuse.model import FusionModel
+    from mmfuse.registry import create_encoder, create_head
     from mmfuse.tasks import resolve_tasks
 
     if config.single_encoder is not None:
         encoder = create_encoder(config.single_encoder, img_size=img_size)
-        head = MultiTaskHead(encoder.channels[-1], resolve_tasks("derm7pt"))
+        head = create_head("linear", encoder.channels[-1], resolve_tasks("derm7pt"))
         return count_parameters(encoder) + count_parameters(head)
     return count_parameters(FusionModel(resolve_config(config.preset, img_size=img_size, **config.overrides)))
 
@@ -77,7 +78,86 @@ def parameter_report(img_size: int = 224) -> list[dict]:
     ]
 
 
+@dataclass(frozen=True)
+class PeerConfiguration:
+    """A method of the paper's Table 5, built from its preset, beside the count the paper gives.
+
+    ``bound`` is ``"="`` for counts from the authors' code, ``">"`` / ``"≫"`` for the paper's estimates;
+    ``reference_unused`` counts parameters the reference code builds but never uses (and so counts).
+    """
+
+    name: str
+    paper_millions: float
+    bound: str
+    note: str
+    reference_unused: int = 0
+
+
+PEER_CONFIGURATIONS: tuple[PeerConfiguration, ...] = (
+    PeerConfiguration(
+        "fusionm4net",
+        54.45,
+        "=",
+        "reference keeps both torchvision ResNet-50 1000-class fc layers (2 x 2,049,000, unused)",
+        reference_unused=2 * 2_049_000,
+    ),
+    PeerConfiguration(
+        "tformer",
+        77.76,
+        "=",
+        "+2 linear heads (37k) mmfuse trains; reference's unused Swin classifier (769k) not built",
+    ),
+    PeerConfiguration(
+        "cafnet", 51.2, "≫", "paper's estimate: 2 x ResNet-50 plus attention; ours: BAB at 4 stages"
+    ),
+    PeerConfiguration(
+        "incep-com", 57.4, ">", "paper's estimate counts 2 x torchvision Inception-v3 with aux/fc heads"
+    ),
+)
+
+
+def peer_report(img_size: int | None = None) -> list[dict]:
+    """One row per Table 5 method: ``params`` (ours), ``paper_params``, ``paper_bound``, ``reference_params``."""
+    rows = []
+    for c in PEER_CONFIGURATIONS:
+        overrides = {} if img_size is None else {"img_size": img_size}
+        params = count_parameters(FusionModel(resolve_config(c.name, **overrides)))
+        rows.append(
+            {
+                "name": c.name,
+                "tables": "5",
+                "params": params,
+                "paper_params": round(c.paper_millions * 1e6),
+                "paper_bound": c.bound,
+                "reference_params": params + c.reference_unused,
+                "note": c.note,
+            }
+        )
+    return rows
+
+
+def format_peer_report(rows: list[dict]) -> str:
+    lines = [
+        f"{'peer (Table 5)':<14} {'ours (M)':>9} {'paper (M)':>11} {'ours/paper':>10} {'as reference (M)':>17}  note"
+    ]
+    for r in rows:
+        exact = r["paper_bound"] == "="
+        paper = f"{'' if exact else r['paper_bound'] + ' '}{r['paper_params'] / 1e6:.2f}"
+        ratio = f"{r['params'] / r['paper_params']:.3f}" if exact else "-"
+        reference = (
+            f"{r['reference_params'] / 1e6:.2f} ({r['reference_params'] / r['paper_params']:.3f})"
+            if exact and r["reference_params"] != r["params"]
+            else ""
+        )
+        lines.append(
+            f"{r['name']:<14} {r['params'] / 1e6:>9.2f} {paper:>11} {ratio:>10} {reference:>17}  {r['note']}"
+        )
+    return "\n".join(lines)
+
+
 def format_report(rows: list[dict]) -> str:
+    peers = [r for r in rows if "paper_bound" in r]
+    rows = [r for r in rows if "paper_bound" not in r]
     lines = [f"{'configuration':<20} {'tables':<12} {'ours (M)':>9} {'paper (M)':>10} {'ours/paper':>10}"]
     for r in rows:
         lines.append(
@@ -90,4 +170,6 @@ def format_report(rows: list[dict]) -> str:
         f"ammfm-swin / baseline-swin = {by_name['ammfm-swin'] / by_name['baseline-swin']:.3f} (paper 0.565); "
         f"aab over concat (asymmetric) = {by_name['ammfm-swin'] / by_name['aff-concat-swin'] - 1:+.2%} (paper +1.8%)"
     )
+    if peers:
+        lines += ["", format_peer_report(peers)]
     return "\n".join(lines)

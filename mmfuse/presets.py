@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
+from mmfuse.metadata import MetadataEncoding
+from mmfuse.registry import PRESETS as registered_presets
 from mmfuse.tasks import resolve_tasks, tasks_to_data
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -26,6 +28,7 @@ DEFAULTS: dict = {
     "auxiliary_options": {},
     "fusion": "aab",
     "fusion_options": {},
+    "fusion_stage_options": {},  # {"<stage>": {...}}: options for one stage's block, over fusion_options
     "fusion_stages": None,  # None: the measured default (see mmfuse.model.default_fusion_stages)
     "tasks": "derm7pt",
     "img_size": 224,
@@ -35,6 +38,24 @@ DEFAULTS: dict = {
     "head_weights": {"primary": 1 / 3, "auxiliary": 1 / 3, "fusion": 1 / 3},
     # Post-hoc calibration, {head: {task: T}} fitted on the validation split; None: plain softmax.
     "temperatures": None,
+    "share_encoder": False,  # one encoder runs both images (TFormer); auxiliary must equal primary
+    "head": "linear",
+    "head_options": {},
+    "combiner": "concat",  # the fusion head's input from the pooled branches (and metadata)
+    "combiner_options": {},
+    "metadata": None,  # a fitted MetadataEncoding.to_dict(): the model then takes a metadata input
+    "metadata_encoder": "mlp",
+    "metadata_encoder_options": {},
+}
+
+# Config fields naming a registered component, with the registry kind they are looked up in.
+COMPONENT_FIELDS: dict[str, str] = {
+    "primary": "encoder",
+    "auxiliary": "encoder",
+    "fusion": "fusion",
+    "head": "head",
+    "combiner": "combiner",
+    "metadata_encoder": "metadata encoder",
 }
 
 PRESETS: dict[str, dict] = {
@@ -50,7 +71,17 @@ PRESETS: dict[str, dict] = {
 
 
 def list_presets() -> list[str]:
-    return sorted(PRESETS)
+    """The core's presets and those plugins register (``register_presets`` hook)."""
+    return sorted({*PRESETS, *registered_presets.names()})
+
+
+def preset_config(name: str) -> dict:
+    """The plain-data fields of preset ``name`` (the core's, else a plugin's)."""
+    if name in PRESETS:
+        return copy.deepcopy(PRESETS[name])
+    if name in registered_presets:
+        return copy.deepcopy(dict(registered_presets.entry(name).obj))
+    raise ValueError(f"unknown preset {name!r}; available: {list_presets()}")
 
 
 def normalize_config(config: Mapping) -> dict:
@@ -63,6 +94,9 @@ def normalize_config(config: Mapping) -> dict:
     merged["tasks"] = tasks_to_data(resolve_tasks(merged["tasks"]))
     merged["mean"] = [float(v) for v in merged["mean"]]
     merged["std"] = [float(v) for v in merged["std"]]
+    merged["fusion_stage_options"] = {str(k): dict(v) for k, v in merged["fusion_stage_options"].items()}
+    if isinstance(merged["metadata"], MetadataEncoding):
+        merged["metadata"] = merged["metadata"].to_dict()
     if isinstance(merged["fusion_stages"], (list, tuple)):
         merged["fusion_stages"] = [int(s) for s in merged["fusion_stages"]]
     return merged
@@ -73,10 +107,7 @@ def resolve_config(spec: str | Mapping | None = None, **overrides) -> dict:
     if spec is None:
         spec = "ammfm-swin"
     if isinstance(spec, str):
-        try:
-            config = {"preset": spec, **PRESETS[spec]}
-        except KeyError:
-            raise ValueError(f"unknown preset {spec!r}; available: {list_presets()}") from None
+        config = {"preset": spec, **preset_config(spec)}
     else:
         config = dict(spec)
     config.update({k: v for k, v in overrides.items() if v is not None})

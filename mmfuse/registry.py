@@ -1,6 +1,6 @@
-"""The registry: named encoders and fusion blocks, filled by plugins on first lookup.
+"""The registry: named components and presets, filled by plugins on first lookup.
 
-This module holds the only global mutable state of mmfuse: two :class:`Registry` objects and the
+This module holds the only global mutable state of mmfuse: one :class:`Registry` per kind and the
 plugin manager that fills them. Built-in plugins are registered from :data:`DEFAULT_PLUGINS` (so a
 source checkout works without install metadata); third-party plugins come from the ``mmfuse``
 entry-point group unless ``MMFUSE_DISABLE_PLUGIN_AUTOLOAD`` is set.
@@ -26,7 +26,20 @@ from mmfuse.errors import DuplicateNameError, UnknownNameError
 ENTRY_POINT_GROUP = "mmfuse"
 AUTOLOAD_ENV = "MMFUSE_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_PACKAGE = "mmfuse_plugins"  # installed from the plugins/ folder
-DEFAULT_PLUGINS: tuple[str, ...] = (f"{BUILTIN_PACKAGE}.timm_encoders", f"{BUILTIN_PACKAGE}.fusions")
+DEFAULT_PLUGINS: tuple[str, ...] = tuple(
+    f"{BUILTIN_PACKAGE}.{name}"
+    for name in (
+        "timm_encoders",
+        "fusions",
+        "heads",
+        "combiners",
+        "metadata_encoders",
+        "fusionm4net",
+        "tformer",
+        "cafnet",
+        "incep_com",
+    )
+)
 USER_PROVIDER = "__user__"
 
 
@@ -44,10 +57,11 @@ def _natural_key(name: str) -> list:
 
 
 class Registry:
-    """Name → component for one kind of component (``"encoder"`` or ``"fusion"``)."""
+    """Name → component for one kind (``"encoder"``, ``"fusion"``, ``"head"``...; presets hold plain data)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, callable_entries: bool = True) -> None:
         self.kind = kind
+        self.callable_entries = callable_entries
         self._entries: dict[str, RegistryEntry] = {}
 
     def register(self, name: str, obj: Callable, *, override: bool = False, provider: str = USER_PROVIDER):
@@ -55,7 +69,7 @@ class Registry:
         ensure_plugins_loaded()
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
-        if not callable(obj):
+        if self.callable_entries and not callable(obj):
             raise TypeError(f"{self.kind} {name!r} must be a class or factory, got {obj!r}")
         taken = self._entries.get(name)
         if taken is not None and not override:
@@ -94,6 +108,20 @@ class Registry:
 
 ENCODERS = Registry("encoder")
 FUSIONS = Registry("fusion")
+METADATA_ENCODERS = Registry("metadata encoder")
+COMBINERS = Registry("combiner")
+HEAD_TYPES = Registry("head")
+PRESETS = Registry("preset", callable_entries=False)
+
+# Registration hook -> the registry it fills.
+REGISTER_HOOKS: dict[str, Registry] = {
+    "register_encoders": ENCODERS,
+    "register_fusions": FUSIONS,
+    "register_metadata_encoders": METADATA_ENCODERS,
+    "register_combiners": COMBINERS,
+    "register_heads": HEAD_TYPES,
+    "register_presets": PRESETS,
+}
 
 _plugin_manager: pluggy.PluginManager | None = None
 _failed_plugins: dict[str, str] = {}
@@ -124,8 +152,8 @@ def ensure_plugins_loaded() -> pluggy.PluginManager:
     if not os.environ.get(AUTOLOAD_ENV):
         _load_entry_points(pm)
     pm.check_pending()
-    _call_register_hook(pm, "register_encoders", ENCODERS)
-    _call_register_hook(pm, "register_fusions", FUSIONS)
+    for hook_name, registry in REGISTER_HOOKS.items():
+        _call_register_hook(pm, hook_name, registry)
     return pm
 
 
@@ -165,8 +193,8 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
     """Register a plugin object (a module or class with hook implementations) at run time."""
     pm = ensure_plugins_loaded()
     name = pm.register(plugin, name=name)
-    _call_register_hook(pm, "register_encoders", ENCODERS, name)
-    _call_register_hook(pm, "register_fusions", FUSIONS, name)
+    for hook_name, registry in REGISTER_HOOKS.items():
+        _call_register_hook(pm, hook_name, registry, name)
     return name
 
 
@@ -174,7 +202,7 @@ def unregister_plugin(name: str) -> None:
     """Remove a plugin and every component it provided."""
     pm = ensure_plugins_loaded()
     pm.unregister(name=name)
-    for registry in (ENCODERS, FUSIONS):
+    for registry in REGISTER_HOOKS.values():
         for entry_name in [n for n, e in registry._entries.items() if e.provider == name]:
             registry.unregister(entry_name)
 
@@ -211,6 +239,30 @@ def register_fusion(name: str, *, override: bool = False) -> Callable:
     return decorator
 
 
+def _decorator(registry: Registry, name: str, override: bool) -> Callable:
+    provider = _caller_module(3)
+
+    def decorator(obj: Callable) -> Callable:
+        return registry.register(name, obj, override=override, provider=provider)
+
+    return decorator
+
+
+def register_metadata_encoder(name: str, *, override: bool = False) -> Callable:
+    """Decorator: register a :class:`mmfuse.MetadataEncoder` subclass (or factory) under ``name``."""
+    return _decorator(METADATA_ENCODERS, name, override)
+
+
+def register_combiner(name: str, *, override: bool = False) -> Callable:
+    """Decorator: register a :class:`mmfuse.Combiner` subclass (or factory) under ``name``."""
+    return _decorator(COMBINERS, name, override)
+
+
+def register_head(name: str, *, override: bool = False) -> Callable:
+    """Decorator: register a :class:`mmfuse.Head` subclass (or factory) under ``name``."""
+    return _decorator(HEAD_TYPES, name, override)
+
+
 def list_encoders(pattern: str | None = None) -> list[str]:
     """Registered encoder names, optionally filtered by a glob such as ``"*swin*"``."""
     return ENCODERS.names(pattern)
@@ -241,3 +293,44 @@ def create_encoder(name: str, *, pretrained: bool = False, **options):
 def create_fusion(name: str, primary_channels: int, auxiliary_channels: int, **options):
     """Build the fusion block registered as ``name`` for the given channel counts."""
     return FUSIONS.entry(name).obj(primary_channels, auxiliary_channels, **options)
+
+
+def list_metadata_encoders(pattern: str | None = None) -> list[str]:
+    return METADATA_ENCODERS.names(pattern)
+
+
+def list_combiners(pattern: str | None = None) -> list[str]:
+    return COMBINERS.names(pattern)
+
+
+def list_heads(pattern: str | None = None) -> list[str]:
+    return HEAD_TYPES.names(pattern)
+
+
+def create_metadata_encoder(name: str, in_features: int, **options):
+    """Build the metadata encoder registered as ``name`` for ``in_features`` encoded values."""
+    return METADATA_ENCODERS.entry(name).obj(in_features, **options)
+
+
+def create_combiner(
+    name: str, primary_features: int, auxiliary_features: int, metadata_features: int = 0, **options
+):
+    """Build the fusion-head combiner registered as ``name``."""
+    return COMBINERS.entry(name).obj(primary_features, auxiliary_features, metadata_features, **options)
+
+
+def create_head(name: str, in_features: int, tasks, **options):
+    """Build the multi-task head registered as ``name``."""
+    return HEAD_TYPES.entry(name).obj(in_features, tasks, **options)
+
+
+def register_preset(name: str, config: dict, *, override: bool = False) -> dict:
+    """Register a named model configuration (plain data) at run time; plugins use ``register_presets``."""
+    if not isinstance(config, dict):
+        raise TypeError(f"preset {name!r} must be a dict of model config fields, got {config!r}")
+    return PRESETS.register(name, config, override=override, provider=_caller_module())
+
+
+def list_registered_presets(pattern: str | None = None) -> list[str]:
+    """Presets that plugins registered (the core's own presets live in :mod:`mmfuse.presets`)."""
+    return PRESETS.names(pattern)

@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from benchmarks import attention, models, report, run, training
+from benchmarks import attention, models, peers, report, run, training
 from benchmarks.memory import peak_bytes
 from benchmarks.timing import Settings, interleaved
 from mmfuse import build_model
@@ -68,6 +68,27 @@ def test_models_section_reports_every_figure_and_ratios_to_the_reference(tiny_mo
     assert ammfm["flops"] >= ammfm["flops_as_run"] > 0
     table = report.models_table(section, "tiny-baseline")
     assert "| `tiny-ammfm` |" in table and "ratio to `tiny-baseline`" in table
+
+
+def test_peers_section_measures_metadata_models_at_their_own_size(tiny_models):
+    tiny_peer = build_model(
+        "incep-com",
+        primary="test_convnext",
+        auxiliary="test_convnext",
+        img_size=48,
+        metadata_encoder="identity",
+    )
+    section = peers.run(
+        CPU,
+        {"tiny-ammfm": tiny_models["tiny-ammfm"], "tiny-incep": tiny_peer},
+        reference="tiny-ammfm",
+        throughput_batch=2,
+    )
+    assert section["tiny-incep"]["img_size"] == 48 and section["tiny-ammfm"]["img_size"] == 64
+    assert section["tiny-ammfm"]["ratios"]["params"] == 1.0
+    assert set(section["not_measured"]) == {"ammfm-swin", "ammfm-swin-fast", *peers.PEERS}
+    table = peers.format_table(section, "tiny-ammfm")
+    assert "| `tiny-incep` | 48 |" in table and "ratios to `tiny-ammfm`" in table
 
 
 def test_attention_section_marks_exact_and_pooled_implementations():

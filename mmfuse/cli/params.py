@@ -8,7 +8,8 @@ import json
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "params", help="parameter counts of the paper's configurations, ours beside the paper's"
+        "params",
+        help="parameter counts of the paper's configurations and of the peer methods (Table 5), ours beside the paper's",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--img-size", type=int, default=224)
@@ -16,8 +17,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmfuse.params import format_report, parameter_report
+    from mmfuse.params import format_report, parameter_report, peer_report
 
-    rows = parameter_report(args.img_size)
+    rows = parameter_report(args.img_size) + peer_report()
     print(json.dumps(rows, indent=2) if args.json else format_report(rows))
     return 0

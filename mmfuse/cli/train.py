@@ -25,6 +25,11 @@ def add_parser(subparsers) -> None:
         help="train once per seed ('0,1,2' or '0-9') into RUN/seed_<k> and summarise",
     )
     parser.add_argument("--data", metavar="ROOT", help="dataset folder (overrides data.root)")
+    parser.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="override model.preset: any of `mmfuse.list_presets()`, the peers included (same recipe)",
+    )
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--device", help="override train.device ('auto', 'cpu', 'cuda', 'cuda:1')")
     parser.add_argument(
@@ -37,6 +42,8 @@ def _overrides(args: argparse.Namespace) -> dict:
     overrides: dict = {}
     if args.data:
         overrides["data"] = {"root": args.data}
+    if args.preset:
+        overrides["model"] = {"preset": args.preset}
     train = {k: v for k, v in (("epochs", args.epochs), ("device", args.device)) if v is not None}
     if train:
         overrides["train"] = train

@@ -4,7 +4,7 @@ The generic layer speaks of a *primary* and an *auxiliary* image per case; a for
 modality is which (for Derm7pt: dermoscopy is primary, the clinical photograph auxiliary).
 """
 
-from mmfuse.data.build import build_dataset, load_table
+from mmfuse.data.build import build_dataset, fit_metadata_encoding, load_table
 from mmfuse.data.cache import PreparedCache, load_cache, prepare_cache
 from mmfuse.data.errors import DataError, Problem
 from mmfuse.data.paired import PairedDataset
@@ -20,6 +20,7 @@ __all__ = [
     "Problem",
     "build_dataset",
     "class_counts",
+    "fit_metadata_encoding",
     "load_cache",
     "load_table",
     "prepare_cache",

@@ -10,9 +10,10 @@ from mmfuse.data.cache import load_cache
 from mmfuse.data.derm7pt import load_release
 from mmfuse.data.paired import PairedDataset
 from mmfuse.data.paired_csv import load_paired_csv
+from mmfuse.metadata import EncodingReport, FieldSpec, MetadataEncoding
 
 FORMATS = ("derm7pt", "paired_csv")
-CONFIG_KEYS = {"format", "root", "schema", "cache", "augment", "backend", "split_seed"}
+CONFIG_KEYS = {"format", "root", "schema", "cache", "augment", "backend", "split_seed", "metadata"}
 
 
 def load_table(data_config: Mapping):
@@ -29,6 +30,35 @@ def load_table(data_config: Mapping):
     raise ValueError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
 
 
+def fit_metadata_encoding(
+    data_config: Mapping, split: str = "train"
+) -> tuple[MetadataEncoding, EncodingReport]:
+    """Fit the metadata encoding of a data config on ``split`` (the training split: nothing else is seen).
+
+    ``metadata: true`` encodes the fields the format declares (Derm7pt: the official 20-value
+    vector; a paired CSV: its schema's ``metadata`` list); a list of names or field mappings picks some.
+    Returns the encoding and the report of missing and unknown values in ``split``.
+    """
+    table = load_table(data_config)
+    choice = data_config.get("metadata")
+    declared = {f.name: f for f in table.metadata_fields}
+    if choice is True:
+        specs = list(table.metadata_fields)
+    elif isinstance(choice, (list, tuple)) and choice:
+        specs = [declared.get(c, FieldSpec(c)) if isinstance(c, str) else FieldSpec.parse(c) for c in choice]
+    else:
+        raise ValueError(f"data.metadata must be true or a list of metadata fields, got {choice!r}")
+    if not specs:
+        raise ValueError(f"the {data_config.get('format', 'derm7pt')} data declares no metadata fields")
+    records = table.split_records(split)
+    try:
+        encoding = MetadataEncoding.fit([r.metadata for r in records], specs)
+    except ValueError as exc:
+        raise ValueError(f"{Path(data_config['root'])}: {exc}") from None
+    _, _, report = encoding.encode([r.metadata for r in records])
+    return encoding, report
+
+
 def build_dataset(
     data_config: Mapping,
     split: str,
@@ -38,6 +68,7 @@ def build_dataset(
     mean: Sequence[float],
     std: Sequence[float],
     seed: int = 0,
+    metadata_encoding: MetadataEncoding | None = None,
 ) -> PairedDataset:
     """One split of the dataset a config describes, with per-modality augmentation.
 
@@ -77,4 +108,5 @@ def build_dataset(
         seed=seed,
         root=root,
         cache=load_cache(root, img_size) if cache_mode == "auto" else None,
+        metadata_encoding=metadata_encoding,
     )

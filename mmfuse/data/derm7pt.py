@@ -23,6 +23,7 @@ from mmfuse.data.images import resolve_image_path
 from mmfuse.data.records import CaseRecord, read_table
 from mmfuse.data.split import SPLIT_NAMES, stratified_split
 from mmfuse.data.validate import ImageRef, check_images
+from mmfuse.metadata import EncodedField, FieldSpec, MetadataEncoding
 from mmfuse.tasks import DERM7PT_TASKS, TaskSpec
 
 META_FILE = "meta/meta.csv"
@@ -99,6 +100,40 @@ METADATA_COLUMNS: Mapping[str, str] = {
     "management": "management",
 }
 
+# The metadata vector of the official FusionM4Net and TFormer code: five categorical fields one-hot
+# encoded with these category lists, 3 + 3 + 9 + 2 + 3 = 20 values. ``difficulty`` and ``management``
+# are clinicians' judgements made with the diagnosis in mind; results that use them are comparable
+# with those papers, not a test of what a patient's record alone predicts.
+METADATA_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("difficulty", "categorical", ("low", "medium", "high")),
+    FieldSpec("elevation", "categorical", ("flat", "palpable", "nodular")),
+    FieldSpec(
+        "location",
+        "categorical",
+        (
+            "back",
+            "lower limbs",
+            "abdomen",
+            "upper limbs",
+            "chest",
+            "head neck",
+            "acral",
+            "buttocks",
+            "genital areas",
+        ),
+    ),
+    FieldSpec("sex", "categorical", ("female", "male")),
+    FieldSpec("management", "categorical", ("excision", "clinical follow up", "no further examination")),
+)
+
+
+def official_metadata_encoding() -> MetadataEncoding:
+    """The 20-value encoding of :data:`METADATA_FIELDS` (fixed category lists: nothing to fit)."""
+    return MetadataEncoding(
+        [EncodedField(f.name, "categorical", f.categories) for f in METADATA_FIELDS]  # type: ignore[arg-type]
+    )
+
+
 REQUIRED_COLUMNS: tuple[str, ...] = (*TASK_COLUMNS.values(), AUXILIARY_COLUMN, PRIMARY_COLUMN)
 ALL_COLUMNS: tuple[str, ...] = (
     "case_num",
@@ -158,6 +193,7 @@ class Derm7ptRelease:
     split_source: str  # "files" or "stratified"
     problems: list[Problem] = field(default_factory=list)
     tasks: tuple[TaskSpec, ...] = DERM7PT_TASKS
+    metadata_fields: tuple[FieldSpec, ...] = METADATA_FIELDS
 
     def split_records(self, split: str) -> list[CaseRecord]:
         if split not in self.splits:

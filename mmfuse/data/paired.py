@@ -18,6 +18,7 @@ from mmfuse.data.cache import PreparedCache
 from mmfuse.data.errors import DataError
 from mmfuse.data.images import augmentation_margin, load_resized
 from mmfuse.data.records import CaseRecord
+from mmfuse.metadata import EncodingReport, MetadataEncoding
 from mmfuse.tasks import TaskSpec
 
 PRIMARY_STREAM, AUXILIARY_STREAM = 0, 1
@@ -37,7 +38,8 @@ def encode_labels(records: Sequence[CaseRecord], tasks: Sequence[TaskSpec]) -> t
 
 class PairedDataset(Dataset):
     """Items are dicts: ``primary`` and ``auxiliary`` float [3, S, S], ``auxiliary_present`` (bool),
-    ``labels`` int64 [T] in the order of ``tasks``, ``index`` and ``case_id``.
+    ``labels`` int64 [T] in the order of ``tasks``, ``index`` and ``case_id``; with a
+    ``metadata_encoding``, also ``metadata`` (float [D]) and ``metadata_present`` (bool).
 
     A missing auxiliary image is all zeros with ``auxiliary_present=False``; what to do with it is the
     trainer's choice. Augmentation is seeded by (seed, epoch, index), so it does not depend on the
@@ -56,6 +58,7 @@ class PairedDataset(Dataset):
         seed: int = 0,
         root: str | Path | None = None,
         cache: PreparedCache | None = None,
+        metadata_encoding: MetadataEncoding | None = None,
     ) -> None:
         self.records = list(records)
         self.tasks = tuple(tasks)
@@ -66,6 +69,11 @@ class PairedDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self._labels = encode_labels(self.records, self.tasks)
+        self.metadata_encoding = metadata_encoding
+        self.metadata_report: EncodingReport | None = None
+        if metadata_encoding is not None:
+            values, present, report = metadata_encoding.encode([r.metadata for r in self.records])
+            self._metadata, self._metadata_present, self.metadata_report = values, present, report
         self.cache = cache
         self._cache_rows: list[int] | None = None
         if cache is not None:
@@ -118,7 +126,7 @@ class PairedDataset(Dataset):
         else:
             seed = sample_seed(self.seed, self.epoch, index, AUXILIARY_STREAM)
             auxiliary_t = self.auxiliary_augmenter(auxiliary, seed=seed)
-        return {
+        item = {
             "primary": primary_t.contiguous(),
             "auxiliary": auxiliary_t.contiguous(),
             "auxiliary_present": torch.tensor(auxiliary is not None),
@@ -126,3 +134,13 @@ class PairedDataset(Dataset):
             "index": index,
             "case_id": self.records[index].case_id,
         }
+        if self.metadata_encoding is not None:
+            item["metadata"] = self._metadata[index].clone()
+            item["metadata_present"] = self._metadata_present[index].clone()
+        return item
+
+    def metadata_matrix(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(metadata float [N, D], metadata_present bool [N])`` when the dataset encodes metadata."""
+        if self.metadata_encoding is None:
+            return None
+        return self._metadata.clone(), self._metadata_present.clone()

@@ -8,7 +8,10 @@ Schema (paths relative to the schema's folder unless ``root`` is given)::
     auxiliary: auxiliary_image  # optional column; an empty cell marks a missing auxiliary image
     case_id: case             # optional column (default: the row number)
     split: split              # optional column with train / valid / test (default: stratified split)
-    metadata: [age, sex]      # optional columns exposed on each record
+    metadata:                 # optional columns exposed on each record (and usable as a model input)
+      - age                   #   a column name: numeric if every training value is a number
+      - {column: sex, type: categorical}             # or explicit: categorical (one-hot) / numeric
+      - {column: site, categories: [head, trunk, limb]}  # a fixed category list
     tasks:
       - name: DIAG
         column: diagnosis     # default: the task name
@@ -29,6 +32,7 @@ from mmfuse.data.errors import DataError, Problem, raise_for_problems
 from mmfuse.data.images import resolve_image_path
 from mmfuse.data.records import CaseRecord, read_table
 from mmfuse.data.split import DEFAULT_RATIOS, SPLIT_NAMES, stratified_split
+from mmfuse.metadata import FieldSpec
 from mmfuse.tasks import TaskSpec
 
 SCHEMA_KEYS = {"table", "image_dir", "primary", "auxiliary", "case_id", "split", "metadata", "tasks"}
@@ -55,7 +59,12 @@ class PairedSchema:
     auxiliary: str | None = None
     case_id: str | None = None
     split: str | None = None
-    metadata: tuple[str, ...] = ()
+    metadata_fields: tuple[FieldSpec, ...] = ()
+
+    @property
+    def metadata(self) -> tuple[str, ...]:
+        """The metadata column names."""
+        return tuple(f.name for f in self.metadata_fields)
 
     @property
     def task_specs(self) -> tuple[TaskSpec, ...]:
@@ -88,6 +97,10 @@ def read_schema(path: str | Path) -> PairedSchema:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"schema {path}: each task needs 'name' and 'classes' ({exc})") from None
+    try:
+        metadata_fields = tuple(FieldSpec.parse(f) for f in data.get("metadata") or ())
+    except ValueError as exc:
+        raise DataError(f"schema {path}: {exc}") from None
     return PairedSchema(
         table=str(data["table"]),
         primary=str(data["primary"]),
@@ -96,7 +109,7 @@ def read_schema(path: str | Path) -> PairedSchema:
         auxiliary=data.get("auxiliary"),
         case_id=data.get("case_id"),
         split=data.get("split"),
-        metadata=tuple(data.get("metadata") or ()),
+        metadata_fields=metadata_fields,
     )
 
 
@@ -111,6 +124,10 @@ class PairedTable:
     @property
     def tasks(self) -> tuple[TaskSpec, ...]:
         return self.schema.task_specs
+
+    @property
+    def metadata_fields(self) -> tuple[FieldSpec, ...]:
+        return self.schema.metadata_fields
 
     def split_records(self, split: str) -> list[CaseRecord]:
         if split not in self.splits:

@@ -36,7 +36,13 @@ def evaluation_dataset(model, data_config: Mapping, split: str):
 
     prep = model.preprocessing
     return build_dataset(
-        dict(data_config), split, train=False, img_size=prep["img_size"], mean=prep["mean"], std=prep["std"]
+        dict(data_config),
+        split,
+        train=False,
+        img_size=prep["img_size"],
+        mean=prep["mean"],
+        std=prep["std"],
+        metadata_encoding=getattr(model, "metadata_encoding", None),
     )
 
 

@@ -352,15 +352,10 @@ def _cost_section(run: Path) -> str:
     from mmfuse.params import count_parameters
 
     model = from_pretrained(model_dir).eval()
-    parts = {
-        "primary encoder": model.primary_encoder,
-        "auxiliary encoder": model.auxiliary_encoder,
-        "fusion blocks": model.fusion_blocks,
-        "heads": model.heads,
-    }
-    counts = {name: count_parameters(module) for name, module in parts.items()}
+    # Top-level parts as the model holds them (a shared encoder or a metadata branch shows up as such).
+    counts = {name.replace("_", " "): count_parameters(child) for name, child in model.named_children()}
     total = count_parameters(model)
-    rows = [[_esc(n), f"{c / 1e6:.3f}", f"{100 * c / total:.1f}"] for n, c in counts.items()]
+    rows = [[_esc(n), f"{c / 1e6:.3f}", f"{100 * c / total:.1f}"] for n, c in counts.items() if c]
     rows.append(["<b>total</b>", f"<b>{total / 1e6:.3f}</b>", "100.0"])
     size = int(model.preprocessing["img_size"])
     image = torch.zeros(1, 3, size, size)

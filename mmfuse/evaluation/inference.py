@@ -29,16 +29,21 @@ class Predictions:
     probabilities: dict[str, dict[str, torch.Tensor]]  # head -> task -> [N, C]
     # head -> task -> [views, N, C]: the raw logits of every TTA view, for fitting and applying temperatures
     logits: dict[str, dict[str, torch.Tensor]] | None = None
+    # head -> [N] bool: rows where a head that needs an extra input (metadata) could answer
+    head_present: dict[str, torch.Tensor] | None = None
 
 
 def probabilities_from_logits(
     logits: Mapping[str, Mapping[str, torch.Tensor]],
     auxiliary_present: torch.Tensor,
     temperatures: Mapping[str, Mapping[str, float]] | None = None,
+    head_present: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Per-head probabilities from per-view logits ``[V, N, C]``: softmax of ``z / T``, averaged over views.
 
-    Rows without an auxiliary image take the primary head's probabilities in every other head.
+    Rows where a head lacked an input it needs (``head_present`` False, e.g. metadata) take the mean of the
+    heads that need no such input; rows without an auxiliary image then take the primary head's
+    probabilities in every other head.
     """
     temperatures = temperatures or {}
     probabilities = {
@@ -48,6 +53,13 @@ def probabilities_from_logits(
         }
         for head, per_task in logits.items()
     }
+    for head, rows in (head_present or {}).items():
+        others = [h for h in probabilities if h not in (head_present or {})]
+        for task in probabilities[head]:
+            substitute = sum(probabilities[h][task] for h in others) / len(others)
+            probabilities[head][task] = torch.where(
+                rows.bool().view(-1, 1), probabilities[head][task], substitute
+            )
     if "primary" in probabilities:
         keep = auxiliary_present.bool().view(-1, 1)
         for head, per_task in probabilities.items():
@@ -63,7 +75,9 @@ def with_temperatures(
     """The same cases with every head's probabilities recomputed under ``temperatures`` (``None``: raw)."""
     if predictions.logits is None:
         raise ValueError("these predictions kept no logits; collect them again to change temperatures")
-    probabilities = probabilities_from_logits(predictions.logits, predictions.auxiliary_present, temperatures)
+    probabilities = probabilities_from_logits(
+        predictions.logits, predictions.auxiliary_present, temperatures, predictions.head_present
+    )
     return replace(predictions, probabilities=probabilities)
 
 
@@ -114,12 +128,15 @@ def collect_predictions(
     case_ids: list[str] = []
     labels, present = [], []
     chunks: dict[str, dict[str, list[torch.Tensor]]] = {}
+    present_chunks: dict[str, list[torch.Tensor]] = {}
     memory = torch.channels_last if channels_last else torch.contiguous_format
     try:
         for batch in tqdm(batches, desc="evaluate", leave=False, disable=_quiet(progress)):
             primary = batch["primary"].to(device).contiguous(memory_format=memory)
             auxiliary = batch["auxiliary"].to(device).contiguous(memory_format=memory)
             aux_present = batch["auxiliary_present"].to(device).bool()
+            extra = metadata_inputs(model, batch, device)
+            head_present: dict[str, torch.Tensor] = {}
             per_view: dict[str, dict[str, list[torch.Tensor]]] = {}
             for view in views:
                 with autocast_context(device, amp):
@@ -127,13 +144,17 @@ def collect_predictions(
                         primary=None if auxiliary_only else apply_tta_view(view, primary),
                         auxiliary=None if primary_only else apply_tta_view(view, auxiliary),
                         auxiliary_present=None if primary_only or auxiliary_only else aux_present,
+                        **extra,
                     )
+                head_present = output.head_present
                 for head, per_task in output.logits.items():
                     for task, logits in per_task.items():
                         per_view.setdefault(head, {}).setdefault(task, []).append(logits.float().cpu())
             for head, per_task in per_view.items():
                 for task, stack in per_task.items():
                     chunks.setdefault(head, {}).setdefault(task, []).append(torch.stack(stack))
+            for head, rows in head_present.items():
+                present_chunks.setdefault(head, []).append(rows.detach().bool().cpu())
             labels.append(batch["labels"].cpu())
             present.append(batch["auxiliary_present"].cpu().bool())
             case_ids += [str(c) for c in batch["case_id"]]
@@ -143,8 +164,24 @@ def collect_predictions(
         raise ValueError("no cases to evaluate: the split is empty")
     logits = {h: {t: torch.cat(v, dim=1) for t, v in per_task.items()} for h, per_task in chunks.items()}
     auxiliary_present = torch.cat(present)
-    probabilities = probabilities_from_logits(logits, auxiliary_present, temperatures)
-    return Predictions(case_ids, torch.cat(labels), auxiliary_present, probabilities, logits)
+    head_rows = {h: torch.cat(v) for h, v in present_chunks.items()} or None
+    probabilities = probabilities_from_logits(logits, auxiliary_present, temperatures, head_rows)
+    return Predictions(case_ids, torch.cat(labels), auxiliary_present, probabilities, logits, head_rows)
+
+
+def metadata_inputs(model: torch.nn.Module, batch: dict, device: torch.device | str) -> dict:
+    """The ``metadata`` / ``metadata_present`` keyword inputs of ``batch`` for a model that takes them."""
+    if not getattr(model, "uses_metadata", False):
+        return {}
+    if "metadata" not in batch:
+        raise ValueError(
+            "this model takes patient metadata but the batches carry none: build the dataset with "
+            "the model's metadata_encoding (data.metadata in a run config)"
+        )
+    return {
+        "metadata": batch["metadata"].to(device),
+        "metadata_present": batch["metadata_present"].to(device).bool(),
+    }
 
 
 def _quiet(progress: bool | None) -> bool | None:

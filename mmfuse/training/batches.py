@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from mmfuse.training.distributed import DistContext
 
 BATCH_KEYS = ("primary", "auxiliary", "auxiliary_present", "labels")
+OPTIONAL_KEYS = ("metadata", "metadata_present")  # present when the dataset encodes metadata
 
 
 class BatchSource(Protocol):
@@ -44,7 +45,7 @@ def _drop_last(samples: int, batch_size: int) -> bool:
 
 def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict[str, torch.Tensor]:
     out = {}
-    for key in BATCH_KEYS:
+    for key in (*BATCH_KEYS, *(k for k in OPTIONAL_KEYS if k in batch)):
         value = batch[key].to(device, non_blocking=True)
         if channels_last and value.ndim == 4:
             value = value.contiguous(memory_format=torch.channels_last)
@@ -161,6 +162,8 @@ class DeviceCacheBatches:
             [r.auxiliary_path is not None for r in dataset.records], dtype=torch.bool, device=device
         )
         self.labels = dataset.label_matrix().to(device)
+        metadata = dataset.metadata_matrix() if hasattr(dataset, "metadata_matrix") else None
+        self.metadata = None if metadata is None else (metadata[0].to(device), metadata[1].to(device))
 
     def __len__(self) -> int:
         n = len(self.sampler)
@@ -185,4 +188,9 @@ class DeviceCacheBatches:
                 "auxiliary_present": present,
                 "labels": self.labels[index],
             }
+            if self.metadata is not None:
+                batch["metadata"], batch["metadata_present"] = (
+                    self.metadata[0][index],
+                    self.metadata[1][index],
+                )
             yield to_device(batch, self.device, self.channels_last)

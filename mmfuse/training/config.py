@@ -25,6 +25,7 @@ DEFAULTS: dict = {
         "val_split": "valid",
         "num_workers": 0,
         "device_cache": False,
+        "metadata": False,  # true (the format's fields) or a list: patient metadata as a third input
     },
     "train": {
         "epochs": 250,

@@ -24,11 +24,14 @@ def multitask_loss(
     labels: torch.Tensor,
     tasks: Sequence[TaskSpec],
     auxiliary_present: torch.Tensor | None = None,
+    head_present: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and the per-head terms.
 
     ``logits[head][task]`` is ``[B, C_task]`` (the heads present in the model output); ``labels`` is
     ``[B, T]`` with class indices in task order; ``auxiliary_present`` is ``[B]`` bool (``None``: all).
+    ``head_present[head]`` (``[B]`` bool, from ``FusionOutput.head_present``) masks rows a head could not
+    see properly, e.g. a metadata-reading fusion head for cases without metadata.
     """
     batch = labels.shape[0]
     per_head = {}
@@ -36,6 +39,9 @@ def multitask_loss(
         mask = None
         if head in AUXILIARY_HEADS and auxiliary_present is not None:
             mask = auxiliary_present.to(device=labels.device, dtype=torch.float32)
+        if head_present and head in head_present:
+            rows = head_present[head].to(device=labels.device, dtype=torch.float32)
+            mask = rows if mask is None else mask * rows
         total = labels.new_zeros((), dtype=torch.float32)
         for column, task in enumerate(tasks):
             losses = F.cross_entropy(per_task[task.name].float(), labels[:, column], reduction="none")

@@ -25,8 +25,9 @@ from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm.auto import tqdm
 
+from mmfuse.data.build import fit_metadata_encoding
 from mmfuse.errors import MmfuseError
-from mmfuse.evaluation.inference import autocast_context
+from mmfuse.evaluation.inference import autocast_context, metadata_inputs
 from mmfuse.evaluation.writers import LOG_FILE, write_epoch_log
 from mmfuse.training import checkpoint
 from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
@@ -103,6 +104,7 @@ class _PairInput(nn.Module):
             primary=batch["primary"],
             auxiliary=batch["auxiliary"],
             auxiliary_present=batch["auxiliary_present"],
+            **metadata_inputs(self.model, dict(batch), batch["primary"].device),
         )
 
 
@@ -142,6 +144,14 @@ class Trainer:
 
         seed_everything(self.seed)
         preset, pretrained, overrides = model_spec(self.config)
+        if self.config["data"].get("metadata"):
+            # Fitted on the training split only; the model keeps it, so evaluation encodes the same way.
+            encoding, report = fit_metadata_encoding(
+                dataset_options(self.config), self.config["data"]["train_split"]
+            )
+            overrides["metadata"] = encoding.to_dict()
+            if self.context.is_main:
+                print(f"{self.config['data']['train_split']} split {report.describe()}", file=sys.stderr)
         from mmfuse.presets import build_model
 
         self.model = build_model(preset, pretrained=pretrained, **overrides).to(self.device)
@@ -222,6 +232,7 @@ class Trainer:
             mean=prep["mean"],
             std=prep["std"],
             seed=self.seed,
+            metadata_encoding=self.model.metadata_encoding,
         )
 
     def _batch_source(self, context: DistContext) -> BatchSource:
@@ -325,9 +336,10 @@ class Trainer:
                     primary=batch["primary"],
                     auxiliary=None if primary_only else batch["auxiliary"],
                     auxiliary_present=None if primary_only else batch["auxiliary_present"],
+                    **metadata_inputs(self.model, batch, self.device),
                 )
             loss, parts = multitask_loss(
-                output.logits, batch["labels"], self.tasks, batch["auxiliary_present"]
+                output.logits, batch["labels"], self.tasks, batch["auxiliary_present"], output.head_present
             )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
