@@ -128,7 +128,7 @@ def test_an_overconfident_model_is_fixed_by_its_fitted_temperatures(tiny_model_k
     )
     assert report["before"]["mean_ece"] > 0.2  # over-confident on purpose
     assert report["after"]["mean_ece"] < report["before"]["mean_ece"] / 2
-    for i, task in enumerate(model.tasks):  # arg-max, hence accuracy, is untouched
+    for task in model.tasks:  # arg-max, hence accuracy, is untouched
         assert torch.equal(
             raw.probabilities["fusion"][task.name].argmax(1),
             scaled.probabilities["fusion"][task.name].argmax(1),
