@@ -44,7 +44,11 @@ def _with_interval(result: Mapping, key: str) -> str:
     """``88.0 [86.2, 89.9]`` when the report carries a bootstrap interval for ``key``."""
     interval = (result.get("ci") or {}).get(key) if isinstance(result.get("ci"), Mapping) else None
     text = _percent(result.get(key))
-    if isinstance(interval, (list, tuple)) and len(interval) == 2 and all(isinstance(v, Real) for v in interval):
+    if (
+        isinstance(interval, (list, tuple))
+        and len(interval) == 2
+        and all(isinstance(v, Real) for v in interval)
+    ):
         text += f" [{_percent(interval[0])}, {_percent(interval[1])}]"
     return text
 
