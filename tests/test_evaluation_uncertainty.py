@@ -318,7 +318,6 @@ def test_compare_cli_prints_the_table_and_writes_json(tmp_path, capsys):
     assert "predictions_valid.csv" in capsys.readouterr().err
 
 
-
 def test_model_card_shows_the_intervals_of_the_averages(tiny_model_kwargs, tmp_path):
     from mmfuse import build_model
 
