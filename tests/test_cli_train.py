@@ -200,7 +200,8 @@ def test_demo_runs_end_to_end_when_shrunk(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--cases", "40", "--epochs", "2", "--img-size", "32"]) == 0
     printed = capsys.readouterr().out
-    assert "final" in printed and str(out / "run" / "metrics.json") in printed
+    assert "final" in printed and str(out / "run" / "report.html") in printed
+    assert (out / "run" / "report.html").is_file() and (out / "run" / "metrics.json").is_file()
     assert (out / "run" / "model" / "model.safetensors").is_file()
     # A second demo with the same --out replaces the first; a foreign directory is never touched.
     foreign = tmp_path / "mine"
