@@ -67,7 +67,9 @@ class SecondStage:
             # Platt-scaled SVM probabilities (what SVC(probability=True) computed, before its deprecation).
             folds = min(3, int(np.unique(target, return_counts=True)[1].min()))
             svm = SVC(C=1.0, kernel="rbf", random_state=0)
-            return svm if folds < 2 else CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False)
+            return (
+                svm if folds < 2 else CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False)
+            )
         if self.classifier == "logistic":
             return LogisticRegression(C=0.01, class_weight="balanced", max_iter=1000)
         raise ValueError(f"unknown second-stage classifier {self.classifier!r}; use 'svm' or 'logistic'")

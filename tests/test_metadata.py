@@ -237,3 +237,26 @@ def test_training_with_metadata_fits_on_train_and_evaluates(tmp_path, capsys):
     assert "metadata of" in capsys.readouterr().err
     loaded = mmfuse.from_pretrained(tmp_path / "run" / "model")
     assert loaded.metadata_encoding == model.metadata_encoding
+
+    import json
+
+    from mmfuse.cli import main
+
+    case = load_table({"root": str(release)}).split_records("test")[0]
+    predict = ["predict", str(tmp_path / "run"), "--primary", str(case.primary_path), "--json"]
+    predict += ["--auxiliary", str(case.auxiliary_path or case.primary_path)]
+    capsys.readouterr()
+    assert main([*predict, "--metadata", "sex=male", "--metadata", "location=back"]) == 0
+    assert json.loads(capsys.readouterr().out)["metadata_used"] is True
+    assert main(predict) == 0
+    assert json.loads(capsys.readouterr().out)["metadata_used"] is False
+
+
+def test_onnx_export_refuses_a_metadata_model_instead_of_dropping_its_fusion_head(
+    tiny_model_kwargs, tmp_path
+):
+    from mmfuse.export import ExportError, export_onnx
+
+    with pytest.raises(ExportError, match="takes patient metadata"):
+        export_onnx(_metadata_model(tiny_model_kwargs), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
