@@ -260,3 +260,25 @@ def test_onnx_export_refuses_a_metadata_model_instead_of_dropping_its_fusion_hea
     with pytest.raises(ExportError, match="takes patient metadata"):
         export_onnx(_metadata_model(tiny_model_kwargs), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_data_stats_reports_missing_metadata_per_split(tmp_path, capsys):
+    import csv
+    import json
+
+    from mmfuse.cli import main
+
+    release = make_release(tmp_path / "derm7pt", cases=30)
+    meta = release / "meta" / "meta.csv"
+    rows = list(csv.DictReader(meta.open()))
+    rows[0]["sex"], rows[1]["location"] = "", "elbow"  # one missing value, one unknown category
+    with meta.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["data", "stats", "derm7pt", str(release), "--metadata", "--json"]) == 0
+    reports = json.loads(capsys.readouterr().out)["metadata"]
+    assert sum(r["missing"].get("sex", 0) for r in reports.values()) == 1
+    assert sum(r["unknown"].get("location", 0) for r in reports.values()) == 1
+    assert main(["data", "stats", "derm7pt", str(release), "--metadata"]) == 0
+    assert "1 unknown ['elbow']" in capsys.readouterr().out
