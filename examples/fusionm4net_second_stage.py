@@ -7,11 +7,12 @@ release and `examples/configs/paper.yaml --preset fusionm4net` reproduce the met
 """
 
 import sys
-import warnings
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
+from mmfuse_plugins.fusionm4net import SecondStage
 
 from mmfuse.data import load_table
 from mmfuse.data.derm7pt import official_metadata_encoding
@@ -20,7 +21,6 @@ from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split
 from mmfuse.evaluation.metrics import head_metrics
 from mmfuse.evaluation.report import final_probabilities
 from mmfuse.training import resolve, train
-from mmfuse_plugins.fusionm4net import SecondStage
 
 work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
 warnings.simplefilter("ignore", UserWarning)  # tiny splits: some tasks show one class only
