@@ -240,6 +240,8 @@ class FusionModel(nn.Module, HubMixin):
         self.register_buffer(
             "head_weights", torch.tensor([float(weights[h]) for h in HEADS]), persistent=False
         )
+        self._temperatures: dict[str, dict[str, float]] | None = None
+        self.set_temperatures(config.get("temperatures"))
 
     def _init_single(self, config: Mapping, encoders: Mapping[str, Encoder]) -> None:
         # One branch (Tables 7, 8, 10's single-modality rows): its encoder and its head, nothing to fuse.
@@ -333,6 +335,7 @@ class FusionModel(nn.Module, HubMixin):
         config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._config.items()}
         config["tasks"] = tasks_to_data(self.tasks)
         config["head_weights"] = self.head_weights_dict
+        config["temperatures"] = self.temperatures
         return config
 
     @property
@@ -352,6 +355,51 @@ class FusionModel(nn.Module, HubMixin):
                 f"head weights must be 3 non-negative numbers summing to 1, got {values.tolist()}"
             )
         self.head_weights.copy_(values)
+
+    @property
+    def temperatures(self) -> dict[str, dict[str, float]] | None:
+        """``{head: {task: T}}`` of temperature scaling (a copy), or ``None`` when the model has none."""
+        if self._temperatures is None:
+            return None
+        return {head: dict(per_task) for head, per_task in self._temperatures.items()}
+
+    def set_temperatures(self, temperatures: Mapping[str, Mapping[str, float]] | None) -> None:
+        """Store per-head, per-task temperatures (see :mod:`mmfuse.evaluation.calibration`); ``None`` clears them.
+
+        A head or task left out keeps temperature 1. Logits are divided by ``T`` before the softmax in
+        :meth:`predict` and in the evaluation, never in training.
+        """
+        if temperatures is None:
+            self._temperatures = None
+            return
+        task_names = {t.name for t in self.tasks}
+        checked: dict[str, dict[str, float]] = {}
+        for head, per_task in temperatures.items():
+            if head not in HEADS:
+                raise ValueError(f"temperatures name unknown head {head!r}; heads are {list(HEADS)}")
+            if not isinstance(per_task, Mapping):
+                raise ValueError(f"temperatures[{head!r}] must map task names to numbers, got {per_task!r}")
+            for task, value in per_task.items():
+                if task not in task_names:
+                    raise ValueError(f"temperatures[{head!r}] names unknown task {task!r}")
+                t = float(value)
+                if not math.isfinite(t) or t <= 0:
+                    raise ValueError(f"temperature of {head}/{task} must be a positive number, got {value!r}")
+                checked.setdefault(head, {})[task] = t
+        self._temperatures = checked
+
+    def head_probabilities(
+        self, logits: Mapping[str, Mapping[str, torch.Tensor]], *, calibrated: bool = True
+    ) -> dict[str, dict[str, torch.Tensor]]:
+        """Softmax of each head's logits, divided first by the head's temperature when ``calibrated``."""
+        temperatures = (self._temperatures or {}) if calibrated else {}
+        return {
+            head: {
+                task: (z / temperatures.get(head, {}).get(task, 1.0)).softmax(dim=-1)
+                for task, z in per_task.items()
+            }
+            for head, per_task in logits.items()
+        }
 
     @property
     def preprocessing(self) -> dict:
@@ -491,6 +539,8 @@ class FusionModel(nn.Module, HubMixin):
         auxiliary_present: torch.Tensor | None = None,
         metadata: torch.Tensor | None = None,
         metadata_present: torch.Tensor | None = None,
+        *,
+        calibrated: bool = True,
     ) -> dict[str, torch.Tensor]:
         """Per-task class probabilities ``{task: [batch, num_classes]}`` (Eq. 4).
 
@@ -499,6 +549,7 @@ class FusionModel(nn.Module, HubMixin):
         auxiliary image is missing: those rows get exactly the primary-only answer. A model whose
         fusion head needs metadata answers without it from the other heads (``metadata=None`` for the
         batch, ``metadata_present=False`` for single rows), as it does without an auxiliary image.
+        ``calibrated=False`` ignores the stored temperatures (the raw softmax of each head).
         """
         was_training = self.training
         self.eval()
@@ -512,10 +563,7 @@ class FusionModel(nn.Module, HubMixin):
             )
         finally:
             self.train(was_training)
-        probabilities = {
-            head: {task: logits.softmax(dim=-1) for task, logits in per_task.items()}
-            for head, per_task in output.logits.items()
-        }
+        probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
         return self.combine(probabilities, auxiliary_present, output.head_present)
 
 

@@ -36,6 +36,8 @@ DEFAULTS: dict = {
     "std": IMAGENET_STD,
     "head_dropout": 0.0,
     "head_weights": {"primary": 1 / 3, "auxiliary": 1 / 3, "fusion": 1 / 3},
+    # Post-hoc calibration, {head: {task: T}} fitted on the validation split; None: plain softmax.
+    "temperatures": None,
     "share_encoder": False,  # one encoder runs both images (TFormer); auxiliary must equal primary
     "head": "linear",
     "head_options": {},

@@ -17,6 +17,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--auxiliary", metavar="IMG", help="the auxiliary image (Derm7pt: clinical); optional"
     )
+    parser.add_argument(
+        "--no-temperature",
+        action="store_true",
+        help="ignore the model's fitted temperatures (the raw softmax of each head)",
+    )
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
@@ -50,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{option} image not found: {image}")
     model = load_run_or_model(args.model)
     result = predict_pair(
-        model, args.primary, args.auxiliary, device=select_device(args.device, DistContext())
+        model,
+        args.primary,
+        args.auxiliary,
+        device=select_device(args.device, DistContext()),
+        calibrated=not args.no_temperature,
     )
     print(json.dumps(result, indent=2) if args.json else format_prediction(result))
     return 0

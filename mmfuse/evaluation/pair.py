@@ -29,9 +29,11 @@ def predict_pair(
     auxiliary: str | os.PathLike | None = None,
     *,
     device: torch.device | str = "cpu",
+    calibrated: bool = True,
 ) -> dict:
     """``{"tasks": {task: {"predicted", "probabilities": {class: p}}}, "auxiliary_used", "head_weights", ...}``.
 
+    The model's fitted temperatures are applied unless ``calibrated`` is False.
     Without ``auxiliary`` the primary branch answers alone (see :meth:`mmfuse.FusionModel.predict`).
     For the Derm7pt tasks the result also holds ``seven_point``: the checklist score of the predicted
     criteria and whether it reaches the melanoma threshold.
@@ -39,7 +41,7 @@ def predict_pair(
     prep = model.preprocessing
     x = load_image(primary, "primary", prep).to(device)
     y = load_image(auxiliary, "auxiliary", prep).to(device) if auxiliary is not None else None
-    probabilities = model.to(device).predict(primary=x, auxiliary=y)
+    probabilities = model.to(device).predict(primary=x, auxiliary=y, calibrated=calibrated)
     tasks = {}
     for task in model.tasks:
         p = probabilities[task.name][0].float().cpu()
@@ -51,6 +53,7 @@ def predict_pair(
         "tasks": tasks,
         "auxiliary_used": auxiliary is not None,
         "head_weights": model.head_weights_dict if auxiliary is not None else {"primary": 1.0},
+        "temperature_scaled": bool(calibrated and model.temperatures),
     }
     score = seven_point({name: entry["predicted"] for name, entry in tasks.items()}, model.tasks)
     if score is not None:
