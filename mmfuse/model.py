@@ -181,7 +181,18 @@ class FusionModel(nn.Module, HubMixin):
                 raise TypeError(f"encoder {config[branch]!r} did not return an mmfuse.Encoder")
         if single:
             self._init_single(config, encoders)
-            return
+        else:
+            self._init_fused(config, encoders, shared)
+        weights = config["head_weights"]
+        # Not in the state dict: config.json is the one place a saved model's head weights live.
+        self.register_buffer(
+            "head_weights", torch.tensor([float(weights[h]) for h in HEADS]), persistent=False
+        )
+        self._temperatures: dict[str, dict[str, float]] | None = None
+        self.set_temperatures(config.get("temperatures"))
+
+    def _init_fused(self, config: dict, encoders: Mapping[str, Encoder], shared: bool) -> None:
+        # Both branches: encoders, fusion blocks between them, the combiner and three heads.
         self.primary_encoder: Encoder = encoders["primary"]
         if not shared:  # shared: auxiliary_encoder is primary_encoder, held (and saved) once
             self._modules["auxiliary_encoder"] = encoders["auxiliary"]
@@ -235,15 +246,8 @@ class FusionModel(nn.Module, HubMixin):
                 "fusion": self._head(config, self.combiner.out_features),
             }
         )
-        weights = config["head_weights"]
-        # Not in the state dict: config.json is the one place a saved model's head weights live.
-        self.register_buffer(
-            "head_weights", torch.tensor([float(weights[h]) for h in HEADS]), persistent=False
-        )
-        self._temperatures: dict[str, dict[str, float]] | None = None
-        self.set_temperatures(config.get("temperatures"))
 
-    def _init_single(self, config: Mapping, encoders: Mapping[str, Encoder]) -> None:
+    def _init_single(self, config: dict, encoders: Mapping[str, Encoder]) -> None:
         # One branch (Tables 7, 8, 10's single-modality rows): its encoder and its head, nothing to fuse.
         if config["metadata"] is not None:
             raise ValueError("a single-modality model takes no metadata input (it has no fusion head)")
@@ -261,9 +265,7 @@ class FusionModel(nn.Module, HubMixin):
         self.metadata_encoder = None
         self.combiner = None
         self.heads = nn.ModuleDict({branch: self._head(config, encoders[branch].channels[-1])})
-        weights = {h: float(h == branch) for h in HEADS}
-        self._config["head_weights"] = weights
-        self.register_buffer("head_weights", torch.tensor([weights[h] for h in HEADS]), persistent=False)
+        config["head_weights"] = {h: float(h == branch) for h in HEADS}  # the one head answers alone
 
     @property
     def auxiliary_encoder(self) -> Encoder:
