@@ -40,6 +40,19 @@ def _percent(value: object) -> str:
     return f"{100 * float(value):.1f}" if isinstance(value, Real) else "–"
 
 
+def _with_interval(result: Mapping, key: str) -> str:
+    """``88.0 [86.2, 89.9]`` when the report carries a bootstrap interval for ``key``."""
+    interval = (result.get("ci") or {}).get(key) if isinstance(result.get("ci"), Mapping) else None
+    text = _percent(result.get(key))
+    if (
+        isinstance(interval, (list, tuple))
+        and len(interval) == 2
+        and all(isinstance(v, Real) for v in interval)
+    ):
+        text += f" [{_percent(interval[0])}, {_percent(interval[1])}]"
+    return text
+
+
 def _dataset_name(training_config: Mapping | None) -> str | None:
     """The dataset a run trained on, when its config says so (``dataset`` at the top or under ``data``)."""
     if not training_config:
@@ -77,7 +90,8 @@ def _results_section(metrics: Mapping, tasks: list[dict]) -> list[str]:
     lines = [
         "## Results",
         "",
-        "Percentages; AUC is one-vs-rest per class, averaged as in the paper's Tables 2–4.",
+        "Percentages; AUC is one-vs-rest per class, averaged as in the paper's Tables 2–4; brackets are 95 % "
+        "bootstrap intervals over the test cases where the run computed them.",
     ]
     for split, heads in metrics.items():
         if split == "head_weights":
@@ -85,7 +99,7 @@ def _results_section(metrics: Mapping, tasks: list[dict]) -> list[str]:
         ordered = [h for h in HEAD_ORDER if h in heads] + [h for h in heads if h not in HEAD_ORDER]
         lines += ["", f"### Split `{split}`", "", "| Head | avg AUC | avg accuracy |", "|---|---|---|"]
         lines += [
-            f"| {h} | {_percent(heads[h].get('avg_auc'))} | {_percent(heads[h].get('avg_acc'))} |"
+            f"| {h} | {_with_interval(heads[h], 'avg_auc')} | {_with_interval(heads[h], 'avg_acc')} |"
             for h in ordered
         ]
         final = heads.get("final") or heads[ordered[-1]]

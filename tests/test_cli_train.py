@@ -44,8 +44,16 @@ def test_train_writes_the_run_directory(trained):
     release, run = trained
     for name in ("config.yaml", "log.csv", "metrics.json", "predictions_valid.csv", "predictions_test.csv"):
         assert (run / name).is_file(), name
-    for name in ("roc_test.png", "confusion_test.png"):
+    for name in ("roc_test.png", "confusion_test.png", "reliability_test.png"):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    calibration = json.loads((run / "calibration.json").read_text())
+    stored = json.loads((run / "model" / "config.json").read_text())["temperatures"]
+    assert calibration["fitted_on"] == "valid" and calibration["temperatures"] == stored
+    assert set(stored) == {"primary", "auxiliary", "fusion"}
+    assert all(set(per_task) == {t.name for t in DERM7PT_TASKS} for per_task in stored.values())
+    assert set(calibration["test"]["before"]["ece"]) == set(calibration["test"]["after"]["ece"])
+    surface = json.loads((run / "weight_search.json").read_text())["surface"]
+    assert len(surface) == 231 and {"primary", "auxiliary", "fusion", "score"} <= set(surface[0])
     assert {p.name for p in (run / "model").iterdir()} >= {"config.json", "model.safetensors", "README.md"}
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics) == {"valid", "test", "head_weights"}
@@ -146,6 +154,16 @@ def test_predict_prints_probabilities_classes_and_the_seven_point_score(trained,
     for task in DERM7PT_TASKS:
         got = torch.tensor(list(alone["tasks"][task.name]["probabilities"].values()))
         torch.testing.assert_close(got, expected[task.name][0], atol=1e-6, rtol=0)
+    assert alone["temperature_scaled"]
+
+    assert main([*args, "--no-temperature"]) == 0  # the raw softmax, as before calibration
+    raw = json.loads(capsys.readouterr().out)
+    image = load_image(record.primary_path, "primary", model.preprocessing)
+    expected = model.predict(primary=image, calibrated=False)
+    assert not raw["temperature_scaled"]
+    for task in DERM7PT_TASKS:
+        got = torch.tensor(list(raw["tasks"][task.name]["probabilities"].values()))
+        torch.testing.assert_close(got, expected[task.name][0], atol=1e-6, rtol=0)
 
     assert main(["predict", str(run), "--primary", str(release / "nope.jpg")]) == 1
     assert "nope.jpg" in capsys.readouterr().err
@@ -182,7 +200,8 @@ def test_demo_runs_end_to_end_when_shrunk(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--cases", "40", "--epochs", "2", "--img-size", "32"]) == 0
     printed = capsys.readouterr().out
-    assert "final" in printed and str(out / "run" / "metrics.json") in printed
+    assert "final" in printed and str(out / "run" / "report.html") in printed
+    assert (out / "run" / "report.html").is_file() and (out / "run" / "metrics.json").is_file()
     assert (out / "run" / "model" / "model.safetensors").is_file()
     # A second demo with the same --out replaces the first; a foreign directory is never touched.
     foreign = tmp_path / "mine"
@@ -219,3 +238,32 @@ def test_a_folder_named_like_a_published_model_does_not_shadow_it(tmp_path, monk
     assert run_model_dir("hf-hub:ammfm-swin") is None
     assert run_model_dir("local-dir:ammfm-swin") == Path("ammfm-swin") / "model"
     assert run_model_dir("./ammfm-swin") == Path("ammfm-swin") / "model"
+
+
+@pytest.mark.slow
+def test_evaluate_robustness_writes_per_head_curves_deterministically(trained, tmp_path, capsys):
+    release, run = trained
+    args = ["evaluate", str(run), "--split", "test", "--bootstrap", "0", "--robustness"]
+    assert main([*args, "--corruptions", "jpeg,occlusion", "--out", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert "occlusion" in printed and "absent" in printed
+    result = json.loads((tmp_path / "a" / "robustness.json").read_text())
+    assert (tmp_path / "a" / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(result["severities"]) == {"jpeg", "occlusion"}
+    for modality in ("auxiliary", "primary"):
+        points = result[modality]["jpeg"]
+        assert [p["severity"] for p in points] == [1, 2, 3, 4, 5]
+        assert set(points[0]["heads"]) == HEADS
+    assert set(result["auxiliary"]["absent"]) == {"primary", "final"}
+    assert set(result["primary"]["absent"]) == {"auxiliary", "final"}
+    # an absent auxiliary image is what --primary-only reports
+    assert (
+        main(["evaluate", str(run), "--split", "test", "--bootstrap", "0", "--primary-only", "--json"]) == 0
+    )
+    alone = json.loads(capsys.readouterr().out)["test"]["final"]
+    assert result["auxiliary"]["absent"]["final"]["avg_auc"] == pytest.approx(alone["avg_auc"])
+    # deterministic: a second evaluation writes the same curves
+    assert main([*args, "--corruptions", "jpeg,occlusion", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "robustness.json").read_text()) == result
+    assert main([*args, "--corruptions", "fog"]) == 1
+    assert "unknown corruption 'fog'" in capsys.readouterr().err

@@ -163,6 +163,8 @@ def _brute_force_delong(scores_a, scores_b, positive):
     s01 = np.cov(np.stack([v01_a, v01_b]))
     s = s10 / m + s01 / n
     variance = s[0, 0] + s[1, 1] - 2 * s[0, 1]
+    if variance <= 0:  # identical rankings: no z
+        return auc_a, auc_b, v10_a, v01_a, math.nan, math.nan
     z = (auc_a - auc_b) / math.sqrt(variance)
     return auc_a, auc_b, v10_a, v01_a, z, math.erfc(abs(z) / math.sqrt(2))
 
@@ -314,3 +316,15 @@ def test_compare_cli_prints_the_table_and_writes_json(tmp_path, capsys):
     assert "run directory not found" in capsys.readouterr().err
     assert main(["compare", str(a), str(b), "--split", "valid"]) == 1
     assert "predictions_valid.csv" in capsys.readouterr().err
+
+
+def test_model_card_shows_the_intervals_of_the_averages(tiny_model_kwargs, tmp_path):
+    from mmfuse import build_model
+
+    model = build_model("ammfm-swin", **tiny_model_kwargs)
+    predictions = _predictions(DERM7PT_TASKS, 60, seed=0)
+    weights = {"primary": 0.4, "auxiliary": 0.2, "fusion": 0.4}
+    metrics = {"test": split_metrics(predictions, DERM7PT_TASKS, weights, bootstrap=BootstrapOptions(200))}
+    card = (model.save_pretrained(tmp_path, metrics=metrics) / "README.md").read_text()
+    low, high = metrics["test"]["final"]["ci"]["avg_auc"]
+    assert f"{100 * metrics['test']['final']['avg_auc']:.1f} [{100 * low:.1f}, {100 * high:.1f}]" in card

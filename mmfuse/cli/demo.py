@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         f"\ntest split ({len(table.split_records('test'))} cases, TTA; head weights searched on valid: {weights}):"
     )
     print(format_table(test, result.model.tasks))
-    print(f"\nreport: {run_dir / 'metrics.json'} (plots, predictions and the model in {run_dir})")
+    print(
+        f"\nreport: {run_dir / 'report.html'} (metrics.json, plots, predictions and the model in {run_dir})"
+    )
     print(f"wall time: {time.perf_counter() - started:.0f} s")
     return 0

@@ -26,6 +26,11 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="ignore the auxiliary images: what the model does without them",
     )
+    parser.add_argument(
+        "--no-temperature",
+        action="store_true",
+        help="ignore the model's fitted temperatures (the raw softmax of each head)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
     parser.add_argument(
@@ -40,6 +45,20 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resamples (default: 0)")
     parser.add_argument("--level", type=float, default=0.95, help="coverage of the intervals (default: 0.95)")
+    parser.add_argument(
+        "--robustness",
+        action="store_true",
+        help="also re-evaluate with each modality degraded (5 corruptions x 5 severities) and absent; writes "
+        "robustness.json and robustness.png to --out, else to the run directory",
+    )
+    parser.add_argument(
+        "--corruptions",
+        metavar="LIST",
+        help="comma-separated subset of the corruptions for --robustness (default: all five)",
+    )
+    parser.add_argument(
+        "--robustness-seed", type=int, default=0, help="seed of the random parts of the degradations"
+    )
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=run)
 
@@ -65,10 +84,51 @@ def _data_config(args: argparse.Namespace, run_dir: Path | None) -> dict:
     return config
 
 
+def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -> dict:
+    """The robustness curves, written to --out or the run directory."""
+    from mmfuse.evaluation.robustness import (
+        ROBUSTNESS_FIGURE,
+        ROBUSTNESS_FILE,
+        plot_robustness,
+        robustness_curves,
+    )
+    from mmfuse.evaluation.writers import write_json
+
+    target = Path(args.out) if args.out else run_dir
+    if target is None:
+        raise ValueError("--robustness needs --out DIR when RUN_OR_MODEL is not a run directory")
+    corruptions = [c.strip() for c in args.corruptions.split(",") if c.strip()] if args.corruptions else None
+    result = robustness_curves(
+        model,
+        _data_config(args, run_dir),
+        args.split,
+        device=device,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        seed=args.robustness_seed,
+        corruptions=corruptions,
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    write_json(target / ROBUSTNESS_FILE, result)
+    plot_robustness(target / ROBUSTNESS_FIGURE, result)
+    if run_dir is not None and target.resolve() == run_dir.resolve():
+        from mmfuse.evaluation.html_report import write_report
+
+        write_report(run_dir)  # the run's page now shows the curves
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.bootstrap import BootstrapOptions
-    from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split, write_split_report
-    from mmfuse.evaluation.report import format_class_table, format_table, split_metrics
+    from mmfuse.evaluation.calibration import calibration_report, format_ece
+    from mmfuse.evaluation.evaluate import (
+        evaluation_dataset,
+        predict_split,
+        write_calibration,
+        write_split_report,
+    )
+    from mmfuse.evaluation.inference import with_temperatures
+    from mmfuse.evaluation.report import final_probabilities, format_class_table, format_table, split_metrics
     from mmfuse.evaluation.writers import METRICS_FILE, json_safe, write_json
     from mmfuse.training.distributed import DistContext
     from mmfuse.training.rundir import load_run_or_model, run_model_dir
@@ -80,14 +140,17 @@ def run(args: argparse.Namespace) -> int:
     device = select_device(args.device, DistContext())
     model.to(device)
     dataset = evaluation_dataset(model, _data_config(args, run_dir), args.split)
-    predictions = predict_split(
+    raw = predict_split(
         model,
         dataset,
         device=device,
         tta=args.tta,
         primary_only=args.primary_only,
         batch_size=args.batch_size,
+        calibrated=False,
     )
+    temperatures = None if args.no_temperature else model.temperatures
+    predictions = with_temperatures(raw, temperatures)
     weights = model.head_weights_dict
     bootstrap = BootstrapOptions(args.bootstrap, args.bootstrap_seed, args.level) if args.bootstrap else None
     if args.out:
@@ -96,9 +159,27 @@ def run(args: argparse.Namespace) -> int:
         report = write_split_report(out, args.split, predictions, model.tasks, weights, bootstrap=bootstrap)
         metrics = {args.split: report, "head_weights": weights}
         write_json(out / METRICS_FILE, metrics)
+        calibration = write_calibration(
+            out, {args.split: raw}, {args.split: predictions}, model, fitted_on=None
+        )[args.split]
     else:
         report = split_metrics(predictions, model.tasks, weights, bootstrap=bootstrap)
         metrics = {args.split: report, "head_weights": weights}
+        calibration = calibration_report(
+            final_probabilities(raw, weights),
+            final_probabilities(predictions, weights),
+            raw.labels,
+            model.tasks,
+        )
+    metrics["calibration"] = {
+        "temperature_scaled": bool(temperatures),
+        "ece_raw": calibration["before"]["ece"],
+        "ece_scaled": calibration["after"]["ece"],
+    }
+    robustness = None
+    if args.robustness:
+        robustness = _robustness(args, model, device, run_dir)
+        metrics["robustness"] = robustness
     if args.json:
         print(json.dumps(json_safe(metrics), indent=2))
         return 0
@@ -107,6 +188,13 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(metrics[args.split], model.tasks))
     print()
     print(format_class_table(metrics[args.split]["final"], model.tasks))
+    print()
+    print(format_ece(calibration, model.tasks, scaled=bool(temperatures)))
+    if robustness is not None:
+        from mmfuse.evaluation.robustness import format_robustness
+
+        print()
+        print(format_robustness(robustness))
     if args.out:
         print(f"report written to {args.out}")
     return 0

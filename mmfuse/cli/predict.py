@@ -23,6 +23,11 @@ def add_parser(subparsers) -> None:
         metavar="FIELD=VALUE",
         help="patient metadata for a model that takes it (repeat: --metadata sex=male --metadata age=54)",
     )
+    parser.add_argument(
+        "--no-temperature",
+        action="store_true",
+        help="ignore the model's fitted temperatures (the raw softmax of each head)",
+    )
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
@@ -71,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         args.auxiliary,
         device=select_device(args.device, DistContext()),
         metadata=metadata,
+        calibrated=not args.no_temperature,
     )
     print(json.dumps(result, indent=2) if args.json else format_prediction(result))
     return 0

@@ -8,7 +8,13 @@ from pathlib import Path
 import torch
 
 from mmfuse.evaluation.bootstrap import BootstrapOptions
-from mmfuse.evaluation.inference import Predictions, collect_predictions
+from mmfuse.evaluation.calibration import (
+    ECE_BINS,
+    calibration_report,
+    fit_temperatures,
+    plot_reliability,
+)
+from mmfuse.evaluation.inference import Predictions, collect_predictions, with_temperatures
 from mmfuse.evaluation.report import final_probabilities, split_metrics
 from mmfuse.evaluation.weight_search import WeightSearchResult, search_head_weights
 from mmfuse.evaluation.writers import (
@@ -21,6 +27,7 @@ from mmfuse.evaluation.writers import (
 from mmfuse.model import HEADS
 
 WEIGHT_SEARCH_FILE = "weight_search.json"
+CALIBRATION_FILE = "calibration.json"
 
 
 def evaluation_dataset(model, data_config: Mapping, split: str):
@@ -46,6 +53,8 @@ def predict_split(
     device: torch.device | str = "cpu",
     tta: bool | Sequence[str] = False,
     primary_only: bool = False,
+    auxiliary_only: bool = False,
+    calibrated: bool = True,
     batch_size: int = 64,
     num_workers: int = 0,
     amp: str = "none",
@@ -62,6 +71,8 @@ def predict_split(
         device=device,
         tta=tta,
         primary_only=primary_only,
+        auxiliary_only=auxiliary_only,
+        calibrated=calibrated,
         amp=amp,
         channels_last=channels_last,
         progress=progress,
@@ -123,6 +134,42 @@ def search_weights(model, predictions: Predictions, *, step: float, objective: s
     return result
 
 
+def write_calibration(
+    out: str | Path,
+    raw: Mapping[str, Predictions],
+    calibrated: Mapping[str, Predictions],
+    model,
+    *,
+    fitted_on: str | None,
+    plots: bool = True,
+) -> dict:
+    """``calibration.json`` (and ``reliability_<split>.png``): the final head's ECE before and after scaling.
+
+    "Before" is the raw softmax of every head, "after" the model's temperatures, both mixed with the
+    model's head weights; the file also holds the temperatures and the split they were fitted on.
+    """
+    out = Path(out)
+    weights = model.head_weights_dict
+    content: dict = {"fitted_on": fitted_on, "temperatures": model.temperatures, "ece_bins": ECE_BINS}
+    for split, predictions in raw.items():
+        report = calibration_report(
+            final_probabilities(predictions, weights),
+            final_probabilities(calibrated[split], weights),
+            predictions.labels,
+            model.tasks,
+        )
+        content[split] = report
+        if plots:
+            plot_reliability(
+                out / f"reliability_{split}.png",
+                report,
+                model.tasks,
+                title=f"{split}: final prediction, before and after temperature scaling",
+            )
+    write_json(out / CALIBRATION_FILE, content)
+    return content
+
+
 def evaluate_run(
     model,
     config: Mapping,
@@ -131,7 +178,10 @@ def evaluate_run(
     device: torch.device | str = "cpu",
     progress: bool | None = None,
 ) -> dict:
-    """After training: TTA predictions, the weight search on the validation split, the report files.
+    """After training: TTA predictions, temperatures and the weight search on the validation split, the report files.
+
+    Temperatures (``evaluation.temperature_scaling``) are fitted first, so the weight search mixes the
+    calibrated heads the saved model will use.
 
     Returns the content of ``metrics.json``: ``{split: {head: report}, "head_weights": {...}}``.
     """
@@ -150,10 +200,18 @@ def evaluate_run(
         channels_last=config["train"]["channels_last"] and torch.device(device).type == "cuda",
         progress=progress,
     )
-    predictions = {
-        split: predict_split(model, evaluation_dataset(model, dataset_options(config), split), **options)
+    raw = {
+        split: predict_split(
+            model, evaluation_dataset(model, dataset_options(config), split), calibrated=False, **options
+        )
         for split in dict.fromkeys([val_split, *splits])
     }
+    if evaluation["temperature_scaling"]:
+        val = raw[val_split]
+        model.set_temperatures(fit_temperatures(val.logits, val.labels, model.tasks, val.auxiliary_present))
+    else:
+        model.set_temperatures(None)
+    predictions = {split: with_temperatures(p, model.temperatures) for split, p in raw.items()}
     search = evaluation["weight_search"]
     result = search_weights(
         model, predictions[val_split], step=float(search["step"]), objective=search["objective"]
@@ -167,9 +225,18 @@ def evaluate_run(
             "weights": result.weights,
             "score": result.score,
             "head_scores": result.head_scores,
+            "surface": [{**dict(zip(HEADS, point, strict=True)), "score": v} for point, v in result.surface],
         },
     )
     weights = model.head_weights_dict
+    write_calibration(
+        out,
+        {split: raw[split] for split in splits},
+        {split: predictions[split] for split in splits},
+        model,
+        fitted_on=val_split if evaluation["temperature_scaling"] else None,
+        plots=evaluation["plots"],
+    )
     metrics: dict = {
         split: write_split_report(
             out,

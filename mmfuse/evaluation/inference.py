@@ -1,7 +1,8 @@
 """Per-head probabilities over a dataset, with test-time augmentation.
 
 Each TTA view (flips and 90° rotations from :mod:`mmfuse.data.augment`) is applied to both images of a
-pair; the heads' softmax outputs are averaged over the views. Cases without an auxiliary image are
+pair; the heads' softmax outputs (of the logits divided by the model's temperatures, when it has them)
+are averaged over the views. Cases without an auxiliary image are
 answered by the primary head: their auxiliary and fusion rows are replaced by the primary head's
 probabilities, so every head's figures cover every case and Eq. 4 gives the primary answer there too.
 """
@@ -9,8 +10,8 @@ probabilities, so every head's figures cover every case and Eq. 4 gives the prim
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -26,6 +27,58 @@ class Predictions:
     labels: torch.Tensor  # [N, T] class indices in task order
     auxiliary_present: torch.Tensor  # [N] bool
     probabilities: dict[str, dict[str, torch.Tensor]]  # head -> task -> [N, C]
+    # head -> task -> [views, N, C]: the raw logits of every TTA view, for fitting and applying temperatures
+    logits: dict[str, dict[str, torch.Tensor]] | None = None
+    # head -> [N] bool: rows where a head that needs an extra input (metadata) could answer
+    head_present: dict[str, torch.Tensor] | None = None
+
+
+def probabilities_from_logits(
+    logits: Mapping[str, Mapping[str, torch.Tensor]],
+    auxiliary_present: torch.Tensor,
+    temperatures: Mapping[str, Mapping[str, float]] | None = None,
+    head_present: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Per-head probabilities from per-view logits ``[V, N, C]``: softmax of ``z / T``, averaged over views.
+
+    Rows where a head lacked an input it needs (``head_present`` False, e.g. metadata) take the mean of the
+    heads that need no such input; rows without an auxiliary image then take the primary head's
+    probabilities in every other head.
+    """
+    temperatures = temperatures or {}
+    probabilities = {
+        head: {
+            task: (z.float() / temperatures.get(head, {}).get(task, 1.0)).softmax(dim=-1).mean(dim=0)
+            for task, z in per_task.items()
+        }
+        for head, per_task in logits.items()
+    }
+    for head, rows in (head_present or {}).items():
+        others = [h for h in probabilities if h not in (head_present or {})]
+        for task in probabilities[head]:
+            substitute = sum(probabilities[h][task] for h in others) / len(others)
+            probabilities[head][task] = torch.where(
+                rows.bool().view(-1, 1), probabilities[head][task], substitute
+            )
+    if "primary" in probabilities:
+        keep = auxiliary_present.bool().view(-1, 1)
+        for head, per_task in probabilities.items():
+            if head != "primary":
+                for task in per_task:
+                    per_task[task] = torch.where(keep, per_task[task], probabilities["primary"][task])
+    return probabilities
+
+
+def with_temperatures(
+    predictions: Predictions, temperatures: Mapping[str, Mapping[str, float]] | None
+) -> Predictions:
+    """The same cases with every head's probabilities recomputed under ``temperatures`` (``None``: raw)."""
+    if predictions.logits is None:
+        raise ValueError("these predictions kept no logits; collect them again to change temperatures")
+    probabilities = probabilities_from_logits(
+        predictions.logits, predictions.auxiliary_present, temperatures, predictions.head_present
+    )
+    return replace(predictions, probabilities=probabilities)
 
 
 def autocast_context(device: torch.device, amp: str = "none"):
@@ -54,6 +107,8 @@ def collect_predictions(
     device: torch.device | str = "cpu",
     tta: bool | Sequence[str] = False,
     primary_only: bool = False,
+    auxiliary_only: bool = False,
+    calibrated: bool = True,
     amp: str = "none",
     channels_last: bool = False,
     progress: bool | None = None,
@@ -61,15 +116,19 @@ def collect_predictions(
     """Run ``model`` over ``batches`` (dataset batches: images, labels, case ids) in eval mode.
 
     ``primary_only`` answers from the primary branch alone (fusion blocks skipped), as the model does
-    when no auxiliary image exists at all: the report then shows what the missing image costs.
+    when no auxiliary image exists at all: the report then shows what the missing image costs;
+    ``auxiliary_only`` answers from the auxiliary branch alone (no primary image). Probabilities use the
+    model's temperatures unless ``calibrated`` is False; the raw per-view logits are kept either way.
     """
     device = torch.device(device)
     views = resolve_views(tta)
+    temperatures = getattr(model, "temperatures", None) if calibrated else None
     was_training = model.training
     model.eval()
     case_ids: list[str] = []
     labels, present = [], []
-    sums: dict[str, dict[str, list[torch.Tensor]]] = {}
+    chunks: dict[str, dict[str, list[torch.Tensor]]] = {}
+    present_chunks: dict[str, list[torch.Tensor]] = {}
     memory = torch.channels_last if channels_last else torch.contiguous_format
     try:
         for batch in tqdm(batches, desc="evaluate", leave=False, disable=_quiet(progress)):
@@ -78,35 +137,24 @@ def collect_predictions(
             aux_present = batch["auxiliary_present"].to(device).bool()
             extra = metadata_inputs(model, batch, device)
             head_present: dict[str, torch.Tensor] = {}
-            accumulated: dict[str, dict[str, torch.Tensor]] = {}
+            per_view: dict[str, dict[str, list[torch.Tensor]]] = {}
             for view in views:
                 with autocast_context(device, amp):
                     output = model(
-                        primary=apply_tta_view(view, primary),
+                        primary=None if auxiliary_only else apply_tta_view(view, primary),
                         auxiliary=None if primary_only else apply_tta_view(view, auxiliary),
-                        auxiliary_present=None if primary_only else aux_present,
+                        auxiliary_present=None if primary_only or auxiliary_only else aux_present,
                         **extra,
                     )
                 head_present = output.head_present
                 for head, per_task in output.logits.items():
                     for task, logits in per_task.items():
-                        p = logits.float().softmax(dim=-1)
-                        slot = accumulated.setdefault(head, {})
-                        slot[task] = slot[task] + p if task in slot else p
-            for head, per_task in accumulated.items():
-                for task, total in per_task.items():
-                    mean = total / len(views)
-                    if head in head_present:
-                        # Rows lacking an input this head needs (metadata) take the other heads' mean.
-                        others = [
-                            accumulated[h][task] / len(views) for h in accumulated if h not in head_present
-                        ]
-                        substitute = sum(others) / len(others)
-                        mean = torch.where(head_present[head].view(-1, 1), mean, substitute)
-                    if head != "primary" and "primary" in accumulated:
-                        primary_mean = accumulated["primary"][task] / len(views)
-                        mean = torch.where(aux_present.view(-1, 1), mean, primary_mean)
-                    sums.setdefault(head, {}).setdefault(task, []).append(mean.cpu())
+                        per_view.setdefault(head, {}).setdefault(task, []).append(logits.float().cpu())
+            for head, per_task in per_view.items():
+                for task, stack in per_task.items():
+                    chunks.setdefault(head, {}).setdefault(task, []).append(torch.stack(stack))
+            for head, rows in head_present.items():
+                present_chunks.setdefault(head, []).append(rows.detach().bool().cpu())
             labels.append(batch["labels"].cpu())
             present.append(batch["auxiliary_present"].cpu().bool())
             case_ids += [str(c) for c in batch["case_id"]]
@@ -114,8 +162,11 @@ def collect_predictions(
         model.train(was_training)
     if not case_ids:
         raise ValueError("no cases to evaluate: the split is empty")
-    probabilities = {h: {t: torch.cat(v) for t, v in per_task.items()} for h, per_task in sums.items()}
-    return Predictions(case_ids, torch.cat(labels), torch.cat(present), probabilities)
+    logits = {h: {t: torch.cat(v, dim=1) for t, v in per_task.items()} for h, per_task in chunks.items()}
+    auxiliary_present = torch.cat(present)
+    head_rows = {h: torch.cat(v) for h, v in present_chunks.items()} or None
+    probabilities = probabilities_from_logits(logits, auxiliary_present, temperatures, head_rows)
+    return Predictions(case_ids, torch.cat(labels), auxiliary_present, probabilities, logits, head_rows)
 
 
 def metadata_inputs(model: torch.nn.Module, batch: dict, device: torch.device | str) -> dict:

@@ -30,9 +30,11 @@ def predict_pair(
     *,
     device: torch.device | str = "cpu",
     metadata: Mapping[str, object] | None = None,
+    calibrated: bool = True,
 ) -> dict:
     """``{"tasks": {task: {"predicted", "probabilities": {class: p}}}, "auxiliary_used", "head_weights", ...}``.
 
+    The model's fitted temperatures are applied unless ``calibrated`` is False.
     Without ``auxiliary`` the primary branch answers alone (see :meth:`mmfuse.FusionModel.predict`).
     For the Derm7pt tasks the result also holds ``seven_point``: the checklist score of the predicted
     criteria and whether it reaches the melanoma threshold. ``metadata`` (field → raw value) is the
@@ -48,7 +50,7 @@ def predict_pair(
             raise ValueError("this model takes no metadata; drop the metadata")
         values, present = model.encode_metadata([metadata])
         extra = {"metadata": values.to(device), "metadata_present": present.to(device)}
-    probabilities = model.to(device).predict(primary=x, auxiliary=y, **extra)
+    probabilities = model.to(device).predict(primary=x, auxiliary=y, calibrated=calibrated, **extra)
     tasks = {}
     for task in model.tasks:
         p = probabilities[task.name][0].float().cpu()
@@ -60,6 +62,7 @@ def predict_pair(
         "tasks": tasks,
         "auxiliary_used": auxiliary is not None,
         "head_weights": model.head_weights_dict if auxiliary is not None else {"primary": 1.0},
+        "temperature_scaled": bool(calibrated and model.temperatures),
     }
     if getattr(model, "uses_metadata", False):
         result["metadata_used"] = bool(extra) and bool(extra["metadata_present"].all()) and y is not None

@@ -9,7 +9,7 @@ nearest equal weights, which keeps the choice stable when heads agree.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -34,6 +34,8 @@ class WeightSearchResult:
     score: float
     head_scores: dict[str, float]
     objective: str
+    # Every grid point tried and its score: the surface the report draws.
+    surface: tuple[tuple[tuple[float, float, float], float], ...] = field(default=())
 
 
 def search_head_weights(
@@ -51,16 +53,20 @@ def search_head_weights(
         raise ValueError(f"the weight search needs all three heads' probabilities; missing {missing}")
     best: tuple[float, float, tuple[float, float, float]] | None = None
     head_scores = {}
+    surface = []
     for point in simplex_grid(step):
         weights = dict(zip(HEADS, point, strict=True))
         value = score(mix_heads(probabilities, weights, auxiliary_present), labels, tasks, objective)
         for head, w in weights.items():
             if w == 1.0:
                 head_scores[head] = value
+        surface.append((point, value))
         spread = sum((w - 1 / 3) ** 2 for w in point)
         if value != value:  # NaN (no class with both outcomes): never preferred
             value = float("-inf")
         if best is None or value > best[0] or (value == best[0] and spread < best[1]):
             best = (value, spread, point)
     assert best is not None
-    return WeightSearchResult(dict(zip(HEADS, best[2], strict=True)), best[0], head_scores, objective)
+    return WeightSearchResult(
+        dict(zip(HEADS, best[2], strict=True)), best[0], head_scores, objective, tuple(surface)
+    )

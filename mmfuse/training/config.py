@@ -55,6 +55,8 @@ DEFAULTS: dict = {
         "batch_size": 64,
         # Percentile intervals of every reported metric over resampled test cases (0 resamples: none).
         "bootstrap": {"resamples": 1000, "seed": 0, "level": 0.95},
+        # Fit one temperature per head and task on the validation split; stored in the model's config.json.
+        "temperature_scaling": True,
     },
 }
 

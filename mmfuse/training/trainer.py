@@ -415,6 +415,10 @@ class Trainer:
             model.to(self.device)
             metrics = evaluate_run(model, self.config, self.out, device=self.device, progress=self.progress)
         self.save_model(model, metrics)
+        if metrics is not None:
+            from mmfuse.evaluation.html_report import write_report
+
+            write_report(self.out)
         return TrainResult(self.out, model, metrics, self.history)
 
     def finish(self) -> nn.Module:

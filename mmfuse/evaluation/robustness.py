@@ -1,0 +1,169 @@
+"""Robustness curves: the test split re-evaluated with one modality degraded (or absent), per head.
+
+For each modality in turn (auxiliary first: the paper's claim is that it is supplementary), each corruption
+of :mod:`mmfuse.data.degrade` at severities 1–5, then the modality removed altogether: ``absent`` auxiliary
+means the primary branch answers alone (as :meth:`FusionModel.predict` does without it), ``absent`` primary
+that the auxiliary branch does. Every point reports ``avg_auc`` and ``avg_acc`` of each head present and of the
+final prediction (Eq. 4 with the model's weights and temperatures). Severity 0 is the clean split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from mmfuse.data.degrade import CORRUPTIONS, SEVERITIES, DegradedAugmenter
+from mmfuse.evaluation.report import split_metrics
+
+MODALITIES = ("auxiliary", "primary")
+ROBUSTNESS_FILE = "robustness.json"
+ROBUSTNESS_FIGURE = "robustness.png"
+CURVE_HEADS = ("primary", "auxiliary", "fusion", "final")
+
+
+def _summary(metrics: Mapping[str, Mapping]) -> dict[str, dict[str, float]]:
+    return {head: {"avg_auc": r["avg_auc"], "avg_acc": r["avg_acc"]} for head, r in metrics.items()}
+
+
+def robustness_curves(
+    model,
+    data_config: Mapping,
+    split: str = "test",
+    *,
+    device: torch.device | str = "cpu",
+    tta: bool = False,
+    batch_size: int = 64,
+    seed: int = 0,
+    modalities: Sequence[str] = MODALITIES,
+    corruptions: Sequence[str] | None = None,
+    severities: Sequence[int] = SEVERITIES,
+    progress=None,
+) -> dict:
+    """``{"clean": {head: {avg_auc, avg_acc}}, "auxiliary": {corruption: [...], "absent": ...}, "primary": ...}``."""
+    from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split
+
+    corruptions = list(CORRUPTIONS) if corruptions is None else list(corruptions)
+    for name in corruptions:
+        if name not in CORRUPTIONS:
+            raise ValueError(f"unknown corruption {name!r}; available: {list(CORRUPTIONS)}")
+    for modality in modalities:
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
+    weights = model.head_weights_dict
+    options = dict(device=device, tta=tta, batch_size=batch_size, progress=progress)
+
+    def evaluate(dataset, **flags) -> dict:
+        predictions = predict_split(model, dataset, **options, **flags)
+        return _summary(split_metrics(predictions, model.tasks, weights))
+
+    clean_dataset = evaluation_dataset(model, data_config, split)
+    result: dict = {
+        "split": split,
+        "cases": len(clean_dataset),
+        "tta": bool(tta),
+        "seed": int(seed),
+        "head_weights": weights,
+        "temperature_scaled": bool(model.temperatures),
+        "severities": {
+            name: {"parameter": CORRUPTIONS[name][0], "values": list(CORRUPTIONS[name][1])}
+            for name in corruptions
+        },
+        "clean": evaluate(clean_dataset),
+    }
+    for modality in modalities:
+        curves: dict = {}
+        for corruption in corruptions:
+            points = []
+            for severity in severities:
+                dataset = evaluation_dataset(model, data_config, split)
+                attribute = f"{modality}_augmenter"
+                setattr(
+                    dataset,
+                    attribute,
+                    DegradedAugmenter(getattr(dataset, attribute), corruption, severity, seed),
+                )
+                points.append({"severity": int(severity), "heads": evaluate(dataset)})
+            curves[corruption] = points
+        flag = "primary_only" if modality == "auxiliary" else "auxiliary_only"
+        curves["absent"] = evaluate(clean_dataset, **{flag: True})
+        result[modality] = curves
+    return result
+
+
+def format_robustness(result: Mapping, head: str = "final") -> str:
+    """One row per corruption and severity: ``head``'s AVG AUC and AVG ACC with each modality degraded (%)."""
+    modalities = [m for m in MODALITIES if m in result]
+    header = f"{'degradation':<20}{'sev':>4}" + "".join(
+        f"{m + ' AUC':>15}{m + ' ACC':>15}" for m in modalities
+    )
+    lines = [
+        f"{result['split']} ({result['cases']} cases), {head} prediction, one modality degraded (%)",
+        header,
+    ]
+
+    def cells(entries: Sequence[Mapping | None]) -> str:
+        out = ""
+        for entry in entries:
+            report = (entry or {}).get(head)
+            out += "".join(
+                f"{'n/a':>15}" if report is None else f"{100 * report[m]:15.1f}"
+                for m in ("avg_auc", "avg_acc")
+            )
+        return out
+
+    lines.append(f"{'clean':<20}{0:>4}" + cells([result["clean"]] * len(modalities)))
+    corruptions = list(result["severities"])
+    for corruption in corruptions:
+        for i, point in enumerate(result[modalities[0]][corruption]):
+            entries = [result[m][corruption][i]["heads"] for m in modalities]
+            lines.append(f"{corruption:<20}{point['severity']:>4}" + cells(entries))
+    lines.append(f"{'absent':<20}{'-':>4}" + cells([result[m]["absent"] for m in modalities]))
+    return "\n".join(lines)
+
+
+def plot_robustness(path: str | Path, result: Mapping) -> Path:
+    """One figure: rows = degraded modality × metric, columns = corruptions; a line per head over severity.
+
+    The dotted line of each head's colour is its value with the modality absent.
+    """
+    from matplotlib.figure import Figure
+
+    from mmfuse.evaluation.writers import _save_figure
+
+    modalities = [m for m in MODALITIES if m in result]
+    corruptions = list(result["severities"])
+    rows = [(m, metric) for m in modalities for metric in ("avg_auc", "avg_acc")]
+    figure = Figure(figsize=(3.0 * len(corruptions), 2.6 * len(rows)), layout="constrained")
+    colours = dict(zip(CURVE_HEADS, ("tab:blue", "tab:orange", "tab:green", "black"), strict=True))
+    for r, (modality, metric) in enumerate(rows):
+        for c, corruption in enumerate(corruptions):
+            axis = figure.add_subplot(len(rows), len(corruptions), r * len(corruptions) + c + 1)
+            points = result[modality][corruption]
+            for head in CURVE_HEADS:
+                xs, ys = [0], [result["clean"].get(head, {}).get(metric)]
+                for point in points:
+                    report = point["heads"].get(head)
+                    xs.append(point["severity"])
+                    ys.append(None if report is None else report[metric])
+                if all(y is None for y in ys):
+                    continue
+                axis.plot(
+                    xs,
+                    [float("nan") if y is None else 100 * y for y in ys],
+                    marker="o",
+                    markersize=3,
+                    color=colours[head],
+                    label=head,
+                    linewidth=1.5 if head == "final" else 1,
+                )
+                absent = result[modality]["absent"].get(head)
+                if absent is not None:
+                    axis.axhline(100 * absent[metric], color=colours[head], linestyle=":", linewidth=1)
+            label = "AVG AUC" if metric == "avg_auc" else "AVG ACC"
+            axis.set(title=f"{modality}: {corruption}", xlabel="severity", ylabel=f"{label} (%)")
+            axis.set_xticks(range(0, max(SEVERITIES) + 1))
+            if r == 0 and c == 0:
+                axis.legend(fontsize=7, loc="lower left")
+    return _save_figure(figure, Path(path), f"robustness on {result['split']} (dotted: modality absent)")
