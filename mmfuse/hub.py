@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -349,12 +351,29 @@ def check_config(config: Mapping, providers: Mapping, location: ModelLocation) -
             plugin = provider.get("plugin")
             if plugin is None or plugin_manager().has_plugin(plugin):
                 raise UnknownNameError(f"{where}: {exc}") from None
-            package = provider.get("package")
-            fix = f"pip install {package}" if package else f"install or import the plugin {plugin!r}"
+            fix = install_hint(provider.get("package"), plugin)
             raise MissingPluginError(
                 f"{where} needs {field} {name!r} from the mmfuse plugin {plugin!r}, which is not installed "
                 f"here; {fix} and load again"
             ) from None
+
+
+# A PEP 508 distribution name (no version specifiers, URLs or shell syntax).
+_DISTRIBUTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
+
+
+def install_hint(package: object, plugin: object) -> str:
+    """How to install a missing plugin. ``package`` comes from a downloaded config.json: it is untrusted
+    text, so it is suggested as a ``pip install`` command only when it is a plain distribution name, and
+    always shell-quoted; anything else is shown as a quoted string, never as a command."""
+    if isinstance(package, str) and _DISTRIBUTION_NAME.fullmatch(package):
+        return f"pip install {shlex.quote(package)}"
+    if package:
+        return (
+            f"install the distribution that provides the plugin {str(plugin)!r} (config.json names it "
+            f"{str(package)!r}, which is not a valid package name: check where this model came from)"
+        )
+    return f"install or import the plugin {str(plugin)!r}"
 
 
 # -- weights --------------------------------------------------------------------------------------------

