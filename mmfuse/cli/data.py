@@ -35,6 +35,11 @@ def add_parser(subparsers) -> None:
         sub.add_argument("format", choices=["derm7pt", "paired_csv"])
         sub.add_argument("root", help="dataset folder")
         sub.add_argument("--schema", help="YAML schema (paired_csv only)")
+        sub.add_argument(
+            "--allow-outside-root",
+            action="store_true",
+            help="read image paths that lead outside ROOT (.., absolute paths, symlinks); refused by default",
+        )
         if name == "stats":
             sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
             sub.add_argument(
@@ -52,7 +57,12 @@ def add_parser(subparsers) -> None:
 def _config(args: argparse.Namespace) -> dict:
     if args.format == "paired_csv" and not args.schema:
         raise ValueError("paired_csv needs --schema SCHEMA.yaml")
-    return {"format": args.format, "root": args.root, "schema": args.schema}
+    return {
+        "format": args.format,
+        "root": args.root,
+        "schema": args.schema,
+        "allow_outside_root": bool(getattr(args, "allow_outside_root", False)),
+    }
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -71,10 +81,12 @@ def run_check(args: argparse.Namespace) -> int:
     from mmfuse.data.validate import check_paired_csv
 
     if args.format == "derm7pt":
-        problems = check_release(args.root, workers=args.workers)
+        problems = check_release(args.root, workers=args.workers, allow_outside_root=args.allow_outside_root)
     else:
         _config(args)
-        problems = check_paired_csv(args.root, args.schema, workers=args.workers)
+        problems = check_paired_csv(
+            args.root, args.schema, workers=args.workers, allow_outside_root=args.allow_outside_root
+        )
     for problem in problems:
         print(problem)
     if problems:

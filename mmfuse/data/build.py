@@ -8,13 +8,24 @@ from pathlib import Path
 from mmfuse.data.augment import MODALITIES, build_augmenter
 from mmfuse.data.cache import load_cache
 from mmfuse.data.derm7pt import load_release
+from mmfuse.data.errors import DataError
 from mmfuse.data.paired import PairedDataset
 from mmfuse.data.paired_csv import load_paired_csv
 from mmfuse.metadata import EncodingReport, FieldSpec, MetadataEncoding
 from mmfuse.tasks import TaskSpec, check_same_tasks
 
 FORMATS = ("derm7pt", "paired_csv")
-CONFIG_KEYS = {"format", "root", "schema", "cache", "augment", "backend", "split_seed", "metadata"}
+CONFIG_KEYS = {
+    "format",
+    "root",
+    "schema",
+    "cache",
+    "augment",
+    "backend",
+    "split_seed",
+    "metadata",
+    "allow_outside_root",
+}
 
 
 def load_table(data_config: Mapping):
@@ -22,12 +33,15 @@ def load_table(data_config: Mapping):
     fmt = data_config.get("format", "derm7pt")
     root = Path(data_config["root"])
     split_seed = int(data_config.get("split_seed", 0))
+    outside = data_config.get("allow_outside_root", False)
+    if not isinstance(outside, bool):
+        raise DataError(f"data.allow_outside_root must be true or false, got {outside!r}")
     if fmt == "derm7pt":
-        return load_release(root, split_seed=split_seed)
+        return load_release(root, split_seed=split_seed, allow_outside_root=outside)
     if fmt == "paired_csv":
         if not data_config.get("schema"):
             raise ValueError("data format 'paired_csv' needs 'schema', the path of its YAML schema")
-        return load_paired_csv(root, data_config["schema"], split_seed=split_seed)
+        return load_paired_csv(root, data_config["schema"], split_seed=split_seed, allow_outside_root=outside)
     raise ValueError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmfuse.data.errors import DataError, Problem, raise_for_problems
-from mmfuse.data.images import resolve_image_path
+from mmfuse.data.images import OutsideRootError, resolve_image_path
 from mmfuse.data.records import CaseRecord, duplicate_case_ids, read_table
 from mmfuse.data.split import SPLIT_NAMES, stratified_split
 from mmfuse.data.validate import ImageRef, check_images
@@ -202,7 +202,11 @@ class Derm7ptRelease:
 
 
 def _parse_row(
-    root: Path, position: int, row: Mapping[str, str], problems: list[Problem]
+    root: Path,
+    position: int,
+    row: Mapping[str, str],
+    problems: list[Problem],
+    allow_outside_root: bool = False,
 ) -> CaseRecord | None:
     line = position + 2  # header is line 1
     where = f"{META_FILE} row {position} (line {line})"
@@ -216,12 +220,20 @@ def _parse_row(
     if len(labels) < len(TASK_COLUMNS):
         return None
     images = root / IMAGE_DIR
-    primary_rel = row[PRIMARY_COLUMN].strip()
-    primary = resolve_image_path(images, primary_rel) or images / primary_rel
-    auxiliary: Path | None = None
-    if not auxiliary_is_missing(row):
-        aux_rel = row[AUXILIARY_COLUMN].strip()
-        auxiliary = resolve_image_path(images, aux_rel) or images / aux_rel
+    located: dict[str, Path] = {}
+    columns = [PRIMARY_COLUMN] + ([] if auxiliary_is_missing(row) else [AUXILIARY_COLUMN])
+    for column in columns:
+        written = row[column].strip()
+        try:
+            found = resolve_image_path(images, written, root=root, allow_outside_root=allow_outside_root)
+        except OutsideRootError as exc:
+            problems.append(Problem("outside root", f"{where}, column {column!r}: {exc}"))
+            continue
+        located[column] = found or images / written
+    if len(located) < len(columns):
+        return None
+    primary = located[PRIMARY_COLUMN]
+    auxiliary: Path | None = located.get(AUXILIARY_COLUMN)
     score_text = (row.get("seven_point_score") or "").strip()
     metadata: dict = {key: row.get(column, "") for key, column in METADATA_COLUMNS.items()}
     metadata.update(
@@ -278,7 +290,9 @@ def _read_split_files(root: Path, n_rows: int, problems: list[Problem]) -> dict[
     return splits
 
 
-def parse_release(root: str | Path, *, split_seed: int = 0) -> Derm7ptRelease:
+def parse_release(
+    root: str | Path, *, split_seed: int = 0, allow_outside_root: bool = False
+) -> Derm7ptRelease:
     """Read ``meta/`` of a release and collect every table-level problem instead of stopping at one.
 
     Images are located (not decoded). Without split files the cases are split by
@@ -293,7 +307,7 @@ def parse_release(root: str | Path, *, split_seed: int = 0) -> Derm7ptRelease:
     ]
     if problems:
         return Derm7ptRelease(root, columns, rows, [None] * len(rows), {}, "none", problems)
-    records = [_parse_row(root, i, row, problems) for i, row in enumerate(rows)]
+    records = [_parse_row(root, i, row, problems, allow_outside_root) for i, row in enumerate(rows)]
     problems += duplicate_case_ids(records, META_FILE)
     splits = _read_split_files(root, len(rows), problems)
     source = "files"
@@ -309,9 +323,11 @@ def parse_release(root: str | Path, *, split_seed: int = 0) -> Derm7ptRelease:
     return Derm7ptRelease(root, columns, rows, records, splits, source, problems)
 
 
-def load_release(root: str | Path, *, split_seed: int = 0) -> Derm7ptRelease:
+def load_release(
+    root: str | Path, *, split_seed: int = 0, allow_outside_root: bool = False
+) -> Derm7ptRelease:
     """:func:`parse_release`, raising one :class:`DataError` if the tables have any problem."""
-    release = parse_release(root, split_seed=split_seed)
+    release = parse_release(root, split_seed=split_seed, allow_outside_root=allow_outside_root)
     raise_for_problems(
         release.problems, f"Derm7pt release {release.root}", f"run: mmfuse data check derm7pt {root}"
     )
@@ -335,15 +351,20 @@ def _image_refs(release: Derm7ptRelease) -> list[ImageRef]:
     return refs
 
 
-def check_release(root: str | Path, *, images: bool = True, workers: int | None = None) -> list[Problem]:
+def check_release(
+    root: str | Path, *, images: bool = True, workers: int | None = None, allow_outside_root: bool = False
+) -> list[Problem]:
     """All problems of a Derm7pt release: tables, split files and (unless ``images=False``) every image."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a missing split is not a problem for check
-            release = parse_release(root)
+            release = parse_release(root, allow_outside_root=allow_outside_root)
     except DataError as exc:
         return [Problem("missing file", str(exc))]
     problems = list(release.problems)
     if images and all(c in release.columns for c in REQUIRED_COLUMNS):
-        problems += check_images(_image_refs(release), workers=workers)
+        problems = [p for p in problems if p.kind != "outside root"]  # check_images reports them again
+        problems += check_images(
+            _image_refs(release), workers=workers, root=release.root, allow_outside_root=allow_outside_root
+        )
     return problems

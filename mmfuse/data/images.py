@@ -17,13 +17,76 @@ from mmfuse.data.errors import DataError
 
 log = logging.getLogger(__name__)
 
+# Formats PIL may open: photographs and scans. Anything else (EPS runs Ghostscript, and exotic decoders
+# are attack surface) is refused before its decoder is chosen.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP")
 
-def resolve_image_path(base: Path, relative: str) -> Path | None:
+# Largest image decoded, in pixels (64 MP: a 9600 x 6600 camera frame fits, a 12000 x 12000 file that would
+# take over 1 GB to decode and resize does not). MMFUSE_MAX_IMAGE_PIXELS changes it; PIL still refuses
+# files over 2 x Image.MAX_IMAGE_PIXELS (about 179 MP) as decompression bombs.
+DEFAULT_MAX_PIXELS = 64_000_000
+MAX_PIXELS_ENV = "MMFUSE_MAX_IMAGE_PIXELS"
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: ``MMFUSE_MAX_IMAGE_PIXELS`` if set, else :data:`DEFAULT_MAX_PIXELS`."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise DataError(f"{MAX_PIXELS_ENV} must be a positive whole number of pixels, got {text!r}")
+    return int(text)
+
+
+def check_pixel_count(path: Path, size: tuple[int, int]) -> None:
+    """Refuse an image larger than :func:`max_image_pixels` from its header, before decoding it."""
+    limit = max_image_pixels()
+    width, height = size
+    if width * height > limit:
+        raise DataError(
+            f"image {path} is {width} x {height} = {width * height / 1e6:.1f} megapixels, over the limit of "
+            f"{limit / 1e6:.1f} MP; downscale it, or raise the limit with {MAX_PIXELS_ENV}"
+        )
+
+
+class OutsideRootError(DataError):
+    """An image path in a table leads outside the dataset's folder (``..``, an absolute path, a symlink)."""
+
+
+def check_inside(root: Path, path: Path, written: str) -> None:
+    """Raise :class:`OutsideRootError` unless ``path``, with every symlink followed, lies inside ``root``.
+
+    A table is data and may come from anyone: ``../../etc/passwd`` or a link to a private file must
+    not be read (and its pixels trained on or cached) unless the user allows it explicitly.
+    """
+    real, base = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    if real != base and base not in real.parents:
+        raise OutsideRootError(
+            f"image path {written!r} leads to {real}, outside the dataset folder {base}; move the file into "
+            "the dataset, or allow it explicitly with data.allow_outside_root: true (--allow-outside-root)"
+        )
+
+
+def resolve_image_path(
+    base: Path, relative: str, *, root: Path | None = None, allow_outside_root: bool = False
+) -> Path | None:
     """``base / relative`` if it exists; otherwise the one path that matches it ignoring letter case.
 
     Releases made on case-insensitive file systems name ``Nel026.jpg`` a file stored as
     ``NEL026.JPG``; the fallback is logged so a user can fix the table. ``None`` when nothing matches.
+    With ``root`` (the dataset folder), a path that leads outside it raises :class:`OutsideRootError`
+    unless ``allow_outside_root``.
     """
+    guard = root is not None and not allow_outside_root
+    if guard:
+        check_inside(root, base / relative, relative)
+    found = _find_image(base, relative)
+    if guard and found is not None:
+        check_inside(root, found, relative)  # a case-insensitive match may pass through another link
+    return found
+
+
+def _find_image(base: Path, relative: str) -> Path | None:
     exact = base / relative
     if exact.is_file():
         return exact
@@ -47,7 +110,8 @@ def resolve_image_path(base: Path, relative: str) -> Path | None:
 
 def _open_rgb(path: Path, draft_size: int | None) -> Image.Image:
     try:
-        with Image.open(path) as img:
+        with Image.open(path, formats=SUPPORTED_FORMATS) as img:
+            check_pixel_count(path, img.size)
             if draft_size is not None and img.format == "JPEG":
                 # JPEG decodes at 1/2, 1/4 or 1/8 scale for free, never below the requested size.
                 img.draft("RGB", (draft_size, draft_size))
@@ -55,7 +119,13 @@ def _open_rgb(path: Path, draft_size: int | None) -> Image.Image:
             return to_rgb8(img, path)
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise DataError(
+            f"cannot decode image {path}: not a supported image file ({', '.join(SUPPORTED_FORMATS)})"
+        ) from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"image {path} is too large to decode safely: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot decode image {path}: {exc}") from None
 
 

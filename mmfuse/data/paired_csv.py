@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from mmfuse.data.errors import DataError, Problem, raise_for_problems
-from mmfuse.data.images import resolve_image_path
+from mmfuse.data.images import OutsideRootError, resolve_image_path
 from mmfuse.data.records import CaseRecord, duplicate_case_ids, read_table
 from mmfuse.data.split import DEFAULT_RATIOS, SPLIT_NAMES, stratified_split
 from mmfuse.metadata import FieldSpec
@@ -136,7 +136,11 @@ class PairedTable:
 
 
 def parse_paired_csv(
-    root: str | Path, schema: str | Path | PairedSchema, *, split_seed: int = 0
+    root: str | Path,
+    schema: str | Path | PairedSchema,
+    *,
+    split_seed: int = 0,
+    allow_outside_root: bool = False,
 ) -> PairedTable:
     """Read the table described by ``schema``, collecting every problem (images are located, not decoded)."""
     root = Path(root)
@@ -170,11 +174,24 @@ def parse_paired_csv(
             continue
         aux_rel = (row.get(schema.auxiliary) or "").strip() if schema.auxiliary else ""
         primary_rel = row[schema.primary].strip()
+        located: dict[str, Path] = {}
+        for column, written in ((schema.primary, primary_rel), (schema.auxiliary, aux_rel)):
+            if not written:
+                continue
+            try:
+                found = resolve_image_path(images, written, root=root, allow_outside_root=allow_outside_root)
+            except OutsideRootError as exc:
+                problems.append(Problem("outside root", f"{where}, column {column!r}: {exc}"))
+                continue
+            located[column] = found or images / written
+        if schema.primary not in located or (aux_rel and schema.auxiliary not in located):
+            records.append(None)
+            continue
         records.append(
             CaseRecord(
                 case_id=(row[schema.case_id].strip() if schema.case_id else "") or str(i),
-                primary_path=resolve_image_path(images, primary_rel) or images / primary_rel,
-                auxiliary_path=(resolve_image_path(images, aux_rel) or images / aux_rel) if aux_rel else None,
+                primary_path=located[schema.primary],
+                auxiliary_path=located.get(schema.auxiliary) if aux_rel else None,
                 labels=labels,
                 metadata={"row": i, **{c: row[c] for c in schema.metadata}},
             )
@@ -204,8 +221,12 @@ def parse_paired_csv(
 
 
 def load_paired_csv(
-    root: str | Path, schema: str | Path | PairedSchema, *, split_seed: int = 0
+    root: str | Path,
+    schema: str | Path | PairedSchema,
+    *,
+    split_seed: int = 0,
+    allow_outside_root: bool = False,
 ) -> PairedTable:
-    table = parse_paired_csv(root, schema, split_seed=split_seed)
+    table = parse_paired_csv(root, schema, split_seed=split_seed, allow_outside_root=allow_outside_root)
     raise_for_problems(table.problems, f"{Path(root) / table.schema.table}", "fix the rows above")
     return table

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mmfuse.data.errors import DataError, Problem
-from mmfuse.data.images import resolve_image_path, verify_image
+from mmfuse.data.images import OutsideRootError, resolve_image_path, verify_image
 from mmfuse.data.paired_csv import parse_paired_csv
 from mmfuse.data.records import class_counts
 
@@ -17,15 +17,30 @@ from mmfuse.data.records import class_counts
 ImageRef = tuple[str, Path, str]
 
 
-def check_images(refs: Iterable[ImageRef], *, workers: int | None = None) -> list[Problem]:
-    """Locate and fully decode every image; one problem per missing or unreadable file, in table order."""
+def check_images(
+    refs: Iterable[ImageRef],
+    *,
+    workers: int | None = None,
+    root: Path | None = None,
+    allow_outside_root: bool = False,
+) -> list[Problem]:
+    """Locate and fully decode every image; one problem per missing, unreadable, too large or outside file.
+
+    With ``root``, a path leading outside it is reported and never opened (unless ``allow_outside_root``).
+    """
 
     def check(ref: ImageRef) -> Problem | None:
         where, base, relative = ref
-        path = resolve_image_path(base, relative)
+        try:
+            path = resolve_image_path(base, relative, root=root, allow_outside_root=allow_outside_root)
+        except OutsideRootError as exc:
+            return Problem("outside root", f"{where}: {exc}")
         if path is None:
             return Problem("missing file", f"{where}: image {base / relative} not found")
-        reason = verify_image(path)
+        try:
+            reason = verify_image(path)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not lose the report of all the others
+            reason = f"cannot decode image {path}: {type(exc).__name__}: {exc}"
         return Problem("unreadable image", f"{where}: {reason}") if reason else None
 
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
@@ -33,17 +48,23 @@ def check_images(refs: Iterable[ImageRef], *, workers: int | None = None) -> lis
 
 
 def check_paired_csv(
-    root: str | Path, schema: str | Path, *, images: bool = True, workers: int | None = None
+    root: str | Path,
+    schema: str | Path,
+    *,
+    images: bool = True,
+    workers: int | None = None,
+    allow_outside_root: bool = False,
 ) -> list[Problem]:
     """All problems of a CSV + schema dataset: missing columns, unknown labels, bad splits, images."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table = parse_paired_csv(root, schema)
+            table = parse_paired_csv(root, schema, allow_outside_root=allow_outside_root)
     except DataError as exc:
         return [Problem("missing file", str(exc))]
     problems = list(table.problems)
     if images and not any(p.kind == "missing column" for p in problems):
+        problems = [p for p in problems if p.kind != "outside root"]  # check_images reports them again
         from mmfuse.data.records import read_table
 
         base = table.root / table.schema.image_dir
@@ -57,7 +78,9 @@ def check_paired_csv(
             aux = table.schema.auxiliary
             if aux and row[aux].strip():
                 refs.append((f"{where}, column {aux!r}", base, row[aux].strip()))
-        problems += check_images(refs, workers=workers)
+        problems += check_images(
+            refs, workers=workers, root=table.root, allow_outside_root=allow_outside_root
+        )
     return problems
 
 
