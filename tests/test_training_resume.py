@@ -123,7 +123,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     config = tiny_config(release, train={"epochs": 3})
     run = tmp_path / "run"
     with pytest.raises(
-        NonFiniteLossError, match=r"loss became nan at epoch 2, step 1.*epoch_0001 \(epoch 1\).*--resume"
+        NonFiniteLossError,
+        match=r"loss became nan at epoch 2, step 1.*epoch_0001 \(epoch 1\).*--resume --allow-change train\.lr",
     ):
         train(config, run, evaluate=False)
     assert ckpt.latest(run / "checkpoints") == ckpt.checkpoint_dir(run / "checkpoints", 1)
@@ -160,3 +161,50 @@ def test_existing_run_needs_resume_and_the_same_config(release, tmp_path):
     changed = tiny_config(release, train={"epochs": 1, "swa": {"epochs": 0}, "lr": 0.5})
     with pytest.raises(RunDirError, match=r"train\.lr: 0\.001 in the run, 0\.5 given"):
         train(changed, tmp_path / "run", resume=True, evaluate=False)
+
+
+def test_a_second_training_into_a_locked_run_folder_fails_at_once(release, tmp_path):
+    from mmfuse.training.rundir import RunLock
+
+    config = tiny_config(release, train={"epochs": 1, "swa": {"epochs": 0}})
+    run = tmp_path / "run"
+    run.mkdir()
+    other = RunLock(run)  # what a concurrent `mmfuse train --out run` holds while it runs
+    try:
+        with pytest.raises(RunDirError, match=r"being written by another training \(pid \d+\)"):
+            train(config, run, evaluate=False)
+        assert not (run / "config.yaml").exists()  # the loser wrote nothing
+    finally:
+        other.release()
+    assert train(config, run, evaluate=False).history
+
+
+def test_a_failed_start_leaves_the_run_folder_reusable(release, tmp_path):
+    config = tiny_config(release, train={"epochs": 1, "swa": {"epochs": 0}})
+    bad = {**config, "data": {**config["data"], "root": str(tmp_path / "no-such-release")}}
+    run = tmp_path / "run"
+    with pytest.raises(Exception, match="no-such-release"):
+        train(bad, run, evaluate=False)
+    assert not (run / "config.yaml").exists() and not (run / "checkpoints").exists()
+    assert train(config, run, evaluate=False).history  # no "already holds a run", no --resume needed
+
+
+def test_resume_allows_explicit_recovery_changes_and_refuses_the_rest(release, tmp_path):
+    run = tmp_path / "run"
+    first = tiny_config(release, train={"epochs": 2, "swa": {"epochs": 0}})
+    train(first, run, evaluate=False)
+    recovered = tiny_config(release, train={"epochs": 3, "swa": {"epochs": 0}, "lr": 1e-4})
+    with pytest.raises(RunDirError, match=r"--allow-change train\.epochs --allow-change train\.lr"):
+        train(recovered, run, resume=True, evaluate=False)
+    with pytest.raises(RunDirError, match=r"only train\.lr.*may change"):
+        train(recovered, run, resume=True, evaluate=False, allow_changes=["model.primary"])
+    bigger = tiny_config(release, model={"primary": "test_resnet"}, train=recovered["train"])
+    with pytest.raises(RunDirError, match=r"model\.primary: 'test_convnext' in the run, 'test_resnet' given"):
+        train(bigger, run, resume=True, evaluate=False, allow_changes=["train.lr", "train.epochs"])
+    result = train(recovered, run, resume=True, evaluate=False, allow_changes=["train.lr", "train.epochs"])
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert result.history[-1]["lr"] == pytest.approx(1e-4 * trainer_module.lr_factor(2, recovered["train"]))
+    stored = (run / "config.yaml").read_text()
+    assert "lr: 0.0001" in stored and "epochs: 3" in stored
+    log = (run / "config_changes.log").read_text()
+    assert "epoch_0002 train.lr: 0.001 -> 0.0001" in log and "train.epochs: 2 -> 3" in log

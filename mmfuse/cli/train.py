@@ -20,6 +20,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="RUN", help="the run directory to create (or resume)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in RUN")
     parser.add_argument(
+        "--allow-change",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="with --resume: let KEY differ from the run's config (train.lr, train.grad_clip, train.amp or "
+        "train.epochs; repeat for several), e.g. to recover from a NaN loss",
+    )
+    parser.add_argument(
         "--seeds",
         metavar="LIST",
         help="train once per seed ('0,1,2' or '0-9') into RUN/seed_<k> and summarise",
@@ -62,12 +70,16 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("give a CONFIG file (or --resume to continue the run in --out)")
         config_path = out / CONFIG_FILE
     config = load_config(config_path, **_overrides(args))
+    if args.allow_change and not args.resume:
+        raise ValueError("--allow-change only applies with --resume")
     if args.seeds:
         summary = run_seeds(config, out, parse_seeds(args.seeds), resume=args.resume)
         if summary:
             print(f"summary over seeds {summary['seeds']}: {out / 'summary.md'}")
         return 0
-    result = train(config, out, resume=args.resume, evaluate=not args.no_eval)
+    result = train(
+        config, out, resume=args.resume, evaluate=not args.no_eval, allow_changes=args.allow_change
+    )
     if result.model is None:
         return 0  # a non-zero torchrun rank
     if result.metrics:

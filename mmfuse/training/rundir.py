@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmfuse.errors import MmfuseError
@@ -26,8 +26,47 @@ _RESUME_FREE = {
 }
 
 
+# Keys ``--resume`` may change when asked to explicitly (``--allow-change KEY``): what a user lowers or
+# raises to recover a diverged run or extend it. Architecture, data and seeds never change mid-run.
+RECOVERY_KEYS = ("train.lr", "train.grad_clip", "train.amp", "train.epochs")
+LOCK_FILE = ".lock"
+
+
 class RunDirError(MmfuseError):
-    """``--out`` cannot hold this run (unwritable, full, or already holding another run)."""
+    """``--out`` cannot hold this run (unwritable, full, locked by another training, or holding another run)."""
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``RUN/.lock`` held while a training writes the run folder.
+
+    Checking "no run here" and then writing is a race two trainings can both win; the lock makes the
+    second one fail at once. The kernel drops it when its process dies (even by SIGKILL), so a killed
+    run never blocks ``--resume``.
+    """
+
+    def __init__(self, out: Path) -> None:
+        import fcntl
+
+        self.path = Path(out) / LOCK_FILE
+        self._handle = open(self.path, "a+")  # noqa: SIM115 - held open for the life of the run
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._handle.seek(0)
+            holder = self._handle.read().strip() or "another process"
+            self._handle.close()
+            raise RunDirError(
+                f"--out {out} is being written by another training ({holder}); wait for it to finish, "
+                "or choose another directory"
+            ) from None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"pid {os.getpid()}\n")
+        self._handle.flush()
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()  # closing drops the flock
 
 
 def required_bytes(num_parameters: int, keep_checkpoints: int) -> int:
@@ -68,19 +107,37 @@ def check_run_dir(out: str | Path, *, resume: bool, needed: int) -> Path:
     return out
 
 
-def config_differences(stored: Mapping, given: Mapping, path: tuple[str, ...] = ()) -> list[str]:
-    """Dotted keys whose values differ (ignoring keys that do not affect the weights)."""
-    differences = []
+def changed_keys(
+    stored: Mapping, given: Mapping, path: tuple[str, ...] = ()
+) -> list[tuple[str, object, object]]:
+    """``(dotted key, stored value, given value)`` for every difference that affects the weights."""
+    changes = []
     for key in sorted(set(stored) | set(given)):
         where = (*path, key)
         if where in _RESUME_FREE or (len(where) == 1 and key == "evaluation"):
             continue
         a, b = stored.get(key), given.get(key)
         if isinstance(a, Mapping) and isinstance(b, Mapping):
-            differences += config_differences(a, b, where)
+            changes += changed_keys(a, b, where)
         elif a != b:
-            differences.append(f"{'.'.join(where)}: {a!r} in the run, {b!r} given")
-    return differences
+            changes.append((".".join(where), a, b))
+    return changes
+
+
+def config_differences(stored: Mapping, given: Mapping, path: tuple[str, ...] = ()) -> list[str]:
+    """Dotted keys whose values differ (ignoring keys that do not affect the weights)."""
+    return [f"{key}: {a!r} in the run, {b!r} given" for key, a, b in changed_keys(stored, given, path)]
+
+
+def check_allowed_changes(keys: Sequence[str]) -> tuple[str, ...]:
+    """The ``--allow-change`` keys, each one of :data:`RECOVERY_KEYS`."""
+    unknown = [k for k in keys if k not in RECOVERY_KEYS]
+    if unknown:
+        raise RunDirError(
+            f"--allow-change {', '.join(unknown)}: only {', '.join(RECOVERY_KEYS)} may change when a run resumes "
+            "(the architecture, data and seeds of a run are fixed)"
+        )
+    return tuple(keys)
 
 
 def run_model_dir(spec: str | os.PathLike) -> Path | None:

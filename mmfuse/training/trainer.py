@@ -11,11 +11,12 @@ data) and replace the live ones: the averaged model is the one evaluated and sav
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,12 +38,19 @@ from mmfuse.training.losses import multitask_loss
 from mmfuse.training.rundir import (
     CHECKPOINTS,
     CONFIG_FILE,
+    LOCK_FILE,
     MODEL_DIR,
+    RECOVERY_KEYS,
     RunDirError,
+    RunLock,
+    changed_keys,
+    check_allowed_changes,
     check_run_dir,
-    config_differences,
     required_bytes,
 )
+
+# Appended on every --resume that changes a recovery key: what changed, when, and from which checkpoint.
+CHANGES_FILE = "config_changes.log"
 
 HEAD_LOSSES = ("primary", "auxiliary", "fusion")
 
@@ -119,7 +127,12 @@ class Trainer:
         resume: bool = False,
         evaluate: bool = True,
         progress: bool | None = None,
+        allow_changes: Sequence[str] = (),
     ) -> None:
+        self.allow_changes = check_allowed_changes(allow_changes)
+        self._lock: RunLock | None = None
+        self._started_here = False  # this start wrote RUN/config.yaml, so a failed start removes it
+        self._lr_changed = False
         self.config = dict(config)
         self.out = Path(out)
         self.resume = resume
@@ -158,6 +171,14 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._prepare_out()
+        try:
+            self._set_up()
+        except BaseException:
+            self._abandon_start()
+            raise
+
+    def _set_up(self) -> None:
+        """Everything after the run folder is claimed: data, optimizer, schedules, the resumed state."""
         self.tasks = self.model.tasks
         self.batches = self._batch_source(self.context)
         self.optimizer = torch.optim.Adam(
@@ -182,6 +203,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
         if self.resume:
             self._load_latest()
+            if self._lr_changed:
+                self._apply_changed_lr()
         self.network: nn.Module = self.model
         if self.context.enabled:
             self.network = nn.parallel.DistributedDataParallel(
@@ -200,25 +223,88 @@ class Trainer:
                 needed = required_bytes(
                     sum(p.numel() for p in self.model.parameters()), int(self.train_cfg["keep_checkpoints"])
                 )
+                check_run_dir(self.out, resume=self.resume, needed=needed)  # creates the folder
+                self._lock = RunLock(self.out)
+                # Again under the lock: "no run here" now stays true until this start writes its config.
                 check_run_dir(self.out, resume=self.resume, needed=needed)
                 stored = self.out / CONFIG_FILE
                 if self.resume and stored.is_file():
-                    from mmfuse.training.config import load_config
-
-                    differences = config_differences(load_config(stored), self.config)
-                    if differences:
-                        raise RunDirError(
-                            f"--resume: the config differs from the one {self.out} was started with: "
-                            + "; ".join(differences)
-                        )
+                    self._check_resume_config(stored)
                 else:
                     dump_config(self.config, stored)
+                    self._started_here = True
             except (RunDirError, ValueError, OSError) as exc:
                 problem = exc
+                self._release_lock()
         if self.context.broadcast_flag(problem is not None):
             raise (
                 problem if problem is not None else RunDirError(f"rank 0 could not prepare --out {self.out}")
             )
+
+    def _check_resume_config(self, stored: Path) -> None:
+        """Refuse any change but the recovery keys the user allowed; record the allowed ones in the run."""
+        from mmfuse.training.config import load_config
+
+        changes = changed_keys(load_config(stored), self.config)
+        refused = [c for c in changes if c[0] not in self.allow_changes]
+        if refused:
+            allowed = [c for c in refused if c[0] in RECOVERY_KEYS]
+            hint = (
+                f"; to recover or extend the run, allow it explicitly: {' '.join('--allow-change ' + c[0] for c in allowed)}"
+                if allowed
+                else ""
+            )
+            raise RunDirError(
+                f"--resume: the config differs from the one {self.out} was started with: "
+                + "; ".join(f"{k}: {a!r} in the run, {b!r} given" for k, a, b in refused)
+                + hint
+            )
+        if not changes:
+            return
+        last = checkpoint.latest(self.checkpoints)
+        if ("train.epochs" in {c[0] for c in changes}) and last is not None:
+            done = int(last.name.split("_")[1])
+            if self.epochs < done:
+                raise RunDirError(
+                    f"--resume: train.epochs {self.epochs} is below the {done} epochs already trained"
+                )
+        with open(self.out / CHANGES_FILE, "a", encoding="utf-8") as log:
+            for key, a, b in changes:
+                print(f"--resume: {key} changed from {a!r} to {b!r}", file=sys.stderr)
+                log.write(
+                    f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {last.name if last else 'start'} {key}: {a!r} -> {b!r}\n"
+                )
+        self._lr_changed = any(c[0] in ("train.lr", "train.epochs") for c in changes)
+        dump_config(self.config, stored)  # RUN/config.yaml says what the rest of the run trains with
+
+    def _apply_changed_lr(self) -> None:
+        """The checkpoint's optimizer and schedules carry the old learning rate: rebase them on the new one."""
+        lr = float(self.train_cfg["lr"])
+        swa_lr = self.train_cfg["swa"]["lr"]
+        swa_lr = float(swa_lr) if swa_lr is not None else lr * lr_factor(self.swa_start, self.train_cfg)
+        self.scheduler.base_lrs = [lr for _ in self.optimizer.param_groups]
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = lr
+            if "swa_lr" in group:
+                group["swa_lr"] = swa_lr
+            if self.start_epoch < self.swa_start:
+                group["lr"] = lr * lr_factor(self.start_epoch, self.train_cfg)
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _abandon_start(self) -> None:
+        """A start that failed before training leaves the folder as it found it, so the same --out works again."""
+        if self._started_here and checkpoint.latest(self.checkpoints) is None:
+            (self.out / CONFIG_FILE).unlink(missing_ok=True)
+            (self.out / LOCK_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.checkpoints.rmdir()
+            with contextlib.suppress(OSError):
+                self.out.rmdir()  # only if nothing else is in it
+        self._release_lock()
 
     def _dataset(self, split: str, *, train: bool):
         from mmfuse.data import build_dataset
@@ -311,7 +397,8 @@ class Trainer:
         hint = "switch train.amp from fp16 to bf16 or " if self.amp == "fp16" else ""
         raise NonFiniteLossError(
             f"training stopped: the loss became {value} at epoch {epoch + 1}, step {step + 1}; {kept}. "
-            f"Lower train.lr (or {hint}set train.grad_clip), then continue with --resume."
+            f"Lower train.lr (or {hint}set train.grad_clip), then continue with --resume --allow-change train.lr "
+            "(or train.grad_clip, train.amp)."
         )
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
@@ -456,11 +543,20 @@ def train(
     resume: bool = False,
     evaluate: bool = True,
     progress: bool | None = None,
+    allow_changes: Sequence[str] = (),
 ) -> TrainResult:
     """Train a model as ``config`` (from :func:`mmfuse.training.load_config`) says, into the run directory ``out``.
 
     ``resume`` continues from the last checkpoint in ``out``. With ``evaluate`` the run ends with TTA
     predictions, the head-weight search on the validation split and the report files. Under torchrun
-    every process calls this; rank 0 writes every file.
+    every process calls this; rank 0 writes every file. ``allow_changes`` names the recovery keys
+    (:data:`~mmfuse.training.rundir.RECOVERY_KEYS`: learning rate, gradient clipping, AMP, epochs) that may
+    differ from the run's stored config on ``resume``; every other difference is refused.
     """
-    return Trainer(config, out, resume=resume, evaluate=evaluate, progress=progress).fit()
+    trainer = Trainer(
+        config, out, resume=resume, evaluate=evaluate, progress=progress, allow_changes=allow_changes
+    )
+    try:
+        return trainer.fit()
+    finally:
+        trainer._release_lock()
