@@ -1,7 +1,9 @@
-"""Named configurations from the paper, and :func:`build_model`.
+"""Model configuration as plain data: the fields and their defaults, the named presets, validation.
 
-A configuration is plain data. Presets name the paper's setups; keyword overrides change any field,
-so ``build_model("ammfm-swin", fusion="bab")`` is the AFF+BAB row of Table 9.
+A configuration is plain data. Presets name the paper's setups (plugins add theirs through the
+``register_presets`` hook); keyword overrides change any field, so
+``build_model("ammfm-swin", fusion="bab")`` is the AFF+BAB row of Table 9. This module sits below the
+model: it never builds one (:mod:`mmfuse.factory` does).
 """
 
 from __future__ import annotations
@@ -196,24 +198,3 @@ def resolve_config(spec: str | Mapping | None = None, **overrides) -> dict:
         config = dict(spec)
     config.update({k: v for k, v in overrides.items() if v is not None})
     return normalize_config(config)
-
-
-def build_model(
-    spec: str | Mapping | None = None,
-    *,
-    pretrained: bool = False,
-    pretrained_files: Mapping[str, str] | None = None,
-    **overrides,
-):
-    """Build a :class:`mmfuse.FusionModel` from a preset name or a config, with overrides.
-
-    Overrides are config fields: ``primary``, ``auxiliary``, ``fusion``, ``fusion_options``,
-    ``fusion_stages`` (primary stage indices or ``"all"``), ``tasks`` (a preset name or task specs),
-    ``img_size``, ``head_dropout``... ``pretrained=True`` loads timm's ImageNet weights through the Hub;
-    ``pretrained_files={"primary": path}`` loads a local timm checkpoint instead, for offline machines.
-    """
-    from mmfuse.model import FusionModel
-
-    return FusionModel(
-        resolve_config(spec, **overrides), pretrained=pretrained, pretrained_files=pretrained_files
-    )
