@@ -34,7 +34,7 @@ from mmfuse._version import __version__
 from mmfuse.errors import MissingPluginError, MmfuseError, UnknownNameError
 from mmfuse.model import FusionNetwork
 from mmfuse.model_card import render_model_card
-from mmfuse.presets import COMPONENT_FIELDS
+from mmfuse.presets import COMPONENT_FIELDS, upgrade_config
 from mmfuse.registry import (
     COMBINERS,
     ENCODERS,
@@ -312,8 +312,6 @@ def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:
         raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} must hold a JSON object")
     metadata = {key: data.pop(key) for key in METADATA_KEYS if key in data}
     check_config(data, metadata.get("providers") or {}, location)
-    from mmfuse.presets import upgrade_config
-
     try:
         data = upgrade_config(data)  # an older config.json builds the architecture it was trained with
     except ValueError as exc:
