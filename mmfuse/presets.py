@@ -29,7 +29,7 @@ DEFAULTS: dict = {
     "fusion": "aab",
     "fusion_options": {},
     "fusion_stage_options": {},  # {"<stage>": {...}}: options for one stage's block, over fusion_options
-    "fusion_stages": None,  # None: the measured default (see mmfuse.model.default_fusion_stages)
+    "fusion_stages": None,  # None: the paper's, after the first three stages (mmfuse.model.default_fusion_stages)
     "tasks": "derm7pt",
     "img_size": 224,
     "mean": IMAGENET_MEAN,
@@ -46,7 +46,14 @@ DEFAULTS: dict = {
     "metadata": None,  # a fitted MetadataEncoding.to_dict(): the model then takes a metadata input
     "metadata_encoder": "mlp",
     "metadata_encoder_options": {},
+    # 2: attention blocks default to exact Eq. 1. Configs saved without this field (version 1) meant keys
+    # pooled to 196 positions; upgrade_config() restores that when such a config.json is loaded.
+    "config_version": 2,
+    # The branches the model has: both (AMMFM), or one alone (the single-modality rows of Tables 7, 8, 10).
+    "modalities": ["primary", "auxiliary"],
 }
+
+CONFIG_VERSION = 2
 
 # Config fields naming a registered component, with the registry kind they are looked up in.
 COMPONENT_FIELDS: dict[str, str] = {
@@ -58,16 +65,53 @@ COMPONENT_FIELDS: dict[str, str] = {
     "metadata_encoder": "metadata encoder",
 }
 
+# The fast configuration's attention: keys and values pooled to at most 196 positions per map.
+FAST_FUSION_OPTIONS = {"max_key_tokens": 196}
+
 PRESETS: dict[str, dict] = {
-    # AMMFM: a light auxiliary encoder, a heavy primary one, asymmetric attention (Tables 6, 7, 10).
-    "ammfm-swin": {"primary": SWIN, "auxiliary": MOBILENET, "fusion": "aab"},
-    "ammfm-resnet": {"primary": RESNET, "auxiliary": MOBILENET, "fusion": "aab"},
-    "ammfm-convnext": {"primary": CONVNEXT, "auxiliary": MOBILENET, "fusion": "aab"},
+    # AMMFM as the paper builds it (Tables 6, 7, 10): a light auxiliary encoder, a heavy primary one, an
+    # asymmetric attention block after each of the primary's first three stages (reductions 4, 8, 16),
+    # exact Eq. 1 over every position.
+    "ammfm-swin": {"primary": SWIN, "auxiliary": MOBILENET, "fusion": "aab", "fusion_stages": [0, 1, 2]},
+    "ammfm-resnet": {"primary": RESNET, "auxiliary": MOBILENET, "fusion": "aab", "fusion_stages": [1, 2, 3]},
+    "ammfm-convnext": {
+        "primary": CONVNEXT,
+        "auxiliary": MOBILENET,
+        "fusion": "aab",
+        "fusion_stages": [0, 1, 2],
+    },
+    # This project's faster configuration (not the paper's): one block at reduction 16, keys pooled to 196.
+    "ammfm-swin-fast": {
+        "primary": SWIN,
+        "auxiliary": MOBILENET,
+        "fusion": "aab",
+        "fusion_stages": [2],
+        "fusion_options": FAST_FUSION_OPTIONS,
+    },
+    "ammfm-resnet-fast": {
+        "primary": RESNET,
+        "auxiliary": MOBILENET,
+        "fusion": "aab",
+        "fusion_stages": [3],
+        "fusion_options": FAST_FUSION_OPTIONS,
+    },
+    "ammfm-convnext-fast": {
+        "primary": CONVNEXT,
+        "auxiliary": MOBILENET,
+        "fusion": "aab",
+        "fusion_stages": [2],
+        "fusion_options": FAST_FUSION_OPTIONS,
+    },
     # The symmetric baselines: the same backbone twice, fused only by the concatenating head.
     "baseline-swin": {"primary": SWIN, "auxiliary": SWIN, "fusion": "concat"},
     "baseline-resnet": {"primary": RESNET, "auxiliary": RESNET, "fusion": "concat"},
     "baseline-convnext": {"primary": CONVNEXT, "auxiliary": CONVNEXT, "fusion": "concat"},
 }
+
+
+# build_model() with no name builds the paper's model: a name-less call is what a user reproducing
+# the paper types first, and the fast variant is one word away (docs/architecture.md).
+DEFAULT_PRESET = "ammfm-swin"
 
 
 def list_presets() -> list[str]:
@@ -97,15 +141,55 @@ def normalize_config(config: Mapping) -> dict:
     merged["fusion_stage_options"] = {str(k): dict(v) for k, v in merged["fusion_stage_options"].items()}
     if isinstance(merged["metadata"], MetadataEncoding):
         merged["metadata"] = merged["metadata"].to_dict()
+    modalities = merged["modalities"]
+    if isinstance(modalities, str):
+        modalities = [modalities]
+    if (
+        not modalities
+        or any(m not in ("primary", "auxiliary") for m in modalities)
+        or len(set(modalities)) != len(modalities)
+    ):
+        raise ValueError(
+            f"modalities must be ['primary', 'auxiliary'], ['primary'] or ['auxiliary'], got {merged['modalities']!r}"
+        )
+    merged["modalities"] = [m for m in ("primary", "auxiliary") if m in modalities]
+    if int(merged["config_version"]) != CONFIG_VERSION:
+        raise ValueError(
+            f"config_version {merged['config_version']!r} is not {CONFIG_VERSION}: pass a saved config through "
+            "mmfuse.presets.upgrade_config first"
+        )
     if isinstance(merged["fusion_stages"], (list, tuple)):
         merged["fusion_stages"] = [int(s) for s in merged["fusion_stages"]]
     return merged
 
 
+# Built-in attention blocks whose default changed in config version 2 (pooled keys -> exact Eq. 1).
+_VERSION_1_POOLED_FUSIONS = ("aab", "bab")
+
+
+def upgrade_config(config: Mapping) -> dict:
+    """A saved config in its current form, building the architecture it was trained with.
+
+    Version 1 (no ``config_version`` field) built ``aab``/``bab`` with keys pooled to 196 positions by
+    default; that default is written out explicitly so the loaded model matches its weights' training.
+    """
+    config = copy.deepcopy(dict(config))
+    version = int(config.get("config_version", 1))
+    if version > CONFIG_VERSION:
+        raise ValueError(
+            f"config_version {version} is newer than this mmfuse understands ({CONFIG_VERSION}); upgrade mmfuse"
+        )
+    if version == 1:
+        if config.get("fusion") in _VERSION_1_POOLED_FUSIONS:
+            config["fusion_options"] = {"max_key_tokens": 196, **dict(config.get("fusion_options") or {})}
+    config["config_version"] = CONFIG_VERSION
+    return config
+
+
 def resolve_config(spec: str | Mapping | None = None, **overrides) -> dict:
     """A preset name or a config mapping, with keyword overrides applied (``None`` values ignored)."""
     if spec is None:
-        spec = "ammfm-swin"
+        spec = DEFAULT_PRESET
     if isinstance(spec, str):
         config = {"preset": spec, **preset_config(spec)}
     else:

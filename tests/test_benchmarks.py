@@ -103,7 +103,7 @@ def test_attention_section_marks_exact_and_pooled_implementations():
     section = attention.run(CPU, batch=1, stages=[stage])
     implementations = section["stages"][0]["implementations"]
     assert set(implementations) == set(attention.VARIANTS)
-    for name in ("materialized", "sdpa"):
+    for name in ("materialized", "sdpa", "chunked"):
         assert implementations[name]["exact"] and implementations[name]["key_tokens"] == 256
         assert implementations[name]["max_abs_diff"] < 1e-4
     pooled = implementations["sdpa-pool196"]
