@@ -31,6 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.environment import describe  # noqa: E402
+from benchmarks.report import peers_table  # noqa: E402
 
 SECTIONS = ("models", "aab", "data", "training", "compiled", "peers", "evaluation")
 DEFAULT_SECTIONS = {
@@ -177,13 +178,8 @@ def headline(report: dict) -> str:
             + budget
         )
     peers = report.get("peers", {})
-    for name, entry in peers.items():
-        if isinstance(entry, dict) and "ratios" in entry:
-            r = entry["ratios"]
-            lines.append(
-                f"{name} / ammfm-swin: params {r['params']:.2f}, FLOPs {r['flops']:.2f}, "
-                f"latency b1 {r['latency_ms_b1']:.2f}, throughput b24 {r.get('throughput_b24', float('nan')):.2f}"
-            )
+    if any(isinstance(e, dict) and "ratios" in e for e in peers.values()):
+        lines.append(peers_table(peers, report.get("peers_reference", "ammfm-swin")))
     evaluation = report.get("evaluation", {})
     if "seconds_intervals_only" in evaluation:
         lines.append(

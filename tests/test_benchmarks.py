@@ -87,7 +87,7 @@ def test_peers_section_measures_metadata_models_at_their_own_size(tiny_models):
     assert section["tiny-incep"]["img_size"] == 48 and section["tiny-ammfm"]["img_size"] == 64
     assert section["tiny-ammfm"]["ratios"]["params"] == 1.0
     assert set(section["not_measured"]) == {"ammfm-swin", "ammfm-swin-fast", *peers.PEERS}
-    table = peers.format_table(section, "tiny-ammfm")
+    table = report.peers_table(section, "tiny-ammfm")
     assert "| `tiny-incep` | 48 |" in table and "ratios to `tiny-ammfm`" in table
 
 
