@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mmfuse.errors import NonFiniteOutputError
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
-from mmfuse.presets import normalize_config
+from mmfuse.presets import HEADS, normalize_config
 from mmfuse.registry import (
     create_combiner,
     create_fusion,
@@ -32,8 +33,6 @@ from mmfuse.registry import (
     encoder_entry,
 )
 from mmfuse.tasks import TaskSpec, resolve_tasks, tasks_to_data
-
-HEADS = ("primary", "auxiliary", "fusion")
 
 
 @dataclass
@@ -568,7 +567,17 @@ class FusionNetwork(nn.Module):
         finally:
             self.train(was_training)
         probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
-        return self.combine(probabilities, auxiliary_present, output.head_present)
+        combined = self.combine(probabilities, auxiliary_present, output.head_present)
+        tracing = (
+            torch.jit.is_tracing() or torch.compiler.is_compiling()
+        )  # export graphs stay data-independent
+        bad = [] if tracing else [task for task, p in combined.items() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise NonFiniteOutputError(
+                f"the model produced NaN or infinite probabilities for task(s) {bad}; "
+                "its weights or inputs are broken (a diverged training run, a damaged checkpoint or image)"
+            )
+        return combined
 
 
 PAPER_FUSION_REDUCTIONS = (4, 8, 16)
