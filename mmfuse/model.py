@@ -515,6 +515,12 @@ class FusionModel(nn.Module, HubMixin):
         probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
         return self.combine(probabilities, auxiliary_present, output.head_present)
 
+    def explain(self, primary, auxiliary=None, **options):
+        """Predict one image pair (file paths) and show where the model looked: see :func:`mmfuse.explain.explain`."""
+        from mmfuse.explain import explain
+
+        return explain(self, primary, auxiliary, **options)
+
 
 DEFAULT_FUSION_REDUCTIONS = (16,)
 
