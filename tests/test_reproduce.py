@@ -89,8 +89,14 @@ def test_table6_runs_resumes_skips_and_writes_markdown_json_and_figure(capsys, t
     out = tmp_path / "out"
     args = ["reproduce", "table6", "--quick", "--data", str(release), "--out", str(out), "--seeds", "0"]
     assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("train    ") == 3
+    captured = capsys.readouterr()
+    assert captured.out.count("train    ") == 3
+    # Off a terminal, one line per epoch tells a log reader how far training is.
+    assert (
+        captured.err.count("epoch 1/1  loss ") == 3
+        and " pairs/s " in captured.err
+        and " left" in captured.err
+    )
     data = json.loads((out / "table6.json").read_text())
     assert [r["configuration"] for r in data["rows"]] == ["baseline-swin", "aff-concat-swin", "ammfm-swin"]
     for row in data["rows"]:
@@ -115,3 +121,9 @@ def test_table6_runs_resumes_skips_and_writes_markdown_json_and_figure(capsys, t
     assert main(args) == 0
     assert "resume   aff-concat-swin seed 0" in capsys.readouterr().out
     assert (killed / "metrics.json").is_file()
+
+
+def test_durations_read_at_a_glance():
+    from mmfuse.training.trainer import format_duration
+
+    assert [format_duration(s) for s in (4.4, 65, 3725)] == ["4 s", "1 min 05 s", "1 h 02 min"]
