@@ -15,3 +15,7 @@ class DuplicateNameError(MmfuseError, ValueError):
 
 class MissingPluginError(UnknownNameError):
     """A saved configuration names a component whose plugin is not installed."""
+
+
+class NonFiniteOutputError(MmfuseError, FloatingPointError):
+    """A model produced NaN or infinite logits or probabilities; the message names the cases and heads."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mmfuse.errors import NonFiniteOutputError
 from mmfuse.hub import HubMixin
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
@@ -614,7 +615,17 @@ class FusionModel(nn.Module, HubMixin):
             }
             return mix_head_logits(scaled, self.head_weights_dict, auxiliary_present, output.head_present)
         probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
-        return self.combine(probabilities, auxiliary_present, output.head_present)
+        combined = self.combine(probabilities, auxiliary_present, output.head_present)
+        tracing = (
+            torch.jit.is_tracing() or torch.compiler.is_compiling()
+        )  # export graphs stay data-independent
+        bad = [] if tracing else [task for task, p in combined.items() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise NonFiniteOutputError(
+                f"the model produced NaN or infinite probabilities for task(s) {bad}; "
+                "its weights or inputs are broken (a diverged training run, a damaged checkpoint or image)"
+            )
+        return combined
 
     @property
     def head_combine(self) -> str:

@@ -7,8 +7,10 @@ so ``build_model("ammfm-swin", fusion="bab")`` is the AFF+BAB row of Table 9.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 
+from mmfuse.errors import MmfuseError
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.registry import PRESETS as registered_presets
 from mmfuse.tasks import resolve_tasks, tasks_to_data
@@ -139,8 +141,11 @@ def normalize_config(config: Mapping) -> dict:
     merged = copy.deepcopy(DEFAULTS)
     merged.update(copy.deepcopy(dict(config)))
     merged["tasks"] = tasks_to_data(resolve_tasks(merged["tasks"]))
-    merged["mean"] = [float(v) for v in merged["mean"]]
-    merged["std"] = [float(v) for v in merged["std"]]
+    for channels in ("mean", "std"):
+        problem = _check_channels(channels, merged[channels], positive=channels == "std")
+        if problem:
+            raise ModelConfigError(f"invalid model config: {problem}")
+        merged[channels] = [float(v) for v in merged[channels]]
     merged["fusion_stage_options"] = {str(k): dict(v) for k, v in merged["fusion_stage_options"].items()}
     if isinstance(merged["metadata"], MetadataEncoding):
         merged["metadata"] = merged["metadata"].to_dict()
@@ -165,7 +170,83 @@ def normalize_config(config: Mapping) -> dict:
         )
     if isinstance(merged["fusion_stages"], (list, tuple)):
         merged["fusion_stages"] = [int(s) for s in merged["fusion_stages"]]
+    check_values(merged)
     return merged
+
+
+class ModelConfigError(MmfuseError, ValueError):
+    """A model config (e.g. a saved config.json) holds a value the model cannot use; the message names it."""
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_channels(field: str, value: object, *, positive: bool) -> str | None:
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        return f"{field} must list 3 numbers (one per RGB channel), got {value!r}"
+    if not all(_finite_number(v) and (v > 0 if positive else True) for v in value):
+        kind = "positive finite" if positive else "finite"
+        return f"{field} must hold 3 {kind} numbers, got {value!r}"
+    return None
+
+
+def _check_head_weights(field: str, value: object) -> str | None:
+    from mmfuse.model import HEADS
+
+    if not isinstance(value, Mapping) or set(value) != set(HEADS):
+        return f"{field} must map exactly {list(HEADS)} to weights, got {value!r}"
+    weights = [value[h] for h in HEADS]
+    if not all(_finite_number(w) and w >= 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-4:
+        return f"{field} must be 3 non-negative finite numbers summing to 1, got {dict(value)!r}"
+    return None
+
+
+def _check_fraction(field: str, value: object) -> str | None:
+    if not _finite_number(value) or not 0 <= value < 1:
+        return f"{field} must be a number in [0, 1), got {value!r}"
+    return None
+
+
+def _check_img_size(field: str, value: object) -> str | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        return f"{field} must be a positive integer, got {value!r}"
+    return None
+
+
+def _check_bool(field: str, value: object) -> str | None:
+    return None if isinstance(value, bool) else f"{field} must be true or false, got {value!r}"
+
+
+def _check_options(field: str, value: object) -> str | None:
+    return None if isinstance(value, Mapping) else f"{field} must be an object of options, got {value!r}"
+
+
+# One rule per value-carrying field: a new field adds its rule here (names and tasks are checked elsewhere:
+# registry lookups and resolve_tasks). Each rule returns the problem, or None.
+VALUE_RULES: dict[str, Callable[[str, object], str | None]] = {
+    "img_size": _check_img_size,
+    "mean": lambda f, v: _check_channels(f, v, positive=False),
+    "std": lambda f, v: _check_channels(f, v, positive=True),
+    "head_weights": _check_head_weights,
+    "head_dropout": _check_fraction,
+    "share_encoder": _check_bool,
+    **{f"{field}_options": _check_options for field in COMPONENT_FIELDS},
+    "fusion_stage_options": _check_options,
+}
+
+
+def check_values(config: Mapping) -> None:
+    """Raise :class:`ModelConfigError` naming every field whose value is out of range.
+
+    A hand-edited or damaged config.json must fail here: a zero ``std`` or a negative head weight
+    otherwise yields NaN or negative "probabilities" that every later step reports as results.
+    """
+    problems = [
+        p for field, rule in VALUE_RULES.items() if field in config and (p := rule(field, config[field]))
+    ]
+    if problems:
+        raise ModelConfigError("invalid model config: " + "; ".join(problems))
 
 
 # Built-in attention blocks whose default changed in config version 2 (pooled keys -> exact Eq. 1).
