@@ -613,9 +613,10 @@ class FusionModel(nn.Module, HubMixin):
                 head: {task: z / temperatures.get(head, {}).get(task, 1.0) for task, z in per_task.items()}
                 for head, per_task in output.logits.items()
             }
-            return mix_head_logits(scaled, self.head_weights_dict, auxiliary_present, output.head_present)
-        probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
-        combined = self.combine(probabilities, auxiliary_present, output.head_present)
+            combined = mix_head_logits(scaled, self.head_weights_dict, auxiliary_present, output.head_present)
+        else:
+            probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
+            combined = self.combine(probabilities, auxiliary_present, output.head_present)
         tracing = (
             torch.jit.is_tracing() or torch.compiler.is_compiling()
         )  # export graphs stay data-independent
