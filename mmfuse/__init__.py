@@ -1,8 +1,11 @@
 """mmfuse: asymmetric multimodal fusion for multi-label medical image classification."""
 
+from mmfuse._version import __version__
 from mmfuse.errors import DuplicateNameError, MissingPluginError, MmfuseError, UnknownNameError
+from mmfuse.factory import build_model
 from mmfuse.hookspecs import hookimpl
 from mmfuse.hub import (
+    FusionModel,
     InvalidConfigError,
     ModelNotFoundError,
     PublishError,
@@ -12,8 +15,8 @@ from mmfuse.hub import (
 )
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
-from mmfuse.model import HEADS, FusionModel, FusionOutput
-from mmfuse.presets import build_model, list_presets
+from mmfuse.model import HEADS, FusionNetwork, FusionOutput
+from mmfuse.presets import list_presets
 from mmfuse.registry import (
     create_combiner,
     create_encoder,
@@ -36,9 +39,8 @@ from mmfuse.registry import (
 )
 from mmfuse.tasks import DERM7PT_TASKS, TaskSpec, resolve_tasks
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "__version__",
     "DERM7PT_TASKS",
     "HEADS",
     "Combiner",
@@ -46,6 +48,7 @@ __all__ = [
     "Encoder",
     "FusionBlock",
     "FusionModel",
+    "FusionNetwork",
     "FusionOutput",
     "Head",
     "InvalidConfigError",

@@ -4,8 +4,11 @@ Data flow (see docs/architecture.md): the primary and auxiliary encoders run in 
 chosen primary stage, the fusion block receives that stage's map and the auxiliary map of the same
 reduction, and its outputs replace both before the next stages consume them. The final maps are
 average-pooled; the primary, auxiliary and fusion heads (the last on the concatenation of both pooled
-vectors) give one linear classifier per task each. :meth:`FusionModel.predict` averages the heads'
+vectors) give one linear classifier per task each. :meth:`FusionNetwork.predict` averages the heads'
 softmax with ``head_weights`` (Eq. 4 of the paper).
+
+This module is the architecture alone; :class:`mmfuse.FusionModel` (in :mod:`mmfuse.hub`, the layer
+above) adds saving, loading and publishing, and :func:`mmfuse.build_model` builds one from a preset.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import torch
 from torch import nn
 
 from mmfuse.errors import NonFiniteOutputError
-from mmfuse.hub import HubMixin
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
+from mmfuse.presets import HEADS, normalize_config
 from mmfuse.registry import (
     create_combiner,
     create_fusion,
@@ -31,11 +34,9 @@ from mmfuse.registry import (
 )
 from mmfuse.tasks import TaskSpec, resolve_tasks, tasks_to_data
 
-HEADS = ("primary", "auxiliary", "fusion")
 # How Eq. 4's weights combine the heads: a weighted mean of their softmax outputs (the paper's Eq. 4), or
 # the softmax of the weighted sum of their logits (FusionM4Net's second stage, which the paper follows).
 HEAD_COMBINE_MODES = ("probabilities", "logits")
-
 
 @dataclass
 class FusionOutput:
@@ -168,8 +169,9 @@ def _match_stage(reduction: int, reductions: Sequence[int]) -> int:
     return min(range(len(reductions)), key=lambda i: (abs(math.log2(reductions[i] / reduction)), -i))
 
 
-class FusionModel(nn.Module, HubMixin):
-    """AMMFM and its relatives; build one with :func:`mmfuse.build_model`.
+class FusionNetwork(nn.Module):
+    """AMMFM and its relatives: the architecture. Use :class:`mmfuse.FusionModel` (this plus saving and
+    loading), built with :func:`mmfuse.build_model`.
 
     ``config`` is the plain-data description returned by :attr:`config` (registry names, options,
     tasks, stages, preprocessing), so ``FusionModel(model.config)`` rebuilds the same architecture.
@@ -183,8 +185,6 @@ class FusionModel(nn.Module, HubMixin):
         pretrained_files: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
-        from mmfuse.presets import normalize_config
-
         config = normalize_config(config)
         pretrained_files = dict(pretrained_files or {})
         unknown = set(pretrained_files) - {"primary", "auxiliary"}

@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mmfuse._version import __version__
 from mmfuse.fileio import atomic_write_bytes
 
 REPORT_FILE = "report.html"
@@ -386,8 +387,6 @@ def _cost_section(run: Path) -> str:
 
 def build_report(run: str | Path) -> str:
     """The HTML of ``run``'s report (see the module docstring)."""
-    import mmfuse
-
     run = Path(run)
     if not run.is_dir():
         raise FileNotFoundError(f"run directory not found: {run}")
@@ -419,7 +418,7 @@ def build_report(run: str | Path) -> str:
         f'<html lang="en"><head><meta charset="utf-8"><title>mmfuse run report: {_esc(run.resolve().name)}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"><style>{_STYLE}</style></head>'
         f"<body><h1>Run report: {_esc(run.resolve().name)}</h1>"
-        f'<p class="note">Written by mmfuse {_esc(mmfuse.__version__)} from the files of this run directory.</p>'
+        f'<p class="note">Written by mmfuse {_esc(__version__)} from the files of this run directory.</p>'
         f"<nav>{nav}</nav>{body}</body></html>\n"
     )
 

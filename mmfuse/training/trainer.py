@@ -29,6 +29,7 @@ from mmfuse.data.build import fit_metadata_encoding
 from mmfuse.errors import MmfuseError
 from mmfuse.evaluation.inference import autocast_context, metadata_inputs
 from mmfuse.evaluation.writers import LOG_FILE, write_epoch_log
+from mmfuse.factory import build_model
 from mmfuse.training import checkpoint
 from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
 from mmfuse.training.config import dataset_options, dump_config, model_spec
@@ -152,8 +153,6 @@ class Trainer:
             overrides["metadata"] = encoding.to_dict()
             if self.context.is_main:
                 print(f"{self.config['data']['train_split']} split {report.describe()}", file=sys.stderr)
-        from mmfuse.presets import build_model
-
         self.model = build_model(preset, pretrained=pretrained, **overrides).to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
