@@ -130,10 +130,7 @@ class _TaskScores(nn.Module):
         if self.auxiliary is not None:
             auxiliary = self.auxiliary.expand(primary.shape[0], -1, -1, -1)
         output = self.model(primary=primary, auxiliary=auxiliary)
-        probabilities = self.model.combine(
-            self.model.head_probabilities(output.logits, calibrated=self.calibrated),
-            head_present=output.head_present,
-        )
+        probabilities = self.model.mix_output(output, calibrated=self.calibrated)
         return torch.cat([probabilities[t.name].clamp_min(1e-12).log() for t in self.model.tasks], dim=1)
 
 
@@ -164,7 +161,7 @@ def _aab_blocks(model: nn.Module) -> dict[int, nn.Module]:
     from mmfuse_plugins.fusions import AsymmetricAttentionBlock
 
     blocks = {}
-    for stage, block in model.fusion_blocks.items():
+    for stage, block in getattr(model, "fusion_blocks", {}).items():
         aab = block if isinstance(block, AsymmetricAttentionBlock) else getattr(block, "to_primary", None)
         if isinstance(aab, AsymmetricAttentionBlock):
             blocks[int(stage)] = aab

@@ -91,7 +91,13 @@ def test_maps_move_with_the_lesion(tmp_path):
     maps = {f"gradcam {t}": (a.gradcam[t], b.gradcam[t]) for t in a.gradcam}
     maps.update({f"attention {s}": (a.attention[s], b.attention[s]) for s in a.attention})
     assert any(name.startswith("attention") for name in maps)
+    # An untrained model's Grad-CAM can be all zeros for a task (no position raises its score); the
+    # documented meaning of such a map is "nowhere", and there is no peak to follow.
+    flat = {name for name, (before, after) in maps.items() if not before.any() and not after.any()}
+    assert len(flat) <= len(a.gradcam) // 2, flat
     for name, (before, after) in maps.items():
+        if name in flat:
+            continue
         start, end = distinctive_spot(before), distinctive_spot(after)
         assert np.abs(start - np.array(first)[::-1]).max() <= 32, (name, start)  # one last-stage cell
         assert np.abs(end - start - shift).max() <= 16, (name, start, end)
