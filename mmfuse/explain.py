@@ -158,13 +158,13 @@ def _gradcam(
 
 
 def _aab_blocks(model: nn.Module) -> dict[int, nn.Module]:
-    from mmfuse_plugins.fusions import AsymmetricAttentionBlock
-
+    """The fused stages whose block is the paper's AAB (``aab``, or the primary side of ``bab``)."""
+    fusion = getattr(model, "config", {}).get("fusion")
+    if fusion not in ("aab", "bab"):
+        return {}
     blocks = {}
     for stage, block in getattr(model, "fusion_blocks", {}).items():
-        aab = block if isinstance(block, AsymmetricAttentionBlock) else getattr(block, "to_primary", None)
-        if isinstance(aab, AsymmetricAttentionBlock):
-            blocks[int(stage)] = aab
+        blocks[int(stage)] = block.to_primary if fusion == "bab" else block
     return blocks
 
 

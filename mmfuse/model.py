@@ -638,12 +638,6 @@ class FusionNetwork(nn.Module):
         probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
         return self.combine(probabilities, auxiliary_present, output.head_present)
 
-    def explain(self, primary, auxiliary=None, **options):
-        """Predict one image pair (file paths) and show where the model looked: see :func:`mmfuse.explain.explain`."""
-        from mmfuse.explain import explain
-
-        return explain(self, primary, auxiliary, **options)
-
     @property
     def head_combine(self) -> str:
         """``"probabilities"`` or ``"logits"``: how :meth:`predict` mixes the heads (set by the weight search)."""
