@@ -58,6 +58,9 @@ DEFAULTS: dict = {
     "config_version": 2,
     # The branches the model has: both (AMMFM), or one alone (the single-modality rows of Tables 7, 8, 10).
     "modalities": ["primary", "auxiliary"],
+    # How predict() mixes the heads with head_weights: "probabilities" (Eq. 4) or "logits" (FusionM4Net's
+    # search, which the paper follows); written by the weight search that chose the weights.
+    "head_combine": "probabilities",
 }
 
 CONFIG_VERSION = 2
@@ -163,6 +166,8 @@ def normalize_config(config: Mapping) -> dict:
             f"modalities must be ['primary', 'auxiliary'], ['primary'] or ['auxiliary'], got {merged['modalities']!r}"
         )
     merged["modalities"] = [m for m in ("primary", "auxiliary") if m in modalities]
+    if merged["head_combine"] not in ("probabilities", "logits"):
+        raise ValueError(f"head_combine must be 'probabilities' or 'logits', got {merged['head_combine']!r}")
     if int(merged["config_version"]) != CONFIG_VERSION:
         raise ValueError(
             f"config_version {merged['config_version']!r} is not {CONFIG_VERSION}: pass a saved config through "

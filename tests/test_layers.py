@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmfuse.presets", "mmfuse.data"),
     ("mmfuse.model",),
     ("mmfuse.params", "mmfuse.model_card", "mmfuse.hub", "mmfuse.factory"),
-    ("mmfuse.evaluation", "mmfuse.training", "mmfuse.export"),
+    ("mmfuse.evaluation", "mmfuse.training", "mmfuse.export", "mmfuse.explain", "mmfuse.demo"),
     ("mmfuse.cli", "mmfuse.__main__", "mmfuse"),
 )
 

@@ -302,9 +302,13 @@ def _weights_section(metrics: Mapping | None, search: Mapping | None) -> str:
         if not weights:
             return _missing("head-weight search", "weight_search.json")
         return _table(["head", "weight"], [[_esc(h), f"{w:.2f}"] for h, w in weights.items()])
+    if "skipped" in search:  # a single-modality model: one head, nothing to weigh
+        return f"<p>No search: {_esc(search['skipped'])}.</p>"
     weights = search["weights"]
+    combine = search.get("combine", "probabilities")
     parts = [
         f"<p>Searched on the <b>{_esc(search['split'])}</b> split, objective <code>{_esc(search['objective'])}</code>, "
+        f"heads combined by <code>{_esc(combine)}</code>, "
         f"grid step {search['step']}: score {_pct(search['score'])} % (single heads: "
         + ", ".join(f"{_esc(h)} {_pct(v)}" for h, v in search.get("head_scores", {}).items())
         + ").</p>",
@@ -361,10 +365,11 @@ def _cost_section(run: Path) -> str:
     size = int(model.preprocessing["img_size"])
     image = torch.zeros(1, 3, size, size)
     flops = {}
-    for name, inputs in (
-        ("both images", {"primary": image, "auxiliary": image}),
-        ("primary only", {"primary": image}),
-    ):
+    modes = (("both images", {"primary": image, "auxiliary": image}), ("primary only", {"primary": image}))
+    single = getattr(model, "single_modality", None)
+    if single is not None:  # one branch: the model reads only its own image
+        modes = ((f"{single} image", {single: image}),)
+    for name, inputs in modes:
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
             model(**inputs)

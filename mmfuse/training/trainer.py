@@ -464,6 +464,16 @@ class Trainer:
             }
         )
 
+    def _progress_line(self, epoch: int) -> str:
+        """One line per epoch for logs and CI, where no progress bar is drawn: loss, speed, time left."""
+        entry = self.history[-1]
+        done = [h["seconds"] for h in self.history[-5:]]  # recent epochs: the current speed
+        left = (self.epochs - epoch - 1) * sum(done) / len(done)
+        return (
+            f"epoch {epoch + 1}/{self.epochs}  loss {entry['loss']:.4f}  {entry['pairs_per_s']:.1f} pairs/s  "
+            f"{entry['seconds']:.1f} s  {format_duration(left)} left"
+        )
+
     def fit(self) -> TrainResult:
         """Train the remaining epochs, then (rank 0) average, evaluate and save; see :func:`train`."""
         epochs_bar = tqdm(
@@ -487,6 +497,8 @@ class Trainer:
                     write_epoch_log(self.out / LOG_FILE, self.history)
                 epochs_bar.update(1)
                 epochs_bar.set_postfix(loss=f"{losses['loss']:.4f}", refresh=False)
+                if not self.progress and self.context.is_main:
+                    print(self._progress_line(epoch), file=sys.stderr, flush=True)
             self.context.barrier()
         finally:
             epochs_bar.close()
@@ -533,6 +545,16 @@ class Trainer:
             shutil.rmtree(final)
         staging.rename(final)
         return final
+
+
+def format_duration(seconds: float) -> str:
+    """``"42 s"``, ``"7 min 05 s"``, ``"3 h 12 min"``: a remaining time, readable at a glance."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def train(
