@@ -1,15 +1,29 @@
 """mmfuse: asymmetric multimodal fusion for multi-label medical image classification."""
 
-from mmfuse.errors import DuplicateNameError, MissingPluginError, MmfuseError, UnknownNameError
-from mmfuse.hookspecs import hookimpl
-from mmfuse.hub import (
+from mmfuse.errors import (
+    CheckpointError,
+    CompareError,
+    ConfigError,
+    CorruptWeightsError,
+    DataError,
+    DuplicateNameError,
+    ExportError,
     InvalidConfigError,
+    MissingPluginError,
+    MmfuseError,
     ModelNotFoundError,
+    NonFiniteLossError,
+    PluginError,
     PublishError,
+    RunDirError,
+    UnknownNameError,
+    UnknownOptionError,
     UnsafeCheckpointError,
+    UsageError,
     WeightsMismatchError,
-    from_pretrained,
 )
+from mmfuse.hookspecs import hookimpl
+from mmfuse.hub import from_pretrained
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.model import HEADS, FusionModel, FusionOutput
@@ -39,6 +53,17 @@ from mmfuse.tasks import DERM7PT_TASKS, TaskSpec, resolve_tasks
 __version__ = "0.1.0"
 
 __all__ = [
+    "PluginError",
+    "UnknownOptionError",
+    "UsageError",
+    "RunDirError",
+    "NonFiniteLossError",
+    "ExportError",
+    "DataError",
+    "CorruptWeightsError",
+    "ConfigError",
+    "CompareError",
+    "CheckpointError",
     "DERM7PT_TASKS",
     "HEADS",
     "Combiner",
