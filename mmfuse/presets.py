@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
+from mmfuse.errors import UsageError
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.registry import PRESETS as registered_presets
 from mmfuse.tasks import resolve_tasks, tasks_to_data
@@ -81,14 +82,14 @@ def preset_config(name: str) -> dict:
         return copy.deepcopy(PRESETS[name])
     if name in registered_presets:
         return copy.deepcopy(dict(registered_presets.entry(name).obj))
-    raise ValueError(f"unknown preset {name!r}; available: {list_presets()}")
+    raise UsageError(f"unknown preset {name!r}; available: {list_presets()}")
 
 
 def normalize_config(config: Mapping) -> dict:
     """Fill defaults and validate field names; the result is JSON-serialisable plain data."""
     unknown = set(config) - set(DEFAULTS) - {"preset"}
     if unknown:
-        raise ValueError(f"unknown model config fields {sorted(unknown)}; known fields: {sorted(DEFAULTS)}")
+        raise UsageError(f"unknown model config fields {sorted(unknown)}; known fields: {sorted(DEFAULTS)}")
     merged = copy.deepcopy(DEFAULTS)
     merged.update(copy.deepcopy(dict(config)))
     merged["tasks"] = tasks_to_data(resolve_tasks(merged["tasks"]))

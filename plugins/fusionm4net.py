@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import mmfuse
+from mmfuse.errors import UsageError
 from mmfuse.tasks import TaskSpec
 
 FUSIONM4NET_PRESET = {
@@ -67,10 +68,12 @@ class SecondStage:
             # Platt-scaled SVM probabilities (what SVC(probability=True) computed, before its deprecation).
             folds = min(3, int(np.unique(target, return_counts=True)[1].min()))
             svm = SVC(C=1.0, kernel="rbf", random_state=0)
-            return svm if folds < 2 else CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False)
+            return (
+                svm if folds < 2 else CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False)
+            )
         if self.classifier == "logistic":
             return LogisticRegression(C=0.01, class_weight="balanced", max_iter=1000)
-        raise ValueError(f"unknown second-stage classifier {self.classifier!r}; use 'svm' or 'logistic'")
+        raise UsageError(f"unknown second-stage classifier {self.classifier!r}; use 'svm' or 'logistic'")
 
     def fit(
         self, probabilities: Mapping[str, torch.Tensor], metadata: torch.Tensor, labels: torch.Tensor
@@ -80,10 +83,10 @@ class SecondStage:
         for column, task in enumerate(self.tasks):
             target = labels[:, column].cpu().numpy()
             if len(np.unique(target)) < 2:
-                raise ValueError(f"second stage: task {task.name!r} has one class only in the fitting cases")
+                raise UsageError(f"second stage: task {task.name!r} has one class only in the fitting cases")
             model = self._new(target)
             if not hasattr(model, "predict_proba"):
-                raise ValueError(
+                raise UsageError(
                     f"second stage: task {task.name!r} has a class with one fitting case only; "
                     "fit on more cases (the validation split) or use classifier='logistic'"
                 )
@@ -95,7 +98,7 @@ class SecondStage:
     ) -> dict[str, torch.Tensor]:
         """Per-task probabilities ``{task: [N, C]}`` (classes the fitting cases lacked get 0)."""
         if not self.models:
-            raise ValueError("the second stage is not fitted; call fit() first")
+            raise UsageError("the second stage is not fitted; call fit() first")
         features = stage_features(probabilities, metadata, self.tasks)
         out = {}
         for task in self.tasks:

@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mmfuse.errors import UsageError
 from mmfuse.fileio import atomic_write_bytes
 
 REPORT_FILE = "report.html"
@@ -77,7 +78,7 @@ def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        raise UsageError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _missing(what: str, file: str) -> str:
@@ -111,7 +112,7 @@ def _read_log(path: Path) -> list[dict]:
         try:
             parsed.append({k: float(v) for k, v in row.items() if v not in (None, "")})
         except ValueError as exc:
-            raise ValueError(f"{path}, row {number}: {exc}") from None
+            raise UsageError(f"{path}, row {number}: {exc}") from None
     return parsed
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from mmfuse.errors import MmfuseError
+from mmfuse.errors import ConfigError
 
 # Paper recipe (section 4.1) where the paper states it; our choices, documented in docs/training.md, elsewhere.
 DEFAULTS: dict = {
@@ -68,10 +68,6 @@ _CHOICES = {
     ("train", "amp"): ("bf16", "fp16", "none"),
     ("evaluation", "weight_search", "objective"): ("avg_auc", "avg_acc"),
 }
-
-
-class ConfigError(MmfuseError, ValueError):
-    """A configuration value is missing, misspelt or out of range; the message names the key."""
 
 
 def _merge(defaults: Mapping, given: Mapping, path: tuple[str, ...]) -> dict:
@@ -144,18 +140,28 @@ def resolve(config: Mapping | None = None, **overrides: Mapping) -> dict:
 def load_config(path: str | Path, **overrides: Mapping) -> dict:
     """Read a YAML run configuration and :func:`resolve` it; errors name the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; give the run config file (YAML)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise FileNotFoundError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a run config") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: a run config must be a mapping of sections, got {type(data).__name__}")
     try:
         return resolve(data, **overrides)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+        raise ConfigError(
+            f"{path}: a value has the wrong type or form ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def dump_config(config: Mapping, path: str | Path) -> None:

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from mmfuse.errors import MmfuseError
+from mmfuse.errors import RunDirError
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -24,10 +24,6 @@ _RESUME_FREE = {
     ("train", "keep_checkpoints"),
     ("train", "checkpoint_every"),
 }
-
-
-class RunDirError(MmfuseError):
-    """``--out`` cannot hold this run (unwritable, full, or already holding another run)."""
 
 
 def required_bytes(num_parameters: int, keep_checkpoints: int) -> int:
