@@ -108,6 +108,28 @@ class CompareError(MmfuseError, ValueError):
     """Two runs cannot be compared: different tasks, no shared cases, or disagreeing labels."""
 
 
+# What building a model from a user's configuration can raise besides mmfuse's own checks: timm, torch and
+# the plugins reject hostile values (a None where a mapping belongs, a negative size) with these.
+BUILD_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RuntimeError,
+    AssertionError,
+    RecursionError,
+    OverflowError,
+    ZeroDivisionError,
+    MemoryError,
+)
+
+
+def describe_build_error(exc: BaseException) -> str:
+    """``"IndexError: list index out of range"``; the type alone when the message is empty (timm asserts)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else f"{type(exc).__name__} in the backbone library"
+
+
 __all__ = [
     "CheckpointError",
     "CompareError",

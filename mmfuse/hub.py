@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import ModelHubMixin
 
 from mmfuse.errors import (
+    BUILD_ERRORS,
     InvalidConfigError,
     MissingPluginError,
     ModelNotFoundError,
@@ -39,6 +40,7 @@ from mmfuse.errors import (
     UnsafeCheckpointError,
     UsageError,
     WeightsMismatchError,
+    describe_build_error,
 )
 
 if TYPE_CHECKING:
@@ -428,13 +430,10 @@ def from_pretrained(
         model = FusionModel(config, pretrained=False)
     except (UnknownNameError, MissingPluginError):
         raise
-    except (ValueError, TypeError, KeyError, IndexError, RuntimeError, AssertionError, RecursionError) as exc:
+    except BUILD_ERRORS as exc:
         # Besides mmfuse's own checks, timm and torch reject some options with their own exceptions.
-        detail = (
-            f"{type(exc).__name__}: {exc}" if str(exc) else f"{type(exc).__name__} in the backbone library"
-        )
         raise InvalidConfigError(
-            f"{CONFIG_FILE} of {location.describe()} is not a valid model ({detail})"
+            f"{CONFIG_FILE} of {location.describe()} is not a valid model ({describe_build_error(exc)})"
         ) from None
     weights = _weights_file(location, trust_pickle=trust_pickle, token=token, cache_dir=cache_dir)
     load_weights(model, weights, map_location=map_location)

@@ -26,7 +26,16 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm.auto import tqdm
 
 from mmfuse.data.build import fit_metadata_encoding
-from mmfuse.errors import CheckpointError, ConfigError, DataError, MmfuseError, NonFiniteLossError, UsageError
+from mmfuse.errors import (
+    BUILD_ERRORS,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    MmfuseError,
+    NonFiniteLossError,
+    UsageError,
+    describe_build_error,
+)
 from mmfuse.evaluation.inference import autocast_context, metadata_inputs
 from mmfuse.evaluation.writers import LOG_FILE, write_epoch_log
 from mmfuse.training import checkpoint
@@ -168,15 +177,11 @@ class Trainer:
             self.model = build_model(preset, pretrained=pretrained, **overrides).to(self.device)
         except MmfuseError:
             raise
-        except (ValueError, TypeError, KeyError, IndexError, RuntimeError, AssertionError) as exc:
+        except BUILD_ERRORS as exc:
             # timm and torch reject some encoder options with their own exceptions.
-            detail = (
-                f"{type(exc).__name__}: {exc}"
-                if str(exc)
-                else f"{type(exc).__name__} in the backbone library"
-            )
             raise ConfigError(
-                f"the model section cannot be built ({detail}); check its *_options against the component"
+                f"the model section cannot be built ({describe_build_error(exc)}); check its *_options "
+                "against the component"
             ) from None
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
