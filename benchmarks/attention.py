@@ -21,6 +21,7 @@ from mmfuse.attention import attention_flops, effective_key_pool
 VARIANTS: dict[str, dict] = {
     "materialized": {"attention": "materialized", "max_key_tokens": None},
     "sdpa": {"attention": "sdpa", "max_key_tokens": None},
+    "chunked": {"attention": "chunked", "max_key_tokens": None},
     "materialized-pool196": {"attention": "materialized", "max_key_tokens": 196},
     "sdpa-pool196": {"attention": "sdpa", "max_key_tokens": 196},
 }
@@ -50,9 +51,10 @@ def swin_stages(img_size: int = 224) -> list[dict]:
 def default_variant() -> str:
     """The variant whose options equal the ``aab`` block's defaults."""
     defaults = create_fusion("aab", 1, 1).attention.kwargs
+    implementation = "sdpa" if defaults["implementation"] == "auto" else defaults["implementation"]
     for name, options in VARIANTS.items():
         if (options["attention"], options["max_key_tokens"]) == (
-            defaults["implementation"],
+            implementation,
             defaults["max_key_tokens"],
         ):
             return name

@@ -43,23 +43,3 @@ def run(
     if missing:
         results["not_measured"] = {name: "no such preset in this build" for name in missing}
     return results
-
-
-def format_table(results: dict, reference: str = REFERENCE) -> str:
-    """The peers section as a Markdown table (docs/choosing.md)."""
-    entries = {n: e for n, e in results.items() if isinstance(e, dict) and "ratios" in e}
-    key = next(k for k in next(iter(entries.values())) if k.startswith("throughput_b") and k[12:].isdigit())
-    batch = key[len("throughput_b") :]
-    lines = [
-        f"| method | px | params (M) | GFLOPs | latency b1 (ms) | throughput b{batch} (pairs/s) "
-        f"| params | FLOPs | latency | throughput |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, entry in entries.items():
-        r = entry["ratios"]
-        lines.append(
-            f"| `{name}` | {entry['img_size']} | {entry['params'] / 1e6:.2f} | {entry['flops'] / 1e9:.1f} "
-            f"| {entry['latency_ms_b1']:.0f} | {entry[key]:.1f} | {r['params']:.2f} | {r['flops']:.2f} "
-            f"| {r['latency_ms_b1']:.2f} | {r[key]:.2f} |"
-        )
-    return "\n".join(lines) + f"\n\nThe last four columns are ratios to `{reference}`."

@@ -137,6 +137,37 @@ def training_table(section: dict) -> str:
     )
 
 
+def peers_table(section: dict, reference: str = "ammfm-swin") -> str:
+    """The peers section: every method with its input size, cost and ratios to ``reference``."""
+    entries = {n: e for n, e in section.items() if isinstance(e, dict) and "ratios" in e}
+    key = next(k for k in next(iter(entries.values())) if k.startswith("throughput_b") and k[12:].isdigit())
+    batch = key.removeprefix("throughput_b")
+    header = ["method", "px", "params (M)", "GFLOPs", "latency b1 (ms)", f"throughput b{batch} (pairs/s)"]
+    header += ["params", "FLOPs", "latency", "throughput"]
+    rows = []
+    for name, entry in entries.items():
+        r = entry["ratios"]
+        rows.append(
+            [
+                f"`{name}`",
+                entry["img_size"],
+                f"{entry['params'] / 1e6:.2f}",
+                f"{entry['flops'] / 1e9:.1f}",
+                f"{entry['latency_ms_b1']:.0f}",
+                f"{entry[key]:.1f}",
+                f"{r['params']:.2f}",
+                f"{r['flops']:.2f}",
+                f"{r['latency_ms_b1']:.2f}",
+                f"{r[key]:.2f}",
+            ]
+        )
+    table = _table(header, rows) + f"\n\nThe last four columns are ratios to `{reference}`."
+    missing = section.get("not_measured", {})
+    if missing:
+        table += " Not measured: " + ", ".join(f"`{name}` ({why})" for name, why in missing.items()) + "."
+    return table
+
+
 def render(report: dict, level: int = 3) -> str:
     environment = report["environment"]
     parts = [
@@ -152,6 +183,7 @@ def render(report: dict, level: int = 3) -> str:
         "data": data_table,
         "training": training_table,
         "compiled": training_table,
+        "peers": lambda section: peers_table(section, report.get("peers_reference", "ammfm-swin")),
     }
     for section, render_section in renderers.items():
         if section in report and "error" not in report[section]:

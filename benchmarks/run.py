@@ -7,7 +7,8 @@ Sections: ``models`` (parameters, FLOPs, latency, throughput and their ratios to
 original JPEGs against the prepared cache), ``training`` (train-step throughput, eager), ``compiled``
 (the same step eager against ``torch.compile``; by default on CUDA only, where it matters) and ``peers``
 (AMMFM beside FusionM4Net, TFormer, CAFNet and Incep-com: params, FLOPs, latency, throughput, ratios to
-ammfm-swin; on request: ``--sections peers``). ``--quick``
+ammfm-swin; on request: ``--sections peers``) and ``evaluation`` (bootstrap intervals and a paired
+comparison on a Derm7pt-sized test split; CPU only, it runs no model). ``--quick``
 repeats less (same models, same sizes) so that the whole suite fits in 10 minutes on a 2-core CPU.
 The report is rewritten after every section, so a run cut short keeps what it measured.
 docs/performance.md explains the figures.
@@ -30,10 +31,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.environment import describe  # noqa: E402
+from benchmarks.report import peers_table  # noqa: E402
 
-SECTIONS = ("models", "aab", "data", "training", "compiled", "peers")
+SECTIONS = ("models", "aab", "data", "training", "compiled", "peers", "evaluation")
 DEFAULT_SECTIONS = {
-    "cpu": ("models", "aab", "data", "training"),
+    "cpu": ("models", "aab", "data", "training", "evaluation"),
     "cuda": ("models", "aab", "data", "training", "compiled"),
 }
 
@@ -137,6 +139,10 @@ def run_section(section: str, settings, args: argparse.Namespace, report: dict) 
         from benchmarks import attention
 
         return attention.run(settings)
+    if section == "evaluation":
+        from benchmarks import evaluation
+
+        return evaluation.run(settings)
     if section == "data":
         from benchmarks import data_path
 
@@ -172,13 +178,14 @@ def headline(report: dict) -> str:
             + budget
         )
     peers = report.get("peers", {})
-    for name, entry in peers.items():
-        if isinstance(entry, dict) and "ratios" in entry:
-            r = entry["ratios"]
-            lines.append(
-                f"{name} / ammfm-swin: params {r['params']:.2f}, FLOPs {r['flops']:.2f}, "
-                f"latency b1 {r['latency_ms_b1']:.2f}, throughput b24 {r.get('throughput_b24', float('nan')):.2f}"
-            )
+    if any(isinstance(e, dict) and "ratios" in e for e in peers.values()):
+        lines.append(peers_table(peers, report.get("peers_reference", "ammfm-swin")))
+    evaluation = report.get("evaluation", {})
+    if "seconds_intervals_only" in evaluation:
+        lines.append(
+            f"evaluation: {evaluation['resamples']} bootstrap resamples of {evaluation['cases']} cases add "
+            f"{evaluation['seconds_intervals_only']:.1f} s; a paired compare takes {evaluation['seconds_compare']:.1f} s"
+        )
     data = report.get("data", {})
     if "speedup" in data:
         lines.append(f"data path: cache {data['speedup']:.2f}x faster than decoding originals (target >= 2)")

@@ -11,11 +11,14 @@ from mmfuse.errors import (
     InvalidConfigError,
     MissingPluginError,
     MmfuseError,
+    ModelConfigError,
     ModelNotFoundError,
     NonFiniteLossError,
+    NonFiniteOutputError,
     PluginError,
     PublishError,
     RunDirError,
+    TaskMismatchError,
     UnknownNameError,
     UnknownOptionError,
     UnsafeCheckpointError,
@@ -53,6 +56,9 @@ from mmfuse.tasks import DERM7PT_TASKS, TaskSpec, resolve_tasks
 __version__ = "0.1.0"
 
 __all__ = [
+    "ModelConfigError",
+    "NonFiniteOutputError",
+    "TaskMismatchError",
     "PluginError",
     "UnknownOptionError",
     "UsageError",

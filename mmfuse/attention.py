@@ -8,6 +8,10 @@ convex combination it describes (``M = softmax(C_k C_qᵀ)`` normalised over the
 - ``"materialized"`` builds the N×N map explicitly: the textbook transcription, O(N²) memory.
 - ``"sdpa"`` calls :func:`torch.nn.functional.scaled_dot_product_attention`, which picks a fused
   kernel (flash / memory-efficient on GPU, a blocked kernel on CPU) and never stores the map on GPU.
+- ``"chunked"`` is the exact computation over blocks of ``chunk_size`` queries: the softmax runs over
+  all keys for each block, so the result equals the others while only ``chunk_size × N`` scores exist.
+- ``"auto"`` (the default) is ``"sdpa"``: measured against ``"chunked"`` on CPU it was the faster and
+  the leaner (docs/performance.md, ``benchmarks/attention.py``), and on CUDA it is the fused kernel.
 - ``key_pool=s`` (any implementation) average-pools keys and values by ``s`` first, so the map is
   N×(N/s²): the cheap variant for high-resolution stages. ``max_key_tokens=K`` picks the smallest
   such ``s`` that leaves at most ``K`` key positions, so one setting suits every stage.
@@ -22,7 +26,8 @@ import torch.nn.functional as F
 
 from mmfuse.errors import UsageError
 
-IMPLEMENTATIONS = ("materialized", "sdpa")
+IMPLEMENTATIONS = ("auto", "materialized", "sdpa", "chunked")
+CHUNK_SIZE = 1024
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
@@ -36,9 +41,10 @@ def spatial_attention(
     value: torch.Tensor,
     *,
     scale: float | None = 1.0,
-    implementation: str = "sdpa",
+    implementation: str = "auto",
     key_pool: int = 1,
     max_key_tokens: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> torch.Tensor:
     """Attend from every position of ``query`` to the positions of ``key``/``value``.
 
@@ -53,6 +59,8 @@ def spatial_attention(
         )
     if key_pool < 1:
         raise UsageError(f"key_pool must be >= 1, got {key_pool}")
+    if chunk_size < 1:
+        raise UsageError(f"chunk_size must be >= 1, got {chunk_size}")
     batch, channels, height, width = value.shape
     if key_pool > 1:
         key = F.avg_pool2d(key, key_pool, ceil_mode=True)
@@ -63,8 +71,16 @@ def spatial_attention(
     if scale is None:
         scale = q.shape[-1] ** -0.5
     if implementation == "materialized":
-        weights = torch.softmax(scale * q @ k.transpose(1, 2), dim=-1)
-        out = weights @ value_tokens
+        out = torch.softmax(scale * q @ k.transpose(1, 2), dim=-1) @ value_tokens
+    elif implementation == "chunked":
+        kt = k.transpose(1, 2)
+        out = torch.cat(
+            [
+                torch.softmax(scale * block @ kt, dim=-1) @ value_tokens
+                for block in q.split(chunk_size, dim=1)
+            ],
+            dim=1,
+        )
     else:
         # Fused kernels need contiguous inputs; on transposed views SDPA silently falls back to the
         # unfused math path (no faster than "materialized", and it stores the map).

@@ -55,6 +55,10 @@ class InvalidConfigError(MmfuseError, ValueError):
     """A saved model ``config.json`` is unreadable, names something it may not, or cannot be built."""
 
 
+class ModelConfigError(InvalidConfigError):
+    """A model config (e.g. a saved config.json) holds a value the model cannot use; the message names it."""
+
+
 # -- data ----------------------------------------------------------------------------------------------
 
 
@@ -104,6 +108,14 @@ class NonFiniteLossError(MmfuseError):
     """The loss became NaN or infinite; the run stopped and its last good checkpoint is kept."""
 
 
+class NonFiniteOutputError(MmfuseError, FloatingPointError):
+    """A model produced NaN or infinite logits or probabilities; the message names the cases and heads."""
+
+
+class TaskMismatchError(MmfuseError, ValueError):
+    """A dataset's tasks (or its labels) do not match the model's tasks; the message names both."""
+
+
 class CompareError(MmfuseError, ValueError):
     """Two runs cannot be compared: different tasks, no shared cases, or disagreeing labels."""
 
@@ -141,11 +153,14 @@ __all__ = [
     "InvalidConfigError",
     "MissingPluginError",
     "MmfuseError",
+    "ModelConfigError",
     "ModelNotFoundError",
     "NonFiniteLossError",
+    "NonFiniteOutputError",
     "PluginError",
     "PublishError",
     "RunDirError",
+    "TaskMismatchError",
     "UnknownNameError",
     "UnknownOptionError",
     "UnsafeCheckpointError",

@@ -170,6 +170,12 @@ def export_onnx(
     primary branch alone (one input, the primary head's probabilities) for cases without the auxiliary
     image.
     """
+    if model.uses_metadata:
+        raise ExportError(
+            "this model takes patient metadata; ONNX export covers the image inputs only, and a graph "
+            "without the metadata input would silently drop the fusion head. Export a model without "
+            "metadata, or serve this one with torch (mmfuse predict --metadata)"
+        )
     onnx, _ = _require_onnx()
     path = Path(path)
     model = model.eval()

@@ -301,6 +301,12 @@ def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:
         raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} must hold a JSON object")
     metadata = {key: data.pop(key) for key in METADATA_KEYS if key in data}
     check_config(data, metadata.get("providers") or {}, location)
+    from mmfuse.presets import upgrade_config
+
+    try:
+        data = upgrade_config(data)  # an older config.json builds the architecture it was trained with
+    except ValueError as exc:
+        raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()}: {exc}") from None
     return data, metadata
 
 

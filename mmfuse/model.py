@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from mmfuse.errors import PluginError, UsageError
+from mmfuse.errors import NonFiniteOutputError, PluginError, UsageError
 from mmfuse.hub import HubMixin
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
@@ -164,8 +164,13 @@ class FusionModel(nn.Module, HubMixin):
             raise UsageError(
                 "share_encoder: true has one encoder; give its weights as pretrained_files['primary']"
             )
+        self.modalities: tuple[str, ...] = tuple(config["modalities"])
+        single = len(self.modalities) == 1
+        if single and shared:
+            raise UsageError("share_encoder needs both modalities; a single-modality model has one encoder")
         encoders = {}
-        for branch in ("primary",) if shared else ("primary", "auxiliary"):
+        branches = self.modalities if single else ("primary",) if shared else ("primary", "auxiliary")
+        for branch in branches:
             factory = encoder_entry(config[branch]).obj
             options = dict(config[f"{branch}_options"])
             if config.get("img_size") is not None and _accepts_keyword(factory, "img_size"):
@@ -175,6 +180,20 @@ class FusionModel(nn.Module, HubMixin):
             encoders[branch] = factory(pretrained=pretrained, **options)
             if not isinstance(encoders[branch], Encoder):
                 raise PluginError(f"encoder {config[branch]!r} did not return an mmfuse.Encoder")
+        if single:
+            self._init_single(config, encoders)
+        else:
+            self._init_fused(config, encoders, shared)
+        weights = config["head_weights"]
+        # Not in the state dict: config.json is the one place a saved model's head weights live.
+        self.register_buffer(
+            "head_weights", torch.tensor([float(weights[h]) for h in HEADS]), persistent=False
+        )
+        self._temperatures: dict[str, dict[str, float]] | None = None
+        self.set_temperatures(config.get("temperatures"))
+
+    def _init_fused(self, config: dict, encoders: Mapping[str, Encoder], shared: bool) -> None:
+        # Both branches: encoders, fusion blocks between them, the combiner and three heads.
         self.primary_encoder: Encoder = encoders["primary"]
         if not shared:  # shared: auxiliary_encoder is primary_encoder, held (and saved) once
             self._modules["auxiliary_encoder"] = encoders["auxiliary"]
@@ -228,18 +247,36 @@ class FusionModel(nn.Module, HubMixin):
                 "fusion": self._head(config, self.combiner.out_features),
             }
         )
-        weights = config["head_weights"]
-        # Not in the state dict: config.json is the one place a saved model's head weights live.
-        self.register_buffer(
-            "head_weights", torch.tensor([float(weights[h]) for h in HEADS]), persistent=False
-        )
-        self._temperatures: dict[str, dict[str, float]] | None = None
-        self.set_temperatures(config.get("temperatures"))
+
+    def _init_single(self, config: dict, encoders: Mapping[str, Encoder]) -> None:
+        # One branch (Tables 7, 8, 10's single-modality rows): its encoder and its head, nothing to fuse.
+        if config["metadata"] is not None:
+            raise UsageError("a single-modality model takes no metadata input (it has no fusion head)")
+        (branch,) = self.modalities
+        if branch == "primary":
+            self.primary_encoder = encoders["primary"]
+        else:
+            self.primary_encoder = None
+            self._modules["auxiliary_encoder"] = encoders["auxiliary"]
+        self._config["fusion_stages"] = []
+        self.fusion_pairs = {}
+        self.fusion_blocks = nn.ModuleDict()
+        self.stream_channels = None
+        self.metadata_encoding = None
+        self.metadata_encoder = None
+        self.combiner = None
+        self.heads = nn.ModuleDict({branch: self._head(config, encoders[branch].channels[-1])})
+        config["head_weights"] = {h: float(h == branch) for h in HEADS}  # the one head answers alone
 
     @property
     def auxiliary_encoder(self) -> Encoder:
         """The auxiliary branch's encoder: the primary one itself when ``share_encoder`` is set."""
         return self._modules.get("auxiliary_encoder") or self.primary_encoder
+
+    @property
+    def single_modality(self) -> str | None:
+        """The one branch of a single-modality model (``"primary"`` or ``"auxiliary"``), else ``None``."""
+        return self.modalities[0] if len(self.modalities) == 1 else None
 
     def _fusion_blocks(self, config: Mapping) -> dict[str, FusionBlock]:
         blocks: dict[str, FusionBlock] = {}
@@ -439,6 +476,8 @@ class FusionModel(nn.Module, HubMixin):
         """
         if primary is None and auxiliary is None:
             raise UsageError("at least one of primary and auxiliary is required")
+        if self.single_modality is not None:
+            return self._forward_single(primary, auxiliary, metadata)
         if metadata is not None and self.metadata_encoding is None:
             raise UsageError(
                 "this model has no metadata input (it was built without a metadata encoding); "
@@ -471,6 +510,20 @@ class FusionModel(nn.Module, HubMixin):
                     head_present["fusion"] = metadata_present.to(fp.device).bool()
             logits["fusion"] = self.heads["fusion"](self.combiner(fp, fa, encoded))
         return FusionOutput(logits, features, head_present)
+
+    def _forward_single(
+        self, primary: torch.Tensor | None, auxiliary: torch.Tensor | None, metadata: torch.Tensor | None
+    ) -> FusionOutput:
+        # The other modality's input, if given (datasets always carry both), is ignored.
+        branch = self.single_modality
+        image = primary if branch == "primary" else auxiliary
+        if image is None:
+            raise UsageError(f"this single-modality model sees only the {branch} image; pass {branch}=")
+        if metadata is not None:
+            raise UsageError("this model has no metadata input; call it without metadata=")
+        encoder = self.primary_encoder if branch == "primary" else self.auxiliary_encoder
+        pooled = _pool(encoder(image)[-1])
+        return FusionOutput({branch: self.heads[branch](pooled)}, {branch: pooled})
 
     def combine(
         self,
@@ -514,19 +567,28 @@ class FusionModel(nn.Module, HubMixin):
         finally:
             self.train(was_training)
         probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
-        return self.combine(probabilities, auxiliary_present, output.head_present)
+        combined = self.combine(probabilities, auxiliary_present, output.head_present)
+        tracing = (
+            torch.jit.is_tracing() or torch.compiler.is_compiling()
+        )  # export graphs stay data-independent
+        bad = [] if tracing else [task for task, p in combined.items() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise NonFiniteOutputError(
+                f"the model produced NaN or infinite probabilities for task(s) {bad}; "
+                "its weights or inputs are broken (a diverged training run, a damaged checkpoint or image)"
+            )
+        return combined
 
 
-DEFAULT_FUSION_REDUCTIONS = (16,)
+PAPER_FUSION_REDUCTIONS = (4, 8, 16)
 
 
 def default_fusion_stages(reductions: Sequence[int]) -> list[int]:
-    """The primary stage at reduction 16, chosen by measurement (docs/performance.md).
+    """The paper's placement: after each of the primary's first three stages (reductions 4, 8, 16).
 
-    Attention at reduction 4 (3136 tokens at 224 px) costs more than the backbone it saves; at
-    reduction 8 it adds ~3 % CPU latency, which the 0.6× latency budget against the symmetric baseline
-    cannot spare; at reduction 32 the 1×1 projections of wide maps (768 and 960 channels) add ~6 % of
-    parameters. Every stage stays available through ``fusion_stages``.
+    Section 3.2 embeds AABs "into different stages"; Tables 6 and 9 size them (SFF+AAB minus SFF+CAT =
+    0.60 M), which only the first three stages of Swin-T match (0.58 M; one stage: 0.44 M, four: 2.35 M).
+    A backbone without those reductions fuses its deepest stage.
     """
-    stages = [i for i, r in enumerate(reductions) if r in DEFAULT_FUSION_REDUCTIONS]
+    stages = [i for i, r in enumerate(reductions) if r in PAPER_FUSION_REDUCTIONS]
     return stages or [len(reductions) - 1]

@@ -1,7 +1,7 @@
-"""Parameter counts of the paper's configurations, ours beside the paper's (Tables 6, 7, 9, 10).
+"""Parameter counts of the paper's configurations, ours beside the paper's (Tables 5-7, 9, 10).
 
 The paper's counts come from its unpublished code, so absolute numbers differ (see docs/architecture.md);
-the ratios between configurations are what the report is for.
+the deltas over each row's concat counterpart (the fusion blocks' own size) are comparable directly.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from mmfuse.model import FusionModel
-from mmfuse.presets import MOBILENET, SWIN, resolve_config
+from mmfuse.presets import CONVNEXT, MOBILENET, RESNET, SWIN, resolve_config
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -20,62 +20,101 @@ def count_parameters(module: nn.Module) -> int:
 
 @dataclass(frozen=True)
 class PaperConfiguration:
-    """A row of the paper's parameter tables: how to build it here and what the paper reports."""
+    """A row of the paper's tables: how to build it here, what the paper reports, its concat counterpart.
+
+    ``concat`` names the row with the same encoders fused by concatenation only; the parameter delta over
+    it is the fusion blocks' size, comparable with the paper's even where backbone counts differ.
+    ``paper_millions`` is ``None`` for rows the paper does not list (our concat counterparts).
+    """
 
     name: str
     tables: str
-    paper_millions: float
-    preset: str | None = None
+    paper_millions: float | None
+    preset: str
     overrides: dict = field(default_factory=dict)
-    single_encoder: str | None = None  # single-modal rows: one encoder and one head
+    concat: str | None = None
+
+    def config(self, img_size: int | None = None) -> dict:
+        """The resolved model config of this row (``img_size`` overrides the backbone input size)."""
+        return resolve_config(self.preset, **self.overrides, img_size=img_size)
+
+
+def _single(branch: str, encoder: str) -> dict:
+    return {"modalities": [branch], branch: encoder}
 
 
 PAPER_CONFIGURATIONS: tuple[PaperConfiguration, ...] = (
-    PaperConfiguration("ammfm-swin", "6, 7, 9, 10", 33.06, "ammfm-swin"),
+    PaperConfiguration("ammfm-swin", "6, 7, 9, 10", 33.06, "ammfm-swin", concat="aff-concat-swin"),
     PaperConfiguration("aff-concat-swin", "6, 9", 32.48, "ammfm-swin", {"fusion": "concat"}),
-    PaperConfiguration("aff-bab-swin", "9", 33.88, "ammfm-swin", {"fusion": "bab"}),
+    PaperConfiguration("aff-bab-swin", "9", 33.88, "ammfm-swin", {"fusion": "bab"}, concat="aff-concat-swin"),
     PaperConfiguration("baseline-swin", "6, 7, 9, 10", 58.49, "baseline-swin"),
-    PaperConfiguration("sff-aab-swin", "9", 59.09, "baseline-swin", {"fusion": "aab"}),
-    PaperConfiguration("sff-bab-swin", "9", 60.45, "baseline-swin", {"fusion": "bab"}),
+    PaperConfiguration(
+        "sff-aab-swin", "9", 59.09, "baseline-swin", {"fusion": "aab"}, concat="baseline-swin"
+    ),
+    PaperConfiguration(
+        "sff-bab-swin", "9", 60.45, "baseline-swin", {"fusion": "bab"}, concat="baseline-swin"
+    ),
     PaperConfiguration(
         "baseline-mobilenet", "7", 6.48, "baseline-swin", {"primary": MOBILENET, "auxiliary": MOBILENET}
     ),
-    PaperConfiguration("ammfm-swapped", "7", 32.62, "ammfm-swin", {"primary": MOBILENET, "auxiliary": SWIN}),
-    PaperConfiguration("single-swin", "7, 10", 28.82, single_encoder=SWIN),
-    PaperConfiguration("single-mobilenet", "7", 2.91, single_encoder=MOBILENET),
-    PaperConfiguration("ammfm-resnet", "10", 36.36, "ammfm-resnet"),
+    PaperConfiguration(
+        "ammfm-swapped",
+        "7",
+        32.62,
+        "ammfm-swin",
+        {"primary": MOBILENET, "auxiliary": SWIN},
+        concat="aff-concat-swin",
+    ),
+    PaperConfiguration("single-swin-derm", "7, 8, 10", 28.82, "ammfm-swin", _single("primary", SWIN)),
+    PaperConfiguration("single-swin-clin", "7, 8, 10", 28.82, "ammfm-swin", _single("auxiliary", SWIN)),
+    PaperConfiguration("single-mobilenet-derm", "7", 2.91, "ammfm-swin", _single("primary", MOBILENET)),
+    PaperConfiguration("single-mobilenet-clin", "7", 2.91, "ammfm-swin", _single("auxiliary", MOBILENET)),
+    PaperConfiguration("ammfm-resnet", "10", 36.36, "ammfm-resnet", concat="aff-concat-resnet"),
+    PaperConfiguration("aff-concat-resnet", "-", None, "ammfm-resnet", {"fusion": "concat"}),
     PaperConfiguration("baseline-resnet", "10", 55.52, "baseline-resnet"),
-    PaperConfiguration("single-resnet", "10", 26.68, single_encoder="resnet50"),
-    PaperConfiguration("ammfm-convnext", "10", 33.29, "ammfm-convnext"),
+    PaperConfiguration("single-resnet-derm", "10", 26.68, "ammfm-resnet", _single("primary", RESNET)),
+    PaperConfiguration("single-resnet-clin", "10", 26.68, "ammfm-resnet", _single("auxiliary", RESNET)),
+    PaperConfiguration("ammfm-convnext", "10", 33.29, "ammfm-convnext", concat="aff-concat-convnext"),
+    PaperConfiguration("aff-concat-convnext", "-", None, "ammfm-convnext", {"fusion": "concat"}),
     PaperConfiguration("baseline-convnext", "10", 58.96, "baseline-convnext"),
-    PaperConfiguration("single-convnext", "10", 29.05, single_encoder="convnext_tiny"),
+    PaperConfiguration("single-convnext-derm", "10", 29.05, "ammfm-convnext", _single("primary", CONVNEXT)),
+    PaperConfiguration("single-convnext-clin", "10", 29.05, "ammfm-convnext", _single("auxiliary", CONVNEXT)),
+    # This project's faster configurations (not in the paper): beside the paper's rows for their cost.
+    PaperConfiguration("ammfm-swin-fast", "ours", None, "ammfm-swin-fast", concat="aff-concat-swin"),
+    PaperConfiguration("ammfm-resnet-fast", "ours", None, "ammfm-resnet-fast", concat="aff-concat-resnet"),
+    PaperConfiguration(
+        "ammfm-convnext-fast", "ours", None, "ammfm-convnext-fast", concat="aff-concat-convnext"
+    ),
 )
+
+CONFIGURATIONS_BY_NAME = {c.name: c for c in PAPER_CONFIGURATIONS}
 
 
 def configuration_parameters(config: PaperConfiguration, img_size: int = 224) -> int:
     """Our parameter count for one configuration (backbones built with ``pretrained=False``)."""
-    from mmfuse.model import FusionModel
-    from mmfuse.registry import create_encoder, create_head
-    from mmfuse.tasks import resolve_tasks
-
-    if config.single_encoder is not None:
-        encoder = create_encoder(config.single_encoder, img_size=img_size)
-        head = create_head("linear", encoder.channels[-1], resolve_tasks("derm7pt"))
-        return count_parameters(encoder) + count_parameters(head)
-    return count_parameters(FusionModel(resolve_config(config.preset, img_size=img_size, **config.overrides)))
+    return count_parameters(FusionModel(config.config(img_size)))
 
 
 def parameter_report(img_size: int = 224) -> list[dict]:
-    """One row per paper configuration: ``name``, ``tables``, ``params`` (ours), ``paper_params``."""
-    return [
+    """One row per configuration: ``name``, ``tables``, ``params`` (ours), ``paper_params`` (or ``None``),
+    ``concat`` and the deltas over it, ``delta`` (ours) and ``paper_delta``."""
+    rows = [
         {
             "name": c.name,
             "tables": c.tables,
             "params": configuration_parameters(c, img_size),
-            "paper_params": round(c.paper_millions * 1e6),
+            "paper_params": None if c.paper_millions is None else round(c.paper_millions * 1e6),
+            "concat": c.concat,
         }
         for c in PAPER_CONFIGURATIONS
     ]
+    by_name = {r["name"]: r for r in rows}
+    for r in rows:
+        base = by_name.get(r["concat"]) if r["concat"] else None
+        r["delta"] = None if base is None else r["params"] - base["params"]
+        known = base is not None and r["paper_params"] is not None and base["paper_params"] is not None
+        r["paper_delta"] = r["paper_params"] - base["paper_params"] if known else None
+    return rows
 
 
 @dataclass(frozen=True)
@@ -155,14 +194,31 @@ def format_peer_report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _millions(value: int | None, width: int, sign: bool = False) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    return f"{value / 1e6:>+{width}.2f}" if sign else f"{value / 1e6:>{width}.2f}"
+
+
 def format_report(rows: list[dict]) -> str:
     peers = [r for r in rows if "paper_bound" in r]
     rows = [r for r in rows if "paper_bound" not in r]
-    lines = [f"{'configuration':<20} {'tables':<12} {'ours (M)':>9} {'paper (M)':>10} {'ours/paper':>10}"]
+    lines = [
+        f"{'configuration':<22} {'tables':<11} {'ours (M)':>9} {'paper (M)':>10} {'ours/paper':>10}"
+        f"  {'over concat':<19} {'Δ ours':>7} {'Δ paper':>8} {'Δ ours/paper':>12}"
+    ]
     for r in rows:
+        paper = r["paper_params"]
+        ratio = f"{r['params'] / paper:>10.3f}" if paper else f"{'-':>10}"
+        delta_ratio = (
+            f"{r['delta'] / r['paper_delta']:>12.3f}"
+            if r.get("delta") is not None and r.get("paper_delta")
+            else f"{'-':>12}"
+        )
         lines.append(
-            f"{r['name']:<20} {r['tables']:<12} {r['params'] / 1e6:>9.2f} {r['paper_params'] / 1e6:>10.2f}"
-            f" {r['params'] / r['paper_params']:>10.3f}"
+            f"{r['name']:<22} {r['tables']:<11} {_millions(r['params'], 9)} {_millions(paper, 10)} {ratio}"
+            f"  {r.get('concat') or '-':<19} {_millions(r.get('delta'), 7, True)} {_millions(r.get('paper_delta'), 8, True)}"
+            f" {delta_ratio}"
         )
     by_name = {r["name"]: r["params"] for r in rows}
     lines.append("")

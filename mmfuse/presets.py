@@ -7,9 +7,10 @@ so ``build_model("ammfm-swin", fusion="bab")`` is the AFF+BAB row of Table 9.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 
-from mmfuse.errors import UsageError
+from mmfuse.errors import ModelConfigError, UsageError
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.registry import PRESETS as registered_presets
 from mmfuse.tasks import resolve_tasks, tasks_to_data
@@ -30,7 +31,7 @@ DEFAULTS: dict = {
     "fusion": "aab",
     "fusion_options": {},
     "fusion_stage_options": {},  # {"<stage>": {...}}: options for one stage's block, over fusion_options
-    "fusion_stages": None,  # None: the measured default (see mmfuse.model.default_fusion_stages)
+    "fusion_stages": None,  # None: the paper's, after the first three stages (mmfuse.model.default_fusion_stages)
     "tasks": "derm7pt",
     "img_size": 224,
     "mean": IMAGENET_MEAN,
@@ -47,7 +48,14 @@ DEFAULTS: dict = {
     "metadata": None,  # a fitted MetadataEncoding.to_dict(): the model then takes a metadata input
     "metadata_encoder": "mlp",
     "metadata_encoder_options": {},
+    # 2: attention blocks default to exact Eq. 1. Configs saved without this field (version 1) meant keys
+    # pooled to 196 positions; upgrade_config() restores that when such a config.json is loaded.
+    "config_version": 2,
+    # The branches the model has: both (AMMFM), or one alone (the single-modality rows of Tables 7, 8, 10).
+    "modalities": ["primary", "auxiliary"],
 }
+
+CONFIG_VERSION = 2
 
 # Config fields naming a registered component, with the registry kind they are looked up in.
 COMPONENT_FIELDS: dict[str, str] = {
@@ -59,16 +67,53 @@ COMPONENT_FIELDS: dict[str, str] = {
     "metadata_encoder": "metadata encoder",
 }
 
+# The fast configuration's attention: keys and values pooled to at most 196 positions per map.
+FAST_FUSION_OPTIONS = {"max_key_tokens": 196}
+
 PRESETS: dict[str, dict] = {
-    # AMMFM: a light auxiliary encoder, a heavy primary one, asymmetric attention (Tables 6, 7, 10).
-    "ammfm-swin": {"primary": SWIN, "auxiliary": MOBILENET, "fusion": "aab"},
-    "ammfm-resnet": {"primary": RESNET, "auxiliary": MOBILENET, "fusion": "aab"},
-    "ammfm-convnext": {"primary": CONVNEXT, "auxiliary": MOBILENET, "fusion": "aab"},
+    # AMMFM as the paper builds it (Tables 6, 7, 10): a light auxiliary encoder, a heavy primary one, an
+    # asymmetric attention block after each of the primary's first three stages (reductions 4, 8, 16),
+    # exact Eq. 1 over every position.
+    "ammfm-swin": {"primary": SWIN, "auxiliary": MOBILENET, "fusion": "aab", "fusion_stages": [0, 1, 2]},
+    "ammfm-resnet": {"primary": RESNET, "auxiliary": MOBILENET, "fusion": "aab", "fusion_stages": [1, 2, 3]},
+    "ammfm-convnext": {
+        "primary": CONVNEXT,
+        "auxiliary": MOBILENET,
+        "fusion": "aab",
+        "fusion_stages": [0, 1, 2],
+    },
+    # This project's faster configuration (not the paper's): one block at reduction 16, keys pooled to 196.
+    "ammfm-swin-fast": {
+        "primary": SWIN,
+        "auxiliary": MOBILENET,
+        "fusion": "aab",
+        "fusion_stages": [2],
+        "fusion_options": FAST_FUSION_OPTIONS,
+    },
+    "ammfm-resnet-fast": {
+        "primary": RESNET,
+        "auxiliary": MOBILENET,
+        "fusion": "aab",
+        "fusion_stages": [3],
+        "fusion_options": FAST_FUSION_OPTIONS,
+    },
+    "ammfm-convnext-fast": {
+        "primary": CONVNEXT,
+        "auxiliary": MOBILENET,
+        "fusion": "aab",
+        "fusion_stages": [2],
+        "fusion_options": FAST_FUSION_OPTIONS,
+    },
     # The symmetric baselines: the same backbone twice, fused only by the concatenating head.
     "baseline-swin": {"primary": SWIN, "auxiliary": SWIN, "fusion": "concat"},
     "baseline-resnet": {"primary": RESNET, "auxiliary": RESNET, "fusion": "concat"},
     "baseline-convnext": {"primary": CONVNEXT, "auxiliary": CONVNEXT, "fusion": "concat"},
 }
+
+
+# build_model() with no name builds the paper's model: a name-less call is what a user reproducing
+# the paper types first, and the fast variant is one word away (docs/architecture.md).
+DEFAULT_PRESET = "ammfm-swin"
 
 
 def list_presets() -> list[str]:
@@ -93,20 +138,135 @@ def normalize_config(config: Mapping) -> dict:
     merged = copy.deepcopy(DEFAULTS)
     merged.update(copy.deepcopy(dict(config)))
     merged["tasks"] = tasks_to_data(resolve_tasks(merged["tasks"]))
-    merged["mean"] = [float(v) for v in merged["mean"]]
-    merged["std"] = [float(v) for v in merged["std"]]
+    for channels in ("mean", "std"):
+        problem = _check_channels(channels, merged[channels], positive=channels == "std")
+        if problem:
+            raise ModelConfigError(f"invalid model config: {problem}")
+        merged[channels] = [float(v) for v in merged[channels]]
     merged["fusion_stage_options"] = {str(k): dict(v) for k, v in merged["fusion_stage_options"].items()}
     if isinstance(merged["metadata"], MetadataEncoding):
         merged["metadata"] = merged["metadata"].to_dict()
+    modalities = merged["modalities"]
+    if isinstance(modalities, str):
+        modalities = [modalities]
+    if (
+        not modalities
+        or any(m not in ("primary", "auxiliary") for m in modalities)
+        or len(set(modalities)) != len(modalities)
+    ):
+        raise UsageError(
+            f"modalities must be ['primary', 'auxiliary'], ['primary'] or ['auxiliary'], got {merged['modalities']!r}"
+        )
+    merged["modalities"] = [m for m in ("primary", "auxiliary") if m in modalities]
+    if int(merged["config_version"]) != CONFIG_VERSION:
+        raise UsageError(
+            f"config_version {merged['config_version']!r} is not {CONFIG_VERSION}: pass a saved config through "
+            "mmfuse.presets.upgrade_config first"
+        )
     if isinstance(merged["fusion_stages"], (list, tuple)):
         merged["fusion_stages"] = [int(s) for s in merged["fusion_stages"]]
+    check_values(merged)
     return merged
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_channels(field: str, value: object, *, positive: bool) -> str | None:
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        return f"{field} must list 3 numbers (one per RGB channel), got {value!r}"
+    if not all(_finite_number(v) and (v > 0 if positive else True) for v in value):
+        kind = "positive finite" if positive else "finite"
+        return f"{field} must hold 3 {kind} numbers, got {value!r}"
+    return None
+
+
+def _check_head_weights(field: str, value: object) -> str | None:
+    from mmfuse.model import HEADS
+
+    if not isinstance(value, Mapping) or set(value) != set(HEADS):
+        return f"{field} must map exactly {list(HEADS)} to weights, got {value!r}"
+    weights = [value[h] for h in HEADS]
+    if not all(_finite_number(w) and w >= 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-4:
+        return f"{field} must be 3 non-negative finite numbers summing to 1, got {dict(value)!r}"
+    return None
+
+
+def _check_fraction(field: str, value: object) -> str | None:
+    if not _finite_number(value) or not 0 <= value < 1:
+        return f"{field} must be a number in [0, 1), got {value!r}"
+    return None
+
+
+def _check_img_size(field: str, value: object) -> str | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        return f"{field} must be a positive integer, got {value!r}"
+    return None
+
+
+def _check_bool(field: str, value: object) -> str | None:
+    return None if isinstance(value, bool) else f"{field} must be true or false, got {value!r}"
+
+
+def _check_options(field: str, value: object) -> str | None:
+    return None if isinstance(value, Mapping) else f"{field} must be an object of options, got {value!r}"
+
+
+# One rule per value-carrying field: a new field adds its rule here (names and tasks are checked elsewhere:
+# registry lookups and resolve_tasks). Each rule returns the problem, or None.
+VALUE_RULES: dict[str, Callable[[str, object], str | None]] = {
+    "img_size": _check_img_size,
+    "mean": lambda f, v: _check_channels(f, v, positive=False),
+    "std": lambda f, v: _check_channels(f, v, positive=True),
+    "head_weights": _check_head_weights,
+    "head_dropout": _check_fraction,
+    "share_encoder": _check_bool,
+    **{f"{field}_options": _check_options for field in COMPONENT_FIELDS},
+    "fusion_stage_options": _check_options,
+}
+
+
+def check_values(config: Mapping) -> None:
+    """Raise :class:`ModelConfigError` naming every field whose value is out of range.
+
+    A hand-edited or damaged config.json must fail here: a zero ``std`` or a negative head weight
+    otherwise yields NaN or negative "probabilities" that every later step reports as results.
+    """
+    problems = [
+        p for field, rule in VALUE_RULES.items() if field in config and (p := rule(field, config[field]))
+    ]
+    if problems:
+        raise ModelConfigError("invalid model config: " + "; ".join(problems))
+
+
+# Built-in attention blocks whose default changed in config version 2 (pooled keys -> exact Eq. 1).
+_VERSION_1_POOLED_FUSIONS = ("aab", "bab")
+
+
+def upgrade_config(config: Mapping) -> dict:
+    """A saved config in its current form, building the architecture it was trained with.
+
+    Version 1 (no ``config_version`` field) built ``aab``/``bab`` with keys pooled to 196 positions by
+    default; that default is written out explicitly so the loaded model matches its weights' training.
+    """
+    config = copy.deepcopy(dict(config))
+    version = int(config.get("config_version", 1))
+    if version > CONFIG_VERSION:
+        raise UsageError(
+            f"config_version {version} is newer than this mmfuse understands ({CONFIG_VERSION}); upgrade mmfuse"
+        )
+    if version == 1:
+        if config.get("fusion") in _VERSION_1_POOLED_FUSIONS:
+            config["fusion_options"] = {"max_key_tokens": 196, **dict(config.get("fusion_options") or {})}
+    config["config_version"] = CONFIG_VERSION
+    return config
 
 
 def resolve_config(spec: str | Mapping | None = None, **overrides) -> dict:
     """A preset name or a config mapping, with keyword overrides applied (``None`` values ignored)."""
     if spec is None:
-        spec = "ammfm-swin"
+        spec = DEFAULT_PRESET
     if isinstance(spec, str):
         config = {"preset": spec, **preset_config(spec)}
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from mmfuse.errors import UsageError
+from mmfuse.errors import TaskMismatchError, UsageError
 
 
 @dataclass(frozen=True)
@@ -80,3 +80,25 @@ def resolve_tasks(tasks: str | Iterable[TaskSpec | Mapping] | None) -> tuple[Tas
 
 def tasks_to_data(tasks: Sequence[TaskSpec]) -> list[dict]:
     return [t.to_dict() for t in tasks]
+
+
+def describe_tasks(tasks: Sequence[TaskSpec]) -> str:
+    """``DIAG(BCC,NEV,MEL,MISC,SK), PN(ABS,TYP,ATP)``: names and classes, for error messages."""
+    return ", ".join(f"{t.name}({','.join(t.classes)})" for t in tasks)
+
+
+def check_same_tasks(model_tasks: Sequence[TaskSpec], data_tasks: Sequence[TaskSpec], source: str) -> None:
+    """Raise :class:`TaskMismatchError` unless the model's tasks are exactly the data's, in order.
+
+    Labels are matched to heads by position, so any difference in names, classes or order would train
+    (or score) each head on another task's column.
+    """
+    if tuple(model_tasks) == tuple(data_tasks):
+        return
+    raise TaskMismatchError(
+        f"the model's tasks differ from the tasks of the data in {source}:\n"
+        f"  model: {describe_tasks(model_tasks)}\n"
+        f"  data:  {describe_tasks(data_tasks)}\n"
+        "give the model the data's tasks (model.tasks in a run config, tasks= in build_model), "
+        "or use data with the model's tasks"
+    )

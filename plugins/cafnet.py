@@ -17,6 +17,7 @@ CAFNET_PRESET = {
     "auxiliary": "resnet50",
     "fusion": "bab",
     "fusion_stages": "all",
+    "fusion_options": {"max_key_tokens": 196},
 }
 
 

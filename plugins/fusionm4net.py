@@ -18,6 +18,7 @@ predictions, see docs/choosing.md).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -83,7 +84,13 @@ class SecondStage:
         for column, task in enumerate(self.tasks):
             target = labels[:, column].cpu().numpy()
             if len(np.unique(target)) < 2:
-                raise UsageError(f"second stage: task {task.name!r} has one class only in the fitting cases")
+                warnings.warn(
+                    f"second stage: task {task.name!r} shows one class only in the fitting cases; "
+                    "it keeps the first stage's probabilities",
+                    stacklevel=2,
+                )
+                self.models[task.name] = None
+                continue
             model = self._new(target)
             if not hasattr(model, "predict_proba"):
                 raise UsageError(
@@ -96,13 +103,17 @@ class SecondStage:
     def predict_proba(
         self, probabilities: Mapping[str, torch.Tensor], metadata: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """Per-task probabilities ``{task: [N, C]}`` (classes the fitting cases lacked get 0)."""
+        """Per-task probabilities ``{task: [N, C]}`` (classes the fitting cases lacked get 0; a task
+        whose fitting cases showed one class keeps the first stage's probabilities)."""
         if not self.models:
             raise UsageError("the second stage is not fitted; call fit() first")
         features = stage_features(probabilities, metadata, self.tasks)
         out = {}
         for task in self.tasks:
             model = self.models[task.name]
+            if model is None:
+                out[task.name] = probabilities[task.name].detach().float().cpu().clone()
+                continue
             known = model.predict_proba(features)
             full = np.zeros((features.shape[0], task.num_classes), dtype=np.float32)
             full[:, model.classes_.astype(int)] = known

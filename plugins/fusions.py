@@ -24,23 +24,26 @@ def resize_to(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tens
 class AttentionOptions:
     """Options common to the attention blocks (validated once, used by ``spatial_attention``).
 
-    ``max_key_tokens=196`` (the default, chosen by measurement: docs/performance.md) pools keys and
-    values of maps larger than 14×14 so each attention map has at most 196 key positions; at 224 px
-    that touches the reduction-4 and reduction-8 stages, not the default reduction-16 one. ``max_key_tokens=None`` is Eq. 1 exactly at every size.
+    The defaults are Eq. 1 exactly: attention over every position of the map, no scale, computed by the
+    fastest exact kernel (``attention="auto"``: fused SDPA). ``max_key_tokens=K`` pools keys and
+    values of larger maps so each attention map has at most ``K`` key positions: this project's cheaper
+    approximation, used by the ``*-fast`` presets (docs/performance.md), never by the paper's names.
     """
 
     def __init__(
         self,
-        attention: str = "sdpa",
+        attention: str = "auto",
         scale: float | None = 1.0,
         key_pool: int = 1,
-        max_key_tokens: int | None = 196,
+        max_key_tokens: int | None = None,
+        chunk_size: int = 1024,
     ) -> None:
         self.kwargs = {
             "implementation": attention,
             "scale": scale,
             "key_pool": key_pool,
             "max_key_tokens": max_key_tokens,
+            "chunk_size": chunk_size,
         }
         spatial_attention(*(torch.zeros(1, 1, 1, 1),) * 3, **self.kwargs)  # fail early on bad options
 

@@ -87,7 +87,7 @@ def test_peers_section_measures_metadata_models_at_their_own_size(tiny_models):
     assert section["tiny-incep"]["img_size"] == 48 and section["tiny-ammfm"]["img_size"] == 64
     assert section["tiny-ammfm"]["ratios"]["params"] == 1.0
     assert set(section["not_measured"]) == {"ammfm-swin", "ammfm-swin-fast", *peers.PEERS}
-    table = peers.format_table(section, "tiny-ammfm")
+    table = report.peers_table(section, "tiny-ammfm")
     assert "| `tiny-incep` | 48 |" in table and "ratios to `tiny-ammfm`" in table
 
 
@@ -103,7 +103,7 @@ def test_attention_section_marks_exact_and_pooled_implementations():
     section = attention.run(CPU, batch=1, stages=[stage])
     implementations = section["stages"][0]["implementations"]
     assert set(implementations) == set(attention.VARIANTS)
-    for name in ("materialized", "sdpa"):
+    for name in ("materialized", "sdpa", "chunked"):
         assert implementations[name]["exact"] and implementations[name]["key_tokens"] == 256
         assert implementations[name]["max_abs_diff"] < 1e-4
     pooled = implementations["sdpa-pool196"]
@@ -159,3 +159,13 @@ def test_data_section_reads_the_same_split_from_jpegs_and_from_the_prepared_cach
     assert section["raw"]["pairs"] == 4 and section["cached"]["pairs"] == 16
     assert section["device"]["pairs_per_s"] > 0 and "loader" not in section
     assert "decode + augment, one worker" in report.data_table(section)
+
+
+def test_evaluation_section_times_intervals_and_comparison():
+    from benchmarks import evaluation
+
+    section = evaluation.run(CPU, cases=40, resamples=50)
+    assert section["cases"] == 40 and section["resamples"] == 50
+    for key in ("seconds_metrics", "seconds_metrics_with_intervals", "seconds_compare"):
+        assert section[key] > 0
+    assert "bootstrap resamples of 40 cases" in run.headline({"evaluation": section})

@@ -25,7 +25,7 @@ def eq1_transcription(block, primary: torch.Tensor, auxiliary: torch.Tensor) -> 
     return torch.stack(out)
 
 
-@pytest.mark.parametrize("attention", ["materialized", "sdpa"])
+@pytest.mark.parametrize("attention", ["materialized", "sdpa", "chunked", "auto"])
 def test_aab_equals_a_direct_transcription_of_eq1(attention):
     torch.manual_seed(0)
     block = mmfuse.create_fusion("aab", 16, 8, attention=attention, max_key_tokens=None).double()
@@ -41,6 +41,9 @@ def test_attention_implementations_agree():
     for scale in (1.0, None):
         exact = spatial_attention(q, k, v, scale=scale, implementation="materialized")
         torch.testing.assert_close(spatial_attention(q, k, v, scale=scale, implementation="sdpa"), exact)
+        # 49 queries in blocks of 10: the last block is partial, each softmax still spans all keys.
+        chunked = spatial_attention(q, k, v, scale=scale, implementation="chunked", chunk_size=10)
+        torch.testing.assert_close(chunked, exact)
 
 
 def test_pooled_keys_attend_to_average_pooled_keys_and_values():
@@ -55,13 +58,16 @@ def test_pooled_keys_attend_to_average_pooled_keys_and_values():
     assert effective_key_pool(3136, max_key_tokens=196) == 4
 
 
-def test_default_aab_is_exact_up_to_196_positions():
+def test_default_aab_is_exact_at_every_size_and_pooling_is_opt_in():
     torch.manual_seed(0)
     default = mmfuse.create_fusion("aab", 8, 4)
-    exact = mmfuse.create_fusion("aab", 8, 4, max_key_tokens=None)
+    exact = mmfuse.create_fusion("aab", 8, 4, attention="materialized", max_key_tokens=None)
+    pooled = mmfuse.create_fusion("aab", 8, 4, max_key_tokens=196)
     exact.load_state_dict(default.state_dict())
-    primary, auxiliary = torch.randn(1, 8, 14, 14), torch.randn(1, 4, 14, 14)
+    pooled.load_state_dict(default.state_dict())
+    primary, auxiliary = torch.randn(1, 8, 28, 28), torch.randn(1, 4, 28, 28)
     torch.testing.assert_close(default(primary, auxiliary)[0], exact(primary, auxiliary)[0])
+    assert not torch.allclose(pooled(primary, auxiliary)[0], exact(primary, auxiliary)[0], atol=1e-3)
 
 
 def test_bad_attention_options_fail_at_construction():

@@ -237,3 +237,48 @@ def test_training_with_metadata_fits_on_train_and_evaluates(tmp_path, capsys):
     assert "metadata of" in capsys.readouterr().err
     loaded = mmfuse.from_pretrained(tmp_path / "run" / "model")
     assert loaded.metadata_encoding == model.metadata_encoding
+
+    import json
+
+    from mmfuse.cli import main
+
+    case = load_table({"root": str(release)}).split_records("test")[0]
+    predict = ["predict", str(tmp_path / "run"), "--primary", str(case.primary_path), "--json"]
+    predict += ["--auxiliary", str(case.auxiliary_path or case.primary_path)]
+    capsys.readouterr()
+    assert main([*predict, "--metadata", "sex=male", "--metadata", "location=back"]) == 0
+    assert json.loads(capsys.readouterr().out)["metadata_used"] is True
+    assert main(predict) == 0
+    assert json.loads(capsys.readouterr().out)["metadata_used"] is False
+
+
+def test_onnx_export_refuses_a_metadata_model_instead_of_dropping_its_fusion_head(
+    tiny_model_kwargs, tmp_path
+):
+    from mmfuse.export import ExportError, export_onnx
+
+    with pytest.raises(ExportError, match="takes patient metadata"):
+        export_onnx(_metadata_model(tiny_model_kwargs), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_data_stats_reports_missing_metadata_per_split(tmp_path, capsys):
+    import csv
+    import json
+
+    from mmfuse.cli import main
+
+    release = make_release(tmp_path / "derm7pt", cases=30)
+    meta = release / "meta" / "meta.csv"
+    rows = list(csv.DictReader(meta.open()))
+    rows[0]["sex"], rows[1]["location"] = "", "elbow"  # one missing value, one unknown category
+    with meta.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["data", "stats", "derm7pt", str(release), "--metadata", "--json"]) == 0
+    reports = json.loads(capsys.readouterr().out)["metadata"]
+    assert sum(r["missing"].get("sex", 0) for r in reports.values()) == 1
+    assert sum(r["unknown"].get("location", 0) for r in reports.values()) == 1
+    assert main(["data", "stats", "derm7pt", str(release), "--metadata"]) == 0
+    assert "1 unknown ['elbow']" in capsys.readouterr().out

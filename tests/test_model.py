@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import mmfuse
-from mmfuse.model import default_fusion_stages
 
 ENCODERS = ["test_convnext", "test_efficientnet", "test_mambaout", "tiny_cnn"]
 FUSIONS = ["aab", "bab", "concat", "gated"]
@@ -133,8 +132,3 @@ def test_bad_configs_are_explained(tiny_model_kwargs, overrides, message):
 def test_unknown_preset_lists_presets():
     with pytest.raises(ValueError, match=r"unknown preset 'ammfm-vit'; available: \['ammfm-convnext'"):
         mmfuse.build_model("ammfm-vit")
-
-
-def test_default_fusion_stage_is_reduction_16():
-    assert default_fusion_stages([4, 8, 16, 32]) == [2]
-    assert default_fusion_stages([2, 4, 8, 16, 32]) == [3]

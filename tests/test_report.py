@@ -56,6 +56,11 @@ def test_report_command_rebuilds_the_page_with_robustness_curves(run, capsys):
     assert (run / "report.html").read_text() == page
     assert main(["report", str(run / "nope")]) == 1
     assert "run directory not found" in capsys.readouterr().err
+    seeds = run.parent / "seeds"
+    (seeds / "seed_0").mkdir(parents=True)
+    assert main(["report", str(seeds)]) == 1
+    error = capsys.readouterr().err
+    assert "not a training run directory" in error and "seed_0" in error
 
 
 @pytest.mark.slow

@@ -39,6 +39,11 @@ def add_parser(subparsers) -> None:
         sub.add_argument("--schema", help="YAML schema (paired_csv only)")
         if name == "stats":
             sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+            sub.add_argument(
+                "--metadata",
+                action="store_true",
+                help="also count missing and unknown metadata values per split (encoding fitted on train)",
+            )
         if name == "prepare":
             sub.add_argument("--size", type=int, required=True, help="the model's input size")
         if name in ("check", "prepare"):
@@ -89,11 +94,30 @@ def run_stats(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        stats = split_statistics(load_table(_config(args)))
+        table = load_table(_config(args))
+        stats = split_statistics(table)
+        reports = metadata_reports(table, _config(args)) if args.metadata else None
     for warning in caught:
         print(f"note: {warning.message}", file=sys.stderr)
-    print(json.dumps(stats, indent=2) if args.json else format_statistics(stats))
+    if args.json:
+        print(json.dumps(stats if reports is None else {**stats, "metadata": reports}, indent=2))
+        return 0
+    print(format_statistics(stats))
+    for split, report in (reports or {}).items():
+        print(f"{split}: {report['text']}")
     return 0
+
+
+def metadata_reports(table, config: dict) -> dict:
+    """Per split, the missing and unknown metadata values under the encoding fitted on ``train``."""
+    from mmfuse.data.build import fit_metadata_encoding
+
+    encoding, _ = fit_metadata_encoding({**config, "metadata": True}, "train")
+    reports = {}
+    for split in table.splits:
+        _, _, report = encoding.encode([r.metadata for r in table.split_records(split)])
+        reports[split] = {**report.to_dict(), "text": report.describe()}
+    return reports
 
 
 def run_prepare(args: argparse.Namespace) -> int:

@@ -40,6 +40,11 @@ def add_parser(subparsers) -> None:
         "--out", metavar="DIR", help="also write metrics.json, predictions_<split>.csv and plots here"
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --out replace an existing metrics.json (by default a training run's results are never replaced)",
+    )
+    parser.add_argument(
         "--bootstrap",
         type=int_in_range(0),
         default=1000,
@@ -121,6 +126,17 @@ def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -
     return result
 
 
+def _refuse_to_replace(metrics: Path, overwrite: bool) -> None:
+    """A training run's metrics.json is its record (the report and model card read it): never replace it silently."""
+    if metrics.exists() and not overwrite:
+        from mmfuse.training.rundir import RunDirError
+
+        raise RunDirError(
+            f"--out {metrics.parent} already holds {metrics.name} (a training run's results or an earlier "
+            "evaluation); choose another folder, or pass --overwrite to replace it"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.bootstrap import BootstrapOptions
     from mmfuse.evaluation.calibration import calibration_report, format_ece
@@ -139,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is a file; give a directory to write the report into")
+    if args.out:
+        _refuse_to_replace(Path(args.out) / METRICS_FILE, args.overwrite)  # before minutes of inference
     model_dir = run_model_dir(args.model)
     run_dir = model_dir.parent if model_dir else None
     model = load_run_or_model(args.model)

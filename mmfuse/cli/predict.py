@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mmfuse.errors import UsageError
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -16,6 +18,12 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--auxiliary", metavar="IMG", help="the auxiliary image (Derm7pt: clinical); optional"
+    )
+    parser.add_argument(
+        "--metadata",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="patient metadata for a model that takes it (repeat: --metadata sex=male --metadata age=54)",
     )
     parser.add_argument(
         "--no-temperature",
@@ -35,6 +43,8 @@ def format_prediction(result: dict) -> str:
         lines.append(f"{name.ljust(width)}  {entry['predicted']:<5}  ({probs})")
     if not result["auxiliary_used"]:
         lines.append("no auxiliary image: the primary head answered alone")
+    elif result.get("metadata_used") is False:
+        lines.append("no metadata: the heads that do not read it answered")
     if "seven_point" in result:
         sp = result["seven_point"]
         verdict = "melanoma suspected" if sp["melanoma"] else "below the melanoma threshold"
@@ -53,12 +63,21 @@ def run(args: argparse.Namespace) -> int:
     for option, image in (("--primary", args.primary), ("--auxiliary", args.auxiliary)):
         if image is not None and not Path(image).is_file():
             raise FileNotFoundError(f"{option} image not found: {image}")
+    metadata = None
+    if args.metadata:
+        metadata = {}
+        for item in args.metadata:
+            field, sep, value = item.partition("=")
+            if not sep or not field.strip():
+                raise UsageError(f"--metadata takes FIELD=VALUE, got {item!r}")
+            metadata[field.strip()] = value.strip()
     model = load_run_or_model(args.model)
     result = predict_pair(
         model,
         args.primary,
         args.auxiliary,
         device=select_device(args.device, DistContext()),
+        metadata=metadata,
         calibrated=not args.no_temperature,
     )
     print(json.dumps(result, indent=2) if args.json else format_prediction(result))

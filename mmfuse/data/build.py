@@ -12,6 +12,7 @@ from mmfuse.data.paired import PairedDataset
 from mmfuse.data.paired_csv import load_paired_csv
 from mmfuse.errors import DataError
 from mmfuse.metadata import EncodingReport, FieldSpec, MetadataEncoding
+from mmfuse.tasks import TaskSpec, check_same_tasks
 
 FORMATS = ("derm7pt", "paired_csv")
 CONFIG_KEYS = {"format", "root", "schema", "cache", "augment", "backend", "split_seed", "metadata"}
@@ -70,11 +71,13 @@ def build_dataset(
     std: Sequence[float],
     seed: int = 0,
     metadata_encoding: MetadataEncoding | None = None,
+    tasks: Sequence[TaskSpec] | None = None,
 ) -> PairedDataset:
     """One split of the dataset a config describes, with per-modality augmentation.
 
     ``augment`` options apply to both modalities; a nested ``primary:`` or ``auxiliary:`` mapping
     overrides them for one. ``cache: auto`` (the default) uses a fresh prepared cache for ``img_size``.
+    ``tasks`` (the model's) must equal the data's tasks, else :class:`~mmfuse.tasks.TaskMismatchError`.
     """
     unknown = set(data_config) - CONFIG_KEYS
     if unknown:
@@ -85,6 +88,10 @@ def build_dataset(
     if cache_mode not in ("auto", "off"):
         raise DataError(f"data config 'cache' must be 'auto' or 'off', got {cache_mode!r}")
     table = load_table(data_config)
+    if tasks is not None:
+        check_same_tasks(
+            tasks, table.tasks, f"{data_config['root']} ({data_config.get('format', 'derm7pt')})"
+        )
     options = dict(data_config.get("augment") or {})
     per_modality = {m: dict(options.pop(m, None) or {}) for m in MODALITIES}
     augmenters = {

@@ -108,14 +108,44 @@ def load_cache(root: str | os.PathLike, size: int) -> PreparedCache | None:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
-    if manifest.get("version") != FORMAT_VERSION or manifest.get("size") != int(size):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("version") != FORMAT_VERSION
+        or manifest.get("size") != int(size)
+    ):
         return None
-    entries = manifest["entries"]
-    if not all(_unchanged(root, e["primary"]) and _unchanged(root, e["auxiliary"]) for e in entries):
-        return None
+    entries, margin = manifest.get("entries"), manifest.get("margin")
+    if not isinstance(entries, list) or not isinstance(margin, int) or margin < 0:
+        raise _damaged(directory, f"{MANIFEST} lacks a list of entries or a margin")
+    try:
+        if not all(_unchanged(root, e["primary"]) and _unchanged(root, e["auxiliary"]) for e in entries):
+            return None
+    except (KeyError, TypeError):
+        raise _damaged(directory, f"{MANIFEST} has malformed entries") from None
     if not all((directory / f"{m}.npy").is_file() for m in ("primary", "auxiliary")):
         return None
-    return PreparedCache(directory, int(size), int(manifest["margin"]), entries)
+    cache = PreparedCache(directory, int(size), margin, entries)
+    expected = (len(entries), cache.side, cache.side, 3)
+    for modality in ("primary", "auxiliary"):
+        try:
+            array = cache.array(modality)
+        except (OSError, ValueError) as exc:
+            raise _damaged(directory, f"{modality}.npy cannot be read: {exc}") from None
+        if array.shape != expected or array.dtype != np.uint8:
+            raise _damaged(
+                directory,
+                f"{modality}.npy holds {array.dtype} {tuple(array.shape)} but {MANIFEST} describes uint8 {expected} "
+                f"({len(entries)} cases at {cache.side} px)",
+            )
+    return cache
+
+
+def _damaged(directory: Path, reason: str) -> DataError:
+    # A cache that disagrees with its manifest would feed other cases' pixels (or fail on an index).
+    return DataError(
+        f"the prepared cache {directory} is damaged: {reason}; delete that folder or run "
+        "`mmfuse data prepare` again (or set data.cache: off)"
+    )
 
 
 def prepare_cache(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mmfuse.data.errors import DataError, Problem, raise_for_problems
 from mmfuse.data.images import resolve_image_path
-from mmfuse.data.records import CaseRecord, read_table
+from mmfuse.data.records import CaseRecord, duplicate_case_ids, read_table
 from mmfuse.data.split import SPLIT_NAMES, stratified_split
 from mmfuse.data.validate import ImageRef, check_images
 from mmfuse.metadata import EncodedField, FieldSpec, MetadataEncoding
@@ -299,6 +299,7 @@ def parse_release(root: str | Path, *, split_seed: int = 0) -> Derm7ptRelease:
     if problems:
         return Derm7ptRelease(root, columns, rows, [None] * len(rows), {}, "none", problems)
     records = [_parse_row(root, i, row, problems) for i, row in enumerate(rows)]
+    problems += duplicate_case_ids(records, META_FILE)
     splits = _read_split_files(root, len(rows), problems)
     source = "files"
     if splits is None:

@@ -52,11 +52,31 @@ def _open_rgb(path: Path, draft_size: int | None) -> Image.Image:
                 # JPEG decodes at 1/2, 1/4 or 1/8 scale for free, never below the requested size.
                 img.draft("RGB", (draft_size, draft_size))
             img.load()  # decode everything now: a truncated file fails here, not later
-            return img.convert("RGB")
+            return to_rgb8(img, path)
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot decode image {path}: {exc}") from None
+
+
+# Integer modes wider than 8 bits: PIL's convert("RGB") clips them at 255 (a 16-bit scan turns white).
+_WIDE_INTEGER_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_rgb8(img: Image.Image, path: Path) -> Image.Image:
+    """8-bit RGB of any supported mode; 16-bit greyscale is rescaled (65535 -> 255), never clipped."""
+    if img.mode in _WIDE_INTEGER_MODES:
+        values = np.asarray(img).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise DataError(
+                f"cannot decode image {path}: {img.mode} pixels outside 0..65535 (min {values.min()}, "
+                f"max {values.max()}); save it as 8- or 16-bit"
+            )
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if img.mode == "F":
+        raise DataError(f"cannot decode image {path}: floating-point pixels (mode F) have no defined range")
+    return img.convert("RGB")
 
 
 def load_resized(path: str | os.PathLike, size: int) -> np.ndarray:

@@ -30,7 +30,7 @@ import yaml
 
 from mmfuse.data.errors import DataError, Problem, raise_for_problems
 from mmfuse.data.images import resolve_image_path
-from mmfuse.data.records import CaseRecord, read_table
+from mmfuse.data.records import CaseRecord, duplicate_case_ids, read_table
 from mmfuse.data.split import DEFAULT_RATIOS, SPLIT_NAMES, stratified_split
 from mmfuse.metadata import FieldSpec
 from mmfuse.tasks import TaskSpec
@@ -211,6 +211,7 @@ def parse_paired_csv(
                 metadata={"row": i, **{c: row[c] for c in schema.metadata}},
             )
         )
+    problems += duplicate_case_ids(records, schema.table)
     if schema.split:
         splits = {name: [] for name in SPLIT_NAMES}
         for i, row in enumerate(rows):

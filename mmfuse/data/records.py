@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmfuse.data.errors import DataError
+from mmfuse.data.errors import DataError, Problem
 from mmfuse.tasks import TaskSpec
 
 
@@ -29,6 +29,23 @@ class CaseRecord:
     def describe(self) -> str:
         row = self.metadata.get("row")
         return f"case {self.case_id!r}" + (f" (row {row})" if row is not None else "")
+
+
+def duplicate_case_ids(records: Sequence[CaseRecord | None], table: str) -> list[Problem]:
+    """One problem per case id given to more than one row: predictions and reports key cases by id."""
+    rows: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        if record is not None:
+            rows.setdefault(record.case_id, []).append(i)
+    return [
+        Problem(
+            "duplicate case id",
+            f"{table}: case id {case_id!r} is given to rows {', '.join(map(str, where))} "
+            f"(lines {', '.join(str(i + 2) for i in where)}); every case needs its own id",
+        )
+        for case_id, where in rows.items()
+        if len(where) > 1
+    ]
 
 
 def class_counts(records: Sequence[CaseRecord], tasks: Sequence[TaskSpec]) -> dict[str, dict[str, int]]:

@@ -43,6 +43,7 @@ def evaluation_dataset(model, data_config: Mapping, split: str):
         mean=prep["mean"],
         std=prep["std"],
         metadata_encoding=getattr(model, "metadata_encoding", None),
+        tasks=model.tasks,
     )
 
 

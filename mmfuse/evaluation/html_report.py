@@ -387,6 +387,12 @@ def build_report(run: str | Path) -> str:
     run = Path(run)
     if not run.is_dir():
         raise FileNotFoundError(f"run directory not found: {run}")
+    if not any((run / name).exists() for name in ("config.yaml", "metrics.json", "log.csv", "model")):
+        seeds = sorted(p.name for p in run.glob("seed_*") if p.is_dir())
+        hint = f"; a --seeds folder has one report per seed, e.g. {run / seeds[0]}" if seeds else ""
+        raise UsageError(
+            f"{run} is not a training run directory (no config.yaml, metrics.json, log.csv or model/){hint}"
+        )
     metrics = _read_json(run / "metrics.json")
     search = _read_json(run / "weight_search.json")
     calibration = _read_json(run / "calibration.json")

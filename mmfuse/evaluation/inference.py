@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmfuse.data.augment import TTA_VIEWS, apply_tta_view
-from mmfuse.errors import UsageError
+from mmfuse.errors import NonFiniteOutputError, UsageError
 
 
 @dataclass
@@ -164,10 +164,34 @@ def collect_predictions(
     if not case_ids:
         raise UsageError("no cases to evaluate: the split is empty")
     logits = {h: {t: torch.cat(v, dim=1) for t, v in per_task.items()} for h, per_task in chunks.items()}
+    check_finite_logits(logits, case_ids)
     auxiliary_present = torch.cat(present)
     head_rows = {h: torch.cat(v) for h, v in present_chunks.items()} or None
     probabilities = probabilities_from_logits(logits, auxiliary_present, temperatures, head_rows)
     return Predictions(case_ids, torch.cat(labels), auxiliary_present, probabilities, logits, head_rows)
+
+
+def check_finite_logits(logits: Mapping[str, Mapping[str, torch.Tensor]], case_ids: Sequence[str]) -> None:
+    """Raise :class:`NonFiniteOutputError` naming the cases and heads whose logits ``[V, N, C]`` hold NaN or inf.
+
+    NaN logits turn into NaN probabilities that metrics, argmax and the seven-point score would
+    silently report as results; a model that produces them (diverged weights, a broken input) must stop here.
+    """
+    bad_rows = torch.zeros(len(case_ids), dtype=torch.bool)
+    where = []
+    for head, per_task in logits.items():
+        for task, z in per_task.items():
+            rows = ~torch.isfinite(z).all(dim=-1).all(dim=0)
+            if rows.any():
+                where.append(f"{head}/{task}")
+                bad_rows |= rows
+    if where:
+        ids = [case_ids[i] for i in bad_rows.nonzero().flatten().tolist()]
+        shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        raise NonFiniteOutputError(
+            f"the model produced NaN or infinite logits for {len(ids)} case(s) ({shown}) in {', '.join(where)}; "
+            "its weights or inputs are broken (a diverged training run, a damaged checkpoint or image)"
+        )
 
 
 def metadata_inputs(model: torch.nn.Module, batch: dict, device: torch.device | str) -> dict:

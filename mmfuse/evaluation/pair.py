@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import torch
 
+from mmfuse.errors import UsageError
 from mmfuse.evaluation.derm7pt import seven_point
 
 
@@ -29,6 +30,7 @@ def predict_pair(
     auxiliary: str | os.PathLike | None = None,
     *,
     device: torch.device | str = "cpu",
+    metadata: Mapping[str, object] | None = None,
     calibrated: bool = True,
 ) -> dict:
     """``{"tasks": {task: {"predicted", "probabilities": {class: p}}}, "auxiliary_used", "head_weights", ...}``.
@@ -36,12 +38,20 @@ def predict_pair(
     The model's fitted temperatures are applied unless ``calibrated`` is False.
     Without ``auxiliary`` the primary branch answers alone (see :meth:`mmfuse.FusionModel.predict`).
     For the Derm7pt tasks the result also holds ``seven_point``: the checklist score of the predicted
-    criteria and whether it reaches the melanoma threshold.
+    criteria and whether it reaches the melanoma threshold. ``metadata`` (field → raw value) is the
+    case's patient metadata, for a model that takes it; without it such a model answers from the heads
+    that do not read metadata (``metadata_used`` says which happened).
     """
     prep = model.preprocessing
     x = load_image(primary, "primary", prep).to(device)
     y = load_image(auxiliary, "auxiliary", prep).to(device) if auxiliary is not None else None
-    probabilities = model.to(device).predict(primary=x, auxiliary=y, calibrated=calibrated)
+    extra = {}
+    if metadata is not None:
+        if not getattr(model, "uses_metadata", False):
+            raise UsageError("this model takes no metadata; drop the metadata")
+        values, present = model.encode_metadata([metadata])
+        extra = {"metadata": values.to(device), "metadata_present": present.to(device)}
+    probabilities = model.to(device).predict(primary=x, auxiliary=y, calibrated=calibrated, **extra)
     tasks = {}
     for task in model.tasks:
         p = probabilities[task.name][0].float().cpu()
@@ -55,6 +65,8 @@ def predict_pair(
         "head_weights": model.head_weights_dict if auxiliary is not None else {"primary": 1.0},
         "temperature_scaled": bool(calibrated and model.temperatures),
     }
+    if getattr(model, "uses_metadata", False):
+        result["metadata_used"] = bool(extra) and bool(extra["metadata_present"].all()) and y is not None
     score = seven_point({name: entry["predicted"] for name, entry in tasks.items()}, model.tasks)
     if score is not None:
         result["seven_point"] = score

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from mmfuse.tasks import TaskSpec
+from mmfuse.tasks import TaskMismatchError, TaskSpec
 
 # Heads that need the auxiliary image, masked for samples that lack it.
 AUXILIARY_HEADS = ("auxiliary", "fusion")
@@ -33,6 +33,7 @@ def multitask_loss(
     ``head_present[head]`` (``[B]`` bool, from ``FusionOutput.head_present``) masks rows a head could not
     see properly, e.g. a metadata-reading fusion head for cases without metadata.
     """
+    check_task_shapes(logits, labels, tasks)
     batch = labels.shape[0]
     per_head = {}
     for head, per_task in logits.items():
@@ -44,9 +45,44 @@ def multitask_loss(
             mask = rows if mask is None else mask * rows
         total = labels.new_zeros((), dtype=torch.float32)
         for column, task in enumerate(tasks):
-            losses = F.cross_entropy(per_task[task.name].float(), labels[:, column], reduction="none")
+            target = labels[:, column]
+            if target.device.type == "cpu" and bool(((target < 0) | (target >= task.num_classes)).any()):
+                raise TaskMismatchError(
+                    f"labels of task {task.name!r} must be class indices in [0, {task.num_classes}), got "
+                    f"{sorted(set(target.tolist()))}: the data's classes differ from the model's {list(task.classes)}"
+                )
+            losses = F.cross_entropy(per_task[task.name].float(), target, reduction="none")
             if mask is not None:
                 losses = losses * mask
             total = total + losses.sum() / batch
         per_head[head] = total
     return sum(per_head.values()), per_head
+
+
+def check_task_shapes(
+    logits: Mapping[str, Mapping[str, torch.Tensor]], labels: torch.Tensor, tasks: Sequence[TaskSpec]
+) -> None:
+    """Raise :class:`TaskMismatchError` unless labels and every head's logits fit ``tasks``.
+
+    Labels from a dataset with other tasks than the model's would otherwise index the wrong column
+    (a silently wrong loss) or fail deep inside ``cross_entropy`` with a bare IndexError.
+    """
+    names = [t.name for t in tasks]
+    if labels.dim() != 2 or labels.shape[1] != len(tasks):
+        raise TaskMismatchError(
+            f"labels have shape {tuple(labels.shape)} but the model has {len(tasks)} tasks {names}: "
+            "the data's tasks differ from the model's"
+        )
+    for head, per_task in logits.items():
+        missing = [n for n in names if n not in per_task]
+        if missing:
+            raise TaskMismatchError(
+                f"head {head!r} has no logits for task(s) {missing}; its tasks: {list(per_task)}"
+            )
+        for task in tasks:
+            width = per_task[task.name].shape[-1]
+            if width != task.num_classes:
+                raise TaskMismatchError(
+                    f"head {head!r} gives {width} logits for task {task.name!r}, which has "
+                    f"{task.num_classes} classes {list(task.classes)}"
+                )

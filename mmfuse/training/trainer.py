@@ -261,6 +261,7 @@ class Trainer:
             std=prep["std"],
             seed=self.seed,
             metadata_encoding=self.model.metadata_encoding,
+            tasks=self.model.tasks,
         )
 
     def _batch_source(self, context: DistContext) -> BatchSource:
