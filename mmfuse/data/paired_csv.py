@@ -126,7 +126,7 @@ def read_schema(path: str | Path) -> PairedSchema:
     tasks = tuple(tasks)
     if len({t.spec.name for t in tasks}) != len(tasks):
         raise DataError(f"schema {path}: task names repeat: {[t.spec.name for t in tasks]}")
-    metadata = data.get("metadata") or ()
+    metadata = data.get("metadata") or []
     if not isinstance(metadata, list):
         raise DataError(f"schema {path}: 'metadata' must be a list of columns, got {metadata!r}")
     try:

@@ -60,8 +60,9 @@ def class_counts(records: Sequence[CaseRecord], tasks: Sequence[TaskSpec]) -> di
 def read_table(path: Path) -> tuple[tuple[str, ...], list[dict[str, str]]]:
     """Column names and rows of a CSV file (a BOM is ignored)."""
     if not path.is_file():
-        what = "is a directory, not a CSV file" if path.is_dir() else "not found"
-        raise DataError(f"metadata file {path} {what}")
+        if path.is_dir():
+            raise DataError(f"metadata file {path} is a directory, not a CSV file")
+        raise DataError(f"metadata file not found: {path}")
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
