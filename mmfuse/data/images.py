@@ -55,6 +55,8 @@ def _open_rgb(path: Path, draft_size: int | None) -> Image.Image:
             return to_rgb8(img, path)
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"image {path} is too large to decode safely: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot decode image {path}: {exc}") from None
 
