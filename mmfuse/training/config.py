@@ -81,7 +81,9 @@ def _merge(defaults: Mapping, given: Mapping, path: tuple[str, ...]) -> dict:
             )
         if key not in defaults and not path:
             raise ConfigError(f"unknown config section {key!r}; valid sections: {sorted(defaults)}")
-        if isinstance(defaults.get(key), dict) and value is not None:
+        if isinstance(defaults.get(key), dict) and value is None:
+            continue  # `model:` with nothing under it: that section's defaults
+        if isinstance(defaults.get(key), dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"config key {'.'.join((*path, key))!r} must be a mapping, got {value!r}")
             merged[key] = _merge(defaults[key], value, (*path, key))
