@@ -8,6 +8,7 @@ is what ``RUN/config.yaml`` stores and what ``--resume`` compares against.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -110,6 +111,38 @@ def _check(config: dict) -> None:
     swa = train["swa"]
     if not isinstance(swa["epochs"], int) or not 0 <= swa["epochs"] <= train["epochs"]:
         raise ConfigError(f"train.swa.epochs must be an integer in [0, train.epochs], got {swa['epochs']!r}")
+    for key, low, optional in (
+        ("lr", 0.0, False),
+        ("weight_decay", 0.0, False),
+        ("min_lr_ratio", 0.0, False),
+        ("modality_dropout", 0.0, False),
+        ("grad_clip", 0.0, True),
+    ):
+        value = train[key]
+        if value is None and optional:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < low
+        ):
+            raise ConfigError(f"train.{key} must be a finite number >= {low:g}, got {value!r}")
+    for key in ("warmup_epochs", "seed", "log_every"):
+        if isinstance(train[key], bool) or not isinstance(train[key], int) or not 0 <= train[key] < 2**32:
+            raise ConfigError(f"train.{key} must be an integer in [0, 2**32), got {train[key]!r}")
+    if train["swa"]["lr"] is not None and (
+        isinstance(train["swa"]["lr"], bool)
+        or not isinstance(train["swa"]["lr"], (int, float))
+        or not 0 < train["swa"]["lr"] < math.inf
+    ):
+        raise ConfigError(f"train.swa.lr must be a positive number or null, got {train['swa']['lr']!r}")
+    data = config["data"]
+    if data.get("format") not in ("derm7pt", "paired_csv"):
+        raise ConfigError(f"data.format must be 'derm7pt' or 'paired_csv', got {data.get('format')!r}")
+    workers = data.get("num_workers")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 256:
+        raise ConfigError(f"data.num_workers must be an integer in [0, 256], got {workers!r}")
     if not 0.0 <= float(train["modality_dropout"]) < 1.0:
         raise ConfigError(f"train.modality_dropout must be in [0, 1), got {train['modality_dropout']!r}")
     if float(train["lr"]) <= 0:
