@@ -1,5 +1,6 @@
 """mmfuse: asymmetric multimodal fusion for multi-label medical image classification."""
 
+from mmfuse._version import __version__
 from mmfuse.errors import (
     CheckpointError,
     CompareError,
@@ -25,12 +26,13 @@ from mmfuse.errors import (
     UsageError,
     WeightsMismatchError,
 )
+from mmfuse.factory import build_model
 from mmfuse.hookspecs import hookimpl
-from mmfuse.hub import from_pretrained
+from mmfuse.hub import FusionModel, from_pretrained
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
-from mmfuse.model import HEADS, FusionModel, FusionOutput
-from mmfuse.presets import build_model, list_presets
+from mmfuse.model import HEADS, FusionNetwork, FusionOutput
+from mmfuse.presets import list_presets
 from mmfuse.registry import (
     create_combiner,
     create_encoder,
@@ -53,23 +55,8 @@ from mmfuse.registry import (
 )
 from mmfuse.tasks import DERM7PT_TASKS, TaskSpec, resolve_tasks
 
-__version__ = "0.1.0"
-
 __all__ = [
-    "ModelConfigError",
-    "NonFiniteOutputError",
-    "TaskMismatchError",
-    "PluginError",
-    "UnknownOptionError",
-    "UsageError",
-    "RunDirError",
-    "NonFiniteLossError",
-    "ExportError",
-    "DataError",
-    "CorruptWeightsError",
-    "ConfigError",
-    "CompareError",
-    "CheckpointError",
+    "__version__",
     "DERM7PT_TASKS",
     "HEADS",
     "Combiner",
@@ -77,6 +64,7 @@ __all__ = [
     "Encoder",
     "FusionBlock",
     "FusionModel",
+    "FusionNetwork",
     "FusionOutput",
     "Head",
     "InvalidConfigError",
@@ -114,4 +102,18 @@ __all__ = [
     "register_preset",
     "resolve_tasks",
     "unregister_plugin",
+    "CheckpointError",
+    "CompareError",
+    "ConfigError",
+    "CorruptWeightsError",
+    "DataError",
+    "ExportError",
+    "ModelConfigError",
+    "NonFiniteLossError",
+    "NonFiniteOutputError",
+    "PluginError",
+    "RunDirError",
+    "TaskMismatchError",
+    "UnknownOptionError",
+    "UsageError",
 ]

@@ -28,8 +28,7 @@ import torch
 from torch import nn
 
 from mmfuse.errors import ExportError, UsageError
-from mmfuse.hub import hub_config
-from mmfuse.model import FusionModel
+from mmfuse.hub import FusionModel, hub_config
 
 INPUT_NAMES = ("primary", "auxiliary")
 DEFAULT_OPSET = 17

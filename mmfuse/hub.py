@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import ModelHubMixin
 
+from mmfuse._version import __version__
 from mmfuse.errors import (
     BUILD_ERRORS,
     InvalidConfigError,
@@ -42,12 +43,22 @@ from mmfuse.errors import (
     WeightsMismatchError,
     describe_build_error,
 )
+from mmfuse.model import FusionNetwork
+from mmfuse.model_card import render_model_card
+from mmfuse.presets import COMPONENT_FIELDS, upgrade_config
+from mmfuse.registry import (
+    COMBINERS,
+    ENCODERS,
+    FUSIONS,
+    HEAD_TYPES,
+    METADATA_ENCODERS,
+    encoder_entry,
+    plugin_manager,
+)
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
     from torch import nn
-
-    from mmfuse.model import FusionModel
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -246,8 +257,6 @@ def _plugin_package(plugin: str) -> str | None:
 
 
 def _registry(kind: str):
-    from mmfuse.registry import COMBINERS, ENCODERS, FUSIONS, HEAD_TYPES, METADATA_ENCODERS
-
     return {
         "encoder": ENCODERS,
         "fusion": FUSIONS,
@@ -259,8 +268,6 @@ def _registry(kind: str):
 
 def component_provider(kind: str, name: str) -> dict:
     """``{"name", "plugin", "package"}`` of the component ``name`` of ``kind``, as recorded in config.json."""
-    from mmfuse.registry import ENCODERS, plugin_manager
-
     if kind != "encoder":
         plugin = _registry(kind).entry(name).provider
     elif name in ENCODERS:
@@ -275,11 +282,8 @@ def component_provider(kind: str, name: str) -> dict:
     return {"name": name, "plugin": plugin, "package": _plugin_package(plugin)}
 
 
-def hub_config(model: FusionModel) -> dict:
+def hub_config(model: FusionNetwork) -> dict:
     """``model.config`` plus the mmfuse version and the plugin that provides each named component."""
-    from mmfuse import __version__
-    from mmfuse.presets import COMPONENT_FIELDS
-
     config = model.config
     providers = {
         field: component_provider(kind, config[field])
@@ -301,8 +305,6 @@ def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:
         raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} must hold a JSON object")
     metadata = {key: data.pop(key) for key in METADATA_KEYS if key in data}
     check_config(data, metadata.get("providers") or {}, location)
-    from mmfuse.presets import upgrade_config
-
     try:
         data = upgrade_config(data)  # an older config.json builds the architecture it was trained with
     except ValueError as exc:
@@ -312,9 +314,6 @@ def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:
 
 def check_config(config: Mapping, providers: Mapping, location: ModelLocation) -> None:
     """Every named component is registered (or its plugin is named as missing); no option loads files."""
-    from mmfuse.presets import COMPONENT_FIELDS
-    from mmfuse.registry import encoder_entry, plugin_manager
-
     where = f"{CONFIG_FILE} of {location.describe()}"
     for field in COMPONENT_FIELDS:
         if not isinstance(config.get(field, ""), str):
@@ -427,8 +426,6 @@ def from_pretrained(
     ``config.json`` with backbone ``pretrained=False`` (no ImageNet download just to overwrite it),
     then ``model.safetensors`` is loaded strictly. The model is returned in eval mode.
     """
-    from mmfuse.model import FusionModel
-
     location = resolve_name(name_or_path, revision)
     config_path = _fetch(location, CONFIG_FILE, token=token, cache_dir=cache_dir)
     config, _ = read_config(config_path, location)
@@ -539,10 +536,9 @@ class HubMixin(
         repo_id: str | None = None,
         **kwargs,
     ) -> ModelCard:
-        from mmfuse.model_card import render_model_card
-
         return render_model_card(
             self,
+            hub_config(self),
             card_data=self._hub_mixin_info.model_card_data,
             metrics=metrics,
             training_config=training_config,
@@ -580,3 +576,12 @@ class HubMixin(
     def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs) -> FusionModel:
         """Same as :func:`mmfuse.from_pretrained`."""
         return from_pretrained(name_or_path, **kwargs)
+
+
+class FusionModel(FusionNetwork, HubMixin):
+    """AMMFM and its relatives, with saving, loading and publishing; build one with
+    :func:`mmfuse.build_model`, load one with :func:`mmfuse.from_pretrained`.
+
+    The architecture is :class:`mmfuse.model.FusionNetwork` (the layer below); this class adds
+    ``save_pretrained``, ``push_to_hub``, ``from_pretrained`` and the model card.
+    """

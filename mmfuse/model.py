@@ -4,8 +4,11 @@ Data flow (see docs/architecture.md): the primary and auxiliary encoders run in 
 chosen primary stage, the fusion block receives that stage's map and the auxiliary map of the same
 reduction, and its outputs replace both before the next stages consume them. The final maps are
 average-pooled; the primary, auxiliary and fusion heads (the last on the concatenation of both pooled
-vectors) give one linear classifier per task each. :meth:`FusionModel.predict` averages the heads'
+vectors) give one linear classifier per task each. :meth:`FusionNetwork.predict` averages the heads'
 softmax with ``head_weights`` (Eq. 4 of the paper).
+
+This module is the architecture alone; :class:`mmfuse.FusionModel` (in :mod:`mmfuse.hub`, the layer
+above) adds saving, loading and publishing, and :func:`mmfuse.build_model` builds one from a preset.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import torch
 from torch import nn
 
 from mmfuse.errors import NonFiniteOutputError, PluginError, UsageError
-from mmfuse.hub import HubMixin
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
+from mmfuse.presets import HEADS, normalize_config
 from mmfuse.registry import (
     create_combiner,
     create_fusion,
@@ -31,7 +34,9 @@ from mmfuse.registry import (
 )
 from mmfuse.tasks import TaskSpec, resolve_tasks, tasks_to_data
 
-HEADS = ("primary", "auxiliary", "fusion")
+# How Eq. 4's weights combine the heads: a weighted mean of their softmax outputs (the paper's Eq. 4), or
+# the softmax of the weighted sum of their logits (FusionM4Net's second stage, which the paper follows).
+HEAD_COMBINE_MODES = ("probabilities", "logits")
 
 
 @dataclass
@@ -76,6 +81,44 @@ def mix_heads(
             keep = auxiliary_present.to(value.device).bool().view(-1, 1)
             value = torch.where(keep, value, probabilities["primary"][task])
         mixed[task] = value
+    return mixed
+
+
+def mix_head_logits(
+    logits: Mapping[str, Mapping[str, torch.Tensor]],
+    weights: Mapping[str, float],
+    auxiliary_present: torch.Tensor | None = None,
+    head_present: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """FusionM4Net's combination: the softmax of the weighted sum of the heads' logits.
+
+    ``logits[head][task]`` is ``[..., batch, classes]`` (a leading TTA-view axis is kept: each view is
+    mixed and soft-maxed on its own, as the reference does before averaging views). Weights are
+    renormalised over the heads present in each row; rows whose ``auxiliary_present`` is False take the
+    primary head alone; heads present with zero total weight share equally.
+    """
+    heads = [h for h in HEADS if h in logits]
+    mixed = {}
+    for task in logits[heads[0]]:
+        first = logits[heads[0]][task]
+        rows = first.shape[-2]
+        numerator = torch.zeros_like(first, dtype=torch.float32)
+        total = first.new_zeros((rows, 1), dtype=torch.float32)
+        equal = torch.zeros_like(numerator)
+        count = torch.zeros_like(total)
+        for head in heads:
+            mask = torch.ones((rows, 1), device=first.device)
+            if head_present and head in head_present:
+                mask = head_present[head].to(first.device).view(-1, 1).float()
+            if auxiliary_present is not None and head != "primary" and "primary" in logits:
+                mask = mask * auxiliary_present.to(first.device).view(-1, 1).float()
+            z = logits[head][task].float()
+            numerator = numerator + float(weights[head]) * mask * z
+            total = total + float(weights[head]) * mask
+            equal = equal + mask * z
+            count = count + mask
+        value = torch.where(total > 0, numerator / total.clamp_min(1e-12), equal / count.clamp_min(1))
+        mixed[task] = value.softmax(dim=-1)
     return mixed
 
 
@@ -127,8 +170,9 @@ def _match_stage(reduction: int, reductions: Sequence[int]) -> int:
     return min(range(len(reductions)), key=lambda i: (abs(math.log2(reductions[i] / reduction)), -i))
 
 
-class FusionModel(nn.Module, HubMixin):
-    """AMMFM and its relatives; build one with :func:`mmfuse.build_model`.
+class FusionNetwork(nn.Module):
+    """AMMFM and its relatives: the architecture. Use :class:`mmfuse.FusionModel` (this plus saving and
+    loading), built with :func:`mmfuse.build_model`.
 
     ``config`` is the plain-data description returned by :attr:`config` (registry names, options,
     tasks, stages, preprocessing), so ``FusionModel(model.config)`` rebuilds the same architecture.
@@ -142,8 +186,6 @@ class FusionModel(nn.Module, HubMixin):
         pretrained_files: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
-        from mmfuse.presets import normalize_config
-
         config = normalize_config(config)
         pretrained_files = dict(pretrained_files or {})
         unknown = set(pretrained_files) - {"primary", "auxiliary"}
@@ -566,8 +608,7 @@ class FusionModel(nn.Module, HubMixin):
             )
         finally:
             self.train(was_training)
-        probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
-        combined = self.combine(probabilities, auxiliary_present, output.head_present)
+        combined = self.mix_output(output, auxiliary_present, calibrated=calibrated)
         tracing = (
             torch.jit.is_tracing() or torch.compiler.is_compiling()
         )  # export graphs stay data-independent
@@ -578,6 +619,34 @@ class FusionModel(nn.Module, HubMixin):
                 "its weights or inputs are broken (a diverged training run, a damaged checkpoint or image)"
             )
         return combined
+
+    def mix_output(
+        self,
+        output: FusionOutput,
+        auxiliary_present: torch.Tensor | None = None,
+        *,
+        calibrated: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """The per-task probabilities :meth:`predict` returns for a forward pass's ``output`` (differentiable)."""
+        if self._config["head_combine"] == "logits":
+            temperatures = (self._temperatures or {}) if calibrated else {}
+            scaled = {
+                head: {task: z / temperatures.get(head, {}).get(task, 1.0) for task, z in per_task.items()}
+                for head, per_task in output.logits.items()
+            }
+            return mix_head_logits(scaled, self.head_weights_dict, auxiliary_present, output.head_present)
+        probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
+        return self.combine(probabilities, auxiliary_present, output.head_present)
+
+    @property
+    def head_combine(self) -> str:
+        """``"probabilities"`` or ``"logits"``: how :meth:`predict` mixes the heads (set by the weight search)."""
+        return self._config["head_combine"]
+
+    def set_head_combine(self, mode: str) -> None:
+        if mode not in HEAD_COMBINE_MODES:
+            raise UsageError(f"head_combine must be one of {HEAD_COMBINE_MODES}, got {mode!r}")
+        self._config["head_combine"] = mode
 
 
 PAPER_FUSION_REDUCTIONS = (4, 8, 16)

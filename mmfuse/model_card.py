@@ -16,9 +16,11 @@ import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
 from mmfuse.errors import UsageError
+from mmfuse.params import count_parameters
+from mmfuse.presets import list_presets, preset_config
 
 if TYPE_CHECKING:
-    from mmfuse.model import FusionModel
+    from mmfuse.model import FusionNetwork
 
 HEAD_ORDER = ("primary", "auxiliary", "fusion", "final")
 CARD_METRICS = ["roc_auc", "accuracy"]
@@ -145,33 +147,30 @@ def _results_section(metrics: Mapping, tasks: list[dict]) -> list[str]:
 
 def _title(config: Mapping) -> str:
     """The preset's name when the config is that preset unchanged, else its parts."""
-    from mmfuse.presets import PRESETS
-
-    preset = PRESETS.get(config.get("preset"))
+    name = config.get("preset")
+    preset = preset_config(name) if name in list_presets() else None
     if preset is not None and all(config.get(k) == v for k, v in preset.items()):
         return config["preset"]
     return f"{config['primary']} + {config['auxiliary']}, {config['fusion']} fusion"
 
 
 def render_model_card(
-    model: FusionModel,
+    model: FusionNetwork,
+    config: Mapping,
     *,
     card_data: ModelCardData,
     metrics: Mapping | None = None,
     training_config: Mapping | None = None,
     repo_id: str | None = None,
 ) -> ModelCard:
-    """The card of ``model``; ``metrics`` and ``training_config`` come from its training run, if any.
+    """The card of ``model``, whose saved ``config`` (with the ``providers`` of its components) it
+    describes; ``metrics`` and ``training_config`` come from its training run, if any.
 
     ``repo_id`` (known when pushing) is what the card's loading example names; without it the example
     loads the folder that holds the card.
     """
-    from mmfuse.hub import hub_config
-    from mmfuse.params import count_parameters
-
     if metrics is not None:
         _check_metrics(metrics)
-    config = hub_config(model)
     data = ModelCardData(**card_data.to_dict())
     data.metrics = CARD_METRICS
     dataset = _dataset_name(training_config)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from mmfuse.model import FusionModel
+from mmfuse.model import FusionNetwork
 from mmfuse.presets import CONVNEXT, MOBILENET, RESNET, SWIN, resolve_config
 
 
@@ -92,7 +92,7 @@ CONFIGURATIONS_BY_NAME = {c.name: c for c in PAPER_CONFIGURATIONS}
 
 def configuration_parameters(config: PaperConfiguration, img_size: int = 224) -> int:
     """Our parameter count for one configuration (backbones built with ``pretrained=False``)."""
-    return count_parameters(FusionModel(config.config(img_size)))
+    return count_parameters(FusionNetwork(config.config(img_size)))
 
 
 def parameter_report(img_size: int = 224) -> list[dict]:
@@ -160,7 +160,7 @@ def peer_report(img_size: int | None = None) -> list[dict]:
     rows = []
     for c in PEER_CONFIGURATIONS:
         overrides = {} if img_size is None else {"img_size": img_size}
-        params = count_parameters(FusionModel(resolve_config(c.name, **overrides)))
+        params = count_parameters(FusionNetwork(resolve_config(c.name, **overrides)))
         rows.append(
             {
                 "name": c.name,

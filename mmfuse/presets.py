@@ -1,7 +1,9 @@
-"""Named configurations from the paper, and :func:`build_model`.
+"""Model configuration as plain data: the fields and their defaults, the named presets, validation.
 
-A configuration is plain data. Presets name the paper's setups; keyword overrides change any field,
-so ``build_model("ammfm-swin", fusion="bab")`` is the AFF+BAB row of Table 9.
+A configuration is plain data. Presets name the paper's setups (plugins add theirs through the
+``register_presets`` hook); keyword overrides change any field, so
+``build_model("ammfm-swin", fusion="bab")`` is the AFF+BAB row of Table 9. This module sits below the
+model: it never builds one (:mod:`mmfuse.factory` does).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from mmfuse.errors import ModelConfigError, UsageError
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.registry import PRESETS as registered_presets
 from mmfuse.tasks import resolve_tasks, tasks_to_data
+
+# The three heads every model has, in Eq. 4 order (plain data: the model and the checks share it).
+HEADS = ("primary", "auxiliary", "fusion")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -53,6 +58,9 @@ DEFAULTS: dict = {
     "config_version": 2,
     # The branches the model has: both (AMMFM), or one alone (the single-modality rows of Tables 7, 8, 10).
     "modalities": ["primary", "auxiliary"],
+    # How predict() mixes the heads with head_weights: "probabilities" (Eq. 4) or "logits" (FusionM4Net's
+    # search, which the paper follows); written by the weight search that chose the weights.
+    "head_combine": "probabilities",
 }
 
 CONFIG_VERSION = 2
@@ -158,6 +166,8 @@ def normalize_config(config: Mapping) -> dict:
             f"modalities must be ['primary', 'auxiliary'], ['primary'] or ['auxiliary'], got {merged['modalities']!r}"
         )
     merged["modalities"] = [m for m in ("primary", "auxiliary") if m in modalities]
+    if merged["head_combine"] not in ("probabilities", "logits"):
+        raise UsageError(f"head_combine must be 'probabilities' or 'logits', got {merged['head_combine']!r}")
     if int(merged["config_version"]) != CONFIG_VERSION:
         raise UsageError(
             f"config_version {merged['config_version']!r} is not {CONFIG_VERSION}: pass a saved config through "
@@ -183,8 +193,6 @@ def _check_channels(field: str, value: object, *, positive: bool) -> str | None:
 
 
 def _check_head_weights(field: str, value: object) -> str | None:
-    from mmfuse.model import HEADS
-
     if not isinstance(value, Mapping) or set(value) != set(HEADS):
         return f"{field} must map exactly {list(HEADS)} to weights, got {value!r}"
     weights = [value[h] for h in HEADS]
@@ -273,24 +281,3 @@ def resolve_config(spec: str | Mapping | None = None, **overrides) -> dict:
         config = dict(spec)
     config.update({k: v for k, v in overrides.items() if v is not None})
     return normalize_config(config)
-
-
-def build_model(
-    spec: str | Mapping | None = None,
-    *,
-    pretrained: bool = False,
-    pretrained_files: Mapping[str, str] | None = None,
-    **overrides,
-):
-    """Build a :class:`mmfuse.FusionModel` from a preset name or a config, with overrides.
-
-    Overrides are config fields: ``primary``, ``auxiliary``, ``fusion``, ``fusion_options``,
-    ``fusion_stages`` (primary stage indices or ``"all"``), ``tasks`` (a preset name or task specs),
-    ``img_size``, ``head_dropout``... ``pretrained=True`` loads timm's ImageNet weights through the Hub;
-    ``pretrained_files={"primary": path}`` loads a local timm checkpoint instead, for offline machines.
-    """
-    from mmfuse.model import FusionModel
-
-    return FusionModel(
-        resolve_config(spec, **overrides), pretrained=pretrained, pretrained_files=pretrained_files
-    )

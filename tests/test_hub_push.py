@@ -139,3 +139,15 @@ def test_malformed_metrics_fail_before_anything_is_written(tiny_model, tmp_path)
     with pytest.raises(ValueError, match=r"metrics\['test'\]\['final'\]\['avg_auc'\]"):
         tiny_model.save_pretrained(tmp_path / "model", metrics={"test": {"final": {"avg_auc": "high"}}})
     assert not (tmp_path / "model").exists()
+
+
+def test_push_with_space_writes_an_app_that_loads_the_pushed_model(tiny_model, tmp_path, hub_uploads):
+    tiny_model.save_pretrained(tmp_path / "model")
+    code = main(["push", str(tmp_path / "model"), "someone/tiny", "--with-space", "someone/tiny-demo"])
+    assert code == 0
+    space = hub_uploads[-1]
+    assert space["repo_id"] == "someone/tiny-demo" and space["repo_type"] == "space"
+    assert set(space["files"]) == {"app.py", "requirements.txt", "README.md"}
+    app = space["files"]["app.py"].decode()
+    compile(app, "app.py", "exec")
+    assert 'from_pretrained("someone/tiny")' in app and "build_app" in app

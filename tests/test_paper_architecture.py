@@ -112,3 +112,23 @@ def test_bad_modalities_are_explained(tiny_model_kwargs):
             primary=tiny_model_kwargs["primary"],
             img_size=64,
         )
+
+
+@pytest.mark.slow
+def test_a_single_modality_run_trains_evaluates_and_saves(tmp_path):
+    from test_training_fixtures import make_release, tiny_config
+
+    from mmfuse.training import train
+
+    release = make_release(tmp_path / "data", cases=24, size=36)
+    config = tiny_config(
+        release, model={"modalities": ["auxiliary"]}, evaluation={"tta": ["identity", "hflip"]}
+    )
+    config["train"].update(epochs=1, swa={"epochs": 0, "anneal_epochs": 1, "lr": None})
+    result = train(config, tmp_path / "run", progress=False)
+    assert set(result.metrics["test"]) == {"auxiliary", "final"}
+    assert result.metrics["test"]["final"]["avg_auc"] == result.metrics["test"]["auxiliary"]["avg_auc"]
+    search = json.loads((tmp_path / "run" / "weight_search.json").read_text())
+    assert "single-modality" in search["skipped"]
+    loaded = mmfuse.from_pretrained(tmp_path / "run" / "model")
+    assert loaded.config["modalities"] == ["auxiliary"] and set(loaded.heads) == {"auxiliary"}

@@ -26,6 +26,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the `hf auth login` token)")
     parser.add_argument("--message", default="Upload mmfuse model", help="commit message")
+    parser.add_argument(
+        "--with-space",
+        metavar="SPACE_ID",
+        help="also create the Gradio Space OWNER/NAME whose app.py serves this model with `mmfuse serve`'s page",
+    )
     parser.set_defaults(func=run)
 
 
@@ -70,4 +75,9 @@ def run(args: argparse.Namespace) -> int:
             f"directory (with {CONFIG_FILE})"
         )
     print(f"pushed {folder} to {args.repo_id}: {url}")
+    if args.with_space:
+        from mmfuse.demo import push_space
+
+        space = push_space(args.repo_id, args.with_space, token=args.token, private=args.private or None)
+        print(f"demo Space {args.with_space}: {space}")
     return 0

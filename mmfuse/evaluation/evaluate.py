@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ from mmfuse.evaluation.calibration import (
     fit_temperatures,
     plot_reliability,
 )
-from mmfuse.evaluation.inference import Predictions, collect_predictions, with_temperatures
+from mmfuse.evaluation.inference import Predictions, collect_predictions, scaled_logits, with_temperatures
 from mmfuse.evaluation.report import final_probabilities, split_metrics
 from mmfuse.evaluation.weight_search import WeightSearchResult, search_head_weights
 from mmfuse.evaluation.writers import (
@@ -121,8 +122,15 @@ def bootstrap_options(evaluation: Mapping) -> BootstrapOptions | None:
     return BootstrapOptions(int(section["resamples"]), int(section["seed"]), float(section["level"]))
 
 
-def search_weights(model, predictions: Predictions, *, step: float, objective: str) -> WeightSearchResult:
-    """Run the simplex search on ``predictions`` (the validation split) and store the weights in ``model``."""
+def search_weights(
+    model, predictions: Predictions, *, step: float, objective: str, combine: str = "probabilities"
+) -> WeightSearchResult | None:
+    """Run the simplex search on ``predictions`` (the validation split) and store weights and mode in ``model``.
+
+    A single-modality model has one head and nothing to weigh: ``None``, the model unchanged.
+    """
+    if getattr(model, "single_modality", None) is not None:
+        return None
     result = search_head_weights(
         predictions.probabilities,
         predictions.labels,
@@ -130,8 +138,11 @@ def search_weights(model, predictions: Predictions, *, step: float, objective: s
         auxiliary_present=predictions.auxiliary_present,
         step=step,
         objective=objective,
+        combine=combine,
+        logits=scaled_logits(predictions) if combine == "logits" else None,
     )
     model.set_head_weights(result.weights)
+    model.set_head_combine(combine)
     return result
 
 
@@ -214,21 +225,37 @@ def evaluate_run(
         model.set_temperatures(None)
     predictions = {split: with_temperatures(p, model.temperatures) for split, p in raw.items()}
     search = evaluation["weight_search"]
+    combine = search.get("combine", "probabilities")
     result = search_weights(
-        model, predictions[val_split], step=float(search["step"]), objective=search["objective"]
+        model,
+        predictions[val_split],
+        step=float(search["step"]),
+        objective=search["objective"],
+        combine=combine,
     )
-    write_json(
-        out / WEIGHT_SEARCH_FILE,
-        {
-            "split": val_split,
-            "objective": result.objective,
-            "step": float(search["step"]),
-            "weights": result.weights,
-            "score": result.score,
-            "head_scores": result.head_scores,
-            "surface": [{**dict(zip(HEADS, point, strict=True)), "score": v} for point, v in result.surface],
-        },
-    )
+    if result is None:
+        write_json(
+            out / WEIGHT_SEARCH_FILE,
+            {"split": val_split, "skipped": "single-modality model: one head, no weights to search"},
+        )
+    else:
+        write_json(
+            out / WEIGHT_SEARCH_FILE,
+            {
+                "split": val_split,
+                "objective": result.objective,
+                "combine": result.combine,
+                "step": float(search["step"]),
+                "weights": result.weights,
+                "score": result.score,
+                "head_scores": result.head_scores,
+                "surface": [
+                    {**dict(zip(HEADS, point, strict=True)), "score": v} for point, v in result.surface
+                ],
+            },
+        )
+    raw = {split: replace(p, combine=model.head_combine) for split, p in raw.items()}
+    predictions = {split: replace(p, combine=model.head_combine) for split, p in predictions.items()}
     weights = model.head_weights_dict
     write_calibration(
         out,

@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mmfuse._version import __version__
 from mmfuse.errors import UsageError
 from mmfuse.fileio import atomic_write_bytes
 
@@ -302,9 +303,13 @@ def _weights_section(metrics: Mapping | None, search: Mapping | None) -> str:
         if not weights:
             return _missing("head-weight search", "weight_search.json")
         return _table(["head", "weight"], [[_esc(h), f"{w:.2f}"] for h, w in weights.items()])
+    if "skipped" in search:  # a single-modality model: one head, nothing to weigh
+        return f"<p>No search: {_esc(search['skipped'])}.</p>"
     weights = search["weights"]
+    combine = search.get("combine", "probabilities")
     parts = [
         f"<p>Searched on the <b>{_esc(search['split'])}</b> split, objective <code>{_esc(search['objective'])}</code>, "
+        f"heads combined by <code>{_esc(combine)}</code>, "
         f"grid step {search['step']}: score {_pct(search['score'])} % (single heads: "
         + ", ".join(f"{_esc(h)} {_pct(v)}" for h, v in search.get("head_scores", {}).items())
         + ").</p>",
@@ -361,10 +366,11 @@ def _cost_section(run: Path) -> str:
     size = int(model.preprocessing["img_size"])
     image = torch.zeros(1, 3, size, size)
     flops = {}
-    for name, inputs in (
-        ("both images", {"primary": image, "auxiliary": image}),
-        ("primary only", {"primary": image}),
-    ):
+    modes = (("both images", {"primary": image, "auxiliary": image}), ("primary only", {"primary": image}))
+    single = getattr(model, "single_modality", None)
+    if single is not None:  # one branch: the model reads only its own image
+        modes = ((f"{single} image", {single: image}),)
+    for name, inputs in modes:
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
             model(**inputs)
@@ -382,8 +388,6 @@ def _cost_section(run: Path) -> str:
 
 def build_report(run: str | Path) -> str:
     """The HTML of ``run``'s report (see the module docstring)."""
-    import mmfuse
-
     run = Path(run)
     if not run.is_dir():
         raise FileNotFoundError(f"run directory not found: {run}")
@@ -415,7 +419,7 @@ def build_report(run: str | Path) -> str:
         f'<html lang="en"><head><meta charset="utf-8"><title>mmfuse run report: {_esc(run.resolve().name)}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"><style>{_STYLE}</style></head>'
         f"<body><h1>Run report: {_esc(run.resolve().name)}</h1>"
-        f'<p class="note">Written by mmfuse {_esc(mmfuse.__version__)} from the files of this run directory.</p>'
+        f'<p class="note">Written by mmfuse {_esc(__version__)} from the files of this run directory.</p>'
         f"<nav>{nav}</nav>{body}</body></html>\n"
     )
 

@@ -32,6 +32,10 @@ class Predictions:
     logits: dict[str, dict[str, torch.Tensor]] | None = None
     # head -> [N] bool: rows where a head that needs an extra input (metadata) could answer
     head_present: dict[str, torch.Tensor] | None = None
+    # How the final prediction mixes the heads ("probabilities": Eq. 4; "logits": FusionM4Net's), and
+    # the temperatures the probabilities were computed with (the logits mix divides by them too).
+    combine: str = "probabilities"
+    temperatures: dict[str, dict[str, float]] | None = None
 
 
 def probabilities_from_logits(
@@ -79,7 +83,7 @@ def with_temperatures(
     probabilities = probabilities_from_logits(
         predictions.logits, predictions.auxiliary_present, temperatures, predictions.head_present
     )
-    return replace(predictions, probabilities=probabilities)
+    return replace(predictions, probabilities=probabilities, temperatures=temperatures)
 
 
 def autocast_context(device: torch.device, amp: str = "none"):
@@ -168,7 +172,16 @@ def collect_predictions(
     auxiliary_present = torch.cat(present)
     head_rows = {h: torch.cat(v) for h, v in present_chunks.items()} or None
     probabilities = probabilities_from_logits(logits, auxiliary_present, temperatures, head_rows)
-    return Predictions(case_ids, torch.cat(labels), auxiliary_present, probabilities, logits, head_rows)
+    return Predictions(
+        case_ids,
+        torch.cat(labels),
+        auxiliary_present,
+        probabilities,
+        logits,
+        head_rows,
+        combine=getattr(model, "head_combine", "probabilities"),
+        temperatures=temperatures,
+    )
 
 
 def check_finite_logits(logits: Mapping[str, Mapping[str, torch.Tensor]], case_ids: Sequence[str]) -> None:
@@ -212,3 +225,14 @@ def metadata_inputs(model: torch.nn.Module, batch: dict, device: torch.device | 
 def _quiet(progress: bool | None) -> bool | None:
     # tqdm's disable=None already hides bars when stderr is not a terminal.
     return None if progress is None else not progress
+
+
+def scaled_logits(predictions: Predictions) -> dict[str, dict[str, torch.Tensor]]:
+    """Every head's per-view logits ``[V, N, C]`` divided by the predictions' temperatures."""
+    if predictions.logits is None:
+        raise UsageError("these predictions kept no logits; collect them again to mix logits")
+    temperatures = predictions.temperatures or {}
+    return {
+        head: {task: z.float() / temperatures.get(head, {}).get(task, 1.0) for task, z in per_task.items()}
+        for head, per_task in predictions.logits.items()
+    }

@@ -18,7 +18,15 @@ from mmfuse.tasks import TaskSpec
 def final_probabilities(
     predictions: Predictions, head_weights: Mapping[str, float]
 ) -> dict[str, torch.Tensor]:
-    """Eq. 4 with the model's head weights (the primary head alone where the auxiliary image is missing)."""
+    """Eq. 4 with the model's head weights (the primary head alone where the auxiliary image is missing).
+
+    Predictions whose ``combine`` is ``"logits"`` mix each view's logits instead (FusionM4Net's way).
+    """
+    if predictions.combine == "logits":
+        from mmfuse.evaluation.inference import scaled_logits
+        from mmfuse.evaluation.weight_search import mix
+
+        return mix(scaled_logits(predictions), head_weights, predictions.auxiliary_present, "logits")
     return mix_heads(predictions.probabilities, head_weights, predictions.auxiliary_present)
 
 

@@ -15,7 +15,7 @@ import torch
 
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.metrics import objective as score
-from mmfuse.model import HEADS, mix_heads
+from mmfuse.model import HEADS, mix_head_logits, mix_heads
 from mmfuse.tasks import TaskSpec
 
 
@@ -37,6 +37,7 @@ class WeightSearchResult:
     objective: str
     # Every grid point tried and its score: the surface the report draws.
     surface: tuple[tuple[tuple[float, float, float], float], ...] = field(default=())
+    combine: str = "probabilities"  # how the heads were mixed: what predict() must do with the weights
 
 
 def search_head_weights(
@@ -47,9 +48,23 @@ def search_head_weights(
     auxiliary_present: torch.Tensor | None = None,
     step: float = 0.05,
     objective: str = "avg_auc",
+    combine: str = "probabilities",
+    logits: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
 ) -> WeightSearchResult:
-    """The grid point maximising ``objective`` (``"avg_auc"`` or ``"avg_acc"``) of the mixed prediction."""
-    missing = [h for h in HEADS if h not in probabilities]
+    """The grid point maximising ``objective`` (``"avg_auc"`` or ``"avg_acc"``) of the mixed prediction.
+
+    ``combine="probabilities"`` mixes the heads' (view-averaged) probabilities, Eq. 4;
+    ``combine="logits"`` is FusionM4Net's second stage (``second_stage_fusion_utils.py`` of Tang et al.,
+    2022, which the AMMFM paper follows): each TTA view's logits ``[V, N, C]`` (``logits``) are summed
+    with the weights, soft-maxed, then averaged over views. With ``objective="avg_acc"`` that is the
+    reference's criterion: the mean accuracy of the tasks (8 on Derm7pt).
+    """
+    if combine not in ("probabilities", "logits"):
+        raise UsageError(f"combine must be 'probabilities' or 'logits', got {combine!r}")
+    if combine == "logits" and logits is None:
+        raise UsageError("combine='logits' needs the per-view logits of every head (logits=)")
+    source = logits if combine == "logits" else probabilities
+    missing = [h for h in HEADS if h not in source]
     if missing:
         raise UsageError(f"the weight search needs all three heads' probabilities; missing {missing}")
     best: tuple[float, float, tuple[float, float, float]] | None = None
@@ -57,7 +72,7 @@ def search_head_weights(
     surface = []
     for point in simplex_grid(step):
         weights = dict(zip(HEADS, point, strict=True))
-        value = score(mix_heads(probabilities, weights, auxiliary_present), labels, tasks, objective)
+        value = score(mix(source, weights, auxiliary_present, combine), labels, tasks, objective)
         for head, w in weights.items():
             if w == 1.0:
                 head_scores[head] = value
@@ -69,5 +84,17 @@ def search_head_weights(
             best = (value, spread, point)
     assert best is not None
     return WeightSearchResult(
-        dict(zip(HEADS, best[2], strict=True)), best[0], head_scores, objective, tuple(surface)
+        dict(zip(HEADS, best[2], strict=True)), best[0], head_scores, objective, tuple(surface), combine
     )
+
+
+def mix(
+    source: Mapping[str, Mapping[str, torch.Tensor]],
+    weights: Mapping[str, float],
+    auxiliary_present: torch.Tensor | None,
+    combine: str,
+) -> dict[str, torch.Tensor]:
+    """The final probabilities: Eq. 4 on probabilities, or FusionM4Net's mix of per-view logits."""
+    if combine == "logits":
+        return {t: p.mean(dim=0) for t, p in mix_head_logits(source, weights, auxiliary_present).items()}
+    return mix_heads(source, weights, auxiliary_present)

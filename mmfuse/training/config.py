@@ -50,7 +50,8 @@ DEFAULTS: dict = {
     },
     "evaluation": {
         "tta": True,
-        "weight_search": {"step": 0.05, "objective": "avg_auc"},
+        # combine: "probabilities" (Eq. 4) or "logits" (FusionM4Net's search, the paper's: examples/configs/paper.yaml)
+        "weight_search": {"step": 0.05, "objective": "avg_auc", "combine": "probabilities"},
         "splits": ["valid", "test"],
         "plots": True,
         "batch_size": 64,
@@ -68,6 +69,7 @@ _CHOICES = {
     ("train", "schedule"): ("constant", "cosine"),
     ("train", "amp"): ("bf16", "fp16", "none"),
     ("evaluation", "weight_search", "objective"): ("avg_auc", "avg_acc"),
+    ("evaluation", "weight_search", "combine"): ("probabilities", "logits"),
 }
 
 

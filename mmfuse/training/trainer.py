@@ -38,6 +38,7 @@ from mmfuse.errors import (
 )
 from mmfuse.evaluation.inference import autocast_context, metadata_inputs
 from mmfuse.evaluation.writers import LOG_FILE, write_epoch_log
+from mmfuse.factory import build_model
 from mmfuse.training import checkpoint
 from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
 from mmfuse.training.config import dataset_options, dump_config, model_spec
@@ -171,8 +172,6 @@ class Trainer:
             overrides["metadata"] = encoding.to_dict()
             if self.context.is_main:
                 print(f"{self.config['data']['train_split']} split {report.describe()}", file=sys.stderr)
-        from mmfuse.presets import build_model
-
         try:
             self.model = build_model(preset, pretrained=pretrained, **overrides).to(self.device)
         except MmfuseError:
@@ -415,6 +414,16 @@ class Trainer:
             }
         )
 
+    def _progress_line(self, epoch: int) -> str:
+        """One line per epoch for logs and CI, where no progress bar is drawn: loss, speed, time left."""
+        entry = self.history[-1]
+        done = [h["seconds"] for h in self.history[-5:]]  # recent epochs: the current speed
+        left = (self.epochs - epoch - 1) * sum(done) / len(done)
+        return (
+            f"epoch {epoch + 1}/{self.epochs}  loss {entry['loss']:.4f}  {entry['pairs_per_s']:.1f} pairs/s  "
+            f"{entry['seconds']:.1f} s  {format_duration(left)} left"
+        )
+
     def fit(self) -> TrainResult:
         """Train the remaining epochs, then (rank 0) average, evaluate and save; see :func:`train`."""
         epochs_bar = tqdm(
@@ -438,6 +447,8 @@ class Trainer:
                     write_epoch_log(self.out / LOG_FILE, self.history)
                 epochs_bar.update(1)
                 epochs_bar.set_postfix(loss=f"{losses['loss']:.4f}", refresh=False)
+                if not self.progress and self.context.is_main:
+                    print(self._progress_line(epoch), file=sys.stderr, flush=True)
             self.context.barrier()
         finally:
             epochs_bar.close()
@@ -484,6 +495,16 @@ class Trainer:
             shutil.rmtree(final)
         staging.rename(final)
         return final
+
+
+def format_duration(seconds: float) -> str:
+    """``"42 s"``, ``"7 min 05 s"``, ``"3 h 12 min"``: a remaining time, readable at a glance."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def train(

@@ -1,0 +1,58 @@
+"""``mmfuse explain MODEL --primary IMG [--auxiliary IMG] --out DIR``: where the model looked, as PNG overlays."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "explain",
+        help="Grad-CAM per task and AAB attention over the primary image, as PNG overlays plus predictions.json",
+    )
+    parser.add_argument("model", metavar="MODEL", help="a model directory, a run directory or a Hub name")
+    parser.add_argument(
+        "--primary", required=True, metavar="IMG", help="the primary image (Derm7pt: dermoscopy)"
+    )
+    parser.add_argument(
+        "--auxiliary", metavar="IMG", help="the auxiliary image (Derm7pt: clinical); optional"
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for the PNGs and predictions.json"
+    )
+    parser.add_argument(
+        "--task", action="append", dest="tasks", metavar="TASK", help="only these tasks (repeatable)"
+    )
+    parser.add_argument(
+        "--no-temperature", action="store_true", help="ignore the model's fitted temperatures"
+    )
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mmfuse.cli.predict import format_prediction
+    from mmfuse.explain import explain
+    from mmfuse.training.distributed import DistContext
+    from mmfuse.training.rundir import load_run_or_model
+    from mmfuse.training.trainer import select_device
+
+    for option, image in (("--primary", args.primary), ("--auxiliary", args.auxiliary)):
+        if image is not None and not Path(image).is_file():
+            raise FileNotFoundError(f"{option} image not found: {image}")
+    model = load_run_or_model(args.model)
+    device = select_device(args.device, DistContext())
+    result = explain(
+        model.to(device),
+        args.primary,
+        args.auxiliary,
+        tasks=args.tasks,
+        device=device,
+        calibrated=not args.no_temperature,
+    )
+    written = result.save(args.out)
+    print(format_prediction(result.prediction))
+    print(f"wrote {len(written) - 1} overlays and predictions.json to {args.out}")
+    return 0

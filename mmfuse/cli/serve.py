@@ -1,0 +1,45 @@
+"""``mmfuse serve MODEL [--host 127.0.0.1] [--port 7860]``: the demo page (Gradio) for a model."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    from mmfuse.demo import MAX_UPLOAD_MB
+
+    parser = subparsers.add_parser(
+        "serve", help="a web page to try a model: upload images, see predictions and where the model looked"
+    )
+    parser.add_argument("model", metavar="MODEL", help="a model directory, a run directory or a Hub name")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
+    )
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=MAX_UPLOAD_MB,
+        help=f"largest upload accepted (default {MAX_UPLOAD_MB})",
+    )
+    parser.add_argument(
+        "--examples",
+        metavar="DIR",
+        help="folder for the synthetic example release (default: a temporary one)",
+    )
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmfuse.demo import build_app, example_pairs, launch
+    from mmfuse.training.distributed import DistContext
+    from mmfuse.training.rundir import load_run_or_model
+    from mmfuse.training.trainer import select_device
+
+    model = load_run_or_model(args.model)
+    examples = example_pairs(args.examples) if args.examples else None
+    app = build_app(model, examples=examples, device=select_device(args.device, DistContext()))
+    print(f"serving {args.model} on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+    launch(app, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+    return 0

@@ -1,0 +1,129 @@
+"""``mmfuse reproduce``: the paper's tables as runs that resume, a dry run for schedulers, the written table."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from test_training_fixtures import make_release
+
+from mmfuse import reproduce
+from mmfuse.cli import main
+from mmfuse.params import CONFIGURATIONS_BY_NAME
+
+
+def test_every_table_row_is_a_buildable_configuration():
+    for name, table in reproduce.TABLES.items():
+        for row in table.rows:
+            assert row.configuration in CONFIGURATIONS_BY_NAME, (name, row)
+    assert [r.configuration for r in reproduce.TABLES["table6"].rows] == [
+        "baseline-swin",
+        "aff-concat-swin",
+        "ammfm-swin",
+    ]
+    assert len(reproduce.TABLE8_PAPER) == 17 and all(len(v) == 4 for v in reproduce.TABLE8_PAPER.values())
+
+
+def test_dry_run_prints_one_command_per_run_and_one_for_the_table(capsys, tmp_path):
+    assert (
+        main(
+            [
+                "reproduce",
+                "table9",
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+                "--seeds",
+                "0-2",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 6 * 3 + 1
+    first = shlex.split(lines[0])
+    assert first[:3] == ["mmfuse", "reproduce", "table9"] and "--only" in first and "--seeds" in first
+    assert "--table-only" in lines[-1]
+    assert not (tmp_path / "o").exists()  # a dry run writes nothing
+
+
+def test_unknown_rows_and_missing_data_are_explained(capsys, tmp_path):
+    assert main(["reproduce", "table6", "--out", str(tmp_path)]) == 1
+    assert "--data ROOT is required" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "reproduce",
+                "table6",
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path),
+                "--only",
+                "x",
+                "--dry-run",
+            ]
+        )
+        == 1
+    )
+    assert "table6 has no rows ['x']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_table6_runs_resumes_skips_and_writes_markdown_json_and_figure(capsys, tmp_path, monkeypatch):
+    # Tiny backbones stand in for Swin-T/MobileNetV3 so three trainings take seconds.
+    quick = json.loads(json.dumps(reproduce.QUICK))
+    quick["model"] = {
+        "pretrained": False,
+        "primary": "test_convnext",
+        "auxiliary": "test_efficientnet",
+        "img_size": 32,
+    }
+    quick["train"].update(epochs=1, swa={"epochs": 0, "anneal_epochs": 1})
+    quick["evaluation"]["tta"] = ["identity"]
+    monkeypatch.setattr(reproduce, "QUICK", quick)
+    release = make_release(tmp_path / "data", cases=24, size=36)
+    out = tmp_path / "out"
+    args = ["reproduce", "table6", "--quick", "--data", str(release), "--out", str(out), "--seeds", "0"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("train    ") == 3
+    # Off a terminal, one line per epoch tells a log reader how far training is.
+    assert (
+        captured.err.count("epoch 1/1  loss ") == 3
+        and " pairs/s " in captured.err
+        and " left" in captured.err
+    )
+    data = json.loads((out / "table6.json").read_text())
+    assert [r["configuration"] for r in data["rows"]] == ["baseline-swin", "aff-concat-swin", "ammfm-swin"]
+    for row in data["rows"]:
+        assert row["avg_auc"]["n"] == 1 and 0 <= row["avg_auc"]["mean"] <= 100
+        assert row["params"] > 0 and row["paper_avg_auc"] is not None
+    assert "| AFF + AAB (AMMFM) | `ammfm-swin` | 1 |" in (out / "table6.md").read_text()
+    assert (out / "table6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    search = json.loads((out / "runs" / "ammfm-swin" / "seed_0" / "weight_search.json").read_text())
+    assert search["objective"] == "avg_acc" and search["combine"] == "logits"  # the paper's search
+
+    finished = out / "runs" / "ammfm-swin" / "seed_0" / "metrics.json"
+    stamp = finished.stat().st_mtime_ns
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("done     ") == 3 and finished.stat().st_mtime_ns == stamp
+
+    # A run killed after its last checkpoint (no metrics, no model) resumes instead of restarting.
+    killed = out / "runs" / "aff-concat-swin" / "seed_0"
+    (killed / "metrics.json").unlink()
+    import shutil
+
+    shutil.rmtree(killed / "model")
+    assert main(args) == 0
+    assert "resume   aff-concat-swin seed 0" in capsys.readouterr().out
+    assert (killed / "metrics.json").is_file()
+
+
+def test_durations_read_at_a_glance():
+    from mmfuse.training.trainer import format_duration
+
+    assert [format_duration(s) for s in (4.4, 65, 3725)] == ["4 s", "1 min 05 s", "1 h 02 min"]
