@@ -94,7 +94,7 @@ def test_fuzz_run_config_yaml_up_to_the_first_step(release, stop_at_first_step, 
         outcome = invoke("train", config_file, "--out", Path(tmp) / "run", "--no-eval", limit=120)
         assert_contract(outcome, allowed=(1, EXIT_INTERRUPTED))
         if outcome.code == 1:
-            first = outcome.err.splitlines()[0]
+            first = outcome.err.strip().splitlines()[-1]
             assert str(config_file) in first or "--out" in first or str(release) in first, outcome
 
 
