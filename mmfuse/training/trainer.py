@@ -67,6 +67,12 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    """``Type: message`` on one line (torch's state-dict errors span several), shortened to ``limit``."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_device(name: str) -> torch.device:
     """The device ``name`` names, if this machine has it; :class:`UsageError` otherwise."""
     try:
@@ -318,7 +324,7 @@ class Trainer:
             self._restore(tensors, state)
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(
-                f"checkpoint {path} does not fit this run ({type(exc).__name__}: {exc}); it is damaged, or "
+                f"checkpoint {path} does not fit this run ({_one_line(exc)}); it is damaged, or "
                 "was written by another model or version. Start a new run, or restore the checkpoint"
             ) from None
 
