@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"summary over seeds {summary['seeds']}: {out / 'summary.md'}")
             return 0
         result = train(config, out, resume=args.resume, evaluate=not args.no_eval)
-    except ConfigError as exc:  # raised while building from the config: say which file it came from
+    except (ConfigError, UsageError) as exc:  # raised while building from the config: name its file
+        if str(config_path) in str(exc):
+            raise
         raise ConfigError(f"{config_path}: {exc}") from None
     if result.model is None:
         return 0  # a non-zero torchrun rank

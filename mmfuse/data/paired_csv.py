@@ -83,7 +83,7 @@ def read_schema(path: str | Path) -> PairedSchema:
     except UnicodeDecodeError as exc:
         raise DataError(f"schema {path} is not UTF-8 text ({exc.reason} at offset {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise DataError(f"schema {path} is not valid YAML: {exc}") from None
+        raise DataError(f"schema {path} is not valid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:
         raise DataError(f"schema {path} is nested too deeply") from None
     if not isinstance(data, dict):

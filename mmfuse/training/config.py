@@ -139,6 +139,10 @@ def _check(config: dict) -> None:
         or not 0 < train["swa"]["lr"] < math.inf
     ):
         raise ConfigError(f"train.swa.lr must be a positive number or null, got {train['swa']['lr']!r}")
+    if not isinstance(train["device"], str) or not train["device"]:
+        raise ConfigError(
+            f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {train['device']!r}"
+        )
     data = config["data"]
     if data.get("format") not in ("derm7pt", "paired_csv"):
         raise ConfigError(f"data.format must be 'derm7pt' or 'paired_csv', got {data.get('format')!r}")
@@ -186,7 +190,7 @@ def load_config(path: str | Path, **overrides: Mapping) -> dict:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be a run config") from None
     if not isinstance(data, Mapping):
