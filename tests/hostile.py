@@ -89,10 +89,11 @@ def assert_contract(
         assert lines, str(outcome)
         is_check_report = outcome.argv[:2] == ["data", "check"] and "problem(s) in" in lines[-1]
         if not is_check_report:
-            # progress lines may come first; the error is the last line
-            assert lines[-1].startswith(f"mmfuse {outcome.argv[0]}") and ": error: " in lines[-1], str(
-                outcome
-            )
+            # progress lines may come before the error line, a table's problem list after it
+            errors = [
+                line for line in lines if line.startswith(f"mmfuse {outcome.argv[0]}") and ": error: " in line
+            ]
+            assert len(errors) == 1, str(outcome)
         text = outcome.out + outcome.err
         for name in names:
             assert str(name) in text, f"{name} not named\n{outcome}"

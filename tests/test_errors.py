@@ -33,8 +33,9 @@ def assert_one_line_error(code: int, err: str, *must_name: object) -> None:
     """Exit status 1, no traceback, and the message names each of ``must_name``."""
     assert code == EXIT_INPUT_ERROR, err
     assert "Traceback" not in err and "internal error" not in err, err
-    last = err.strip().splitlines()[-1]  # progress lines may come before it
-    assert last.startswith("mmfuse ") and ": error: " in last, err
+    # progress lines may come before the error line, a table's problem list after it
+    errors = [line for line in err.splitlines() if line.startswith("mmfuse ") and ": error: " in line]
+    assert len(errors) == 1, err
     for thing in must_name:
         assert str(thing) in err, (thing, err)
 
