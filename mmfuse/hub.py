@@ -55,6 +55,7 @@ from mmfuse.registry import (
     encoder_entry,
     plugin_manager,
 )
+from mmfuse.safeweights import check_compatible, read_header
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
@@ -386,8 +387,6 @@ def load_weights(model: nn.Module, path: Path, *, map_location: Any = "cpu") -> 
     import safetensors
     import safetensors.torch
     import torch
-
-    from mmfuse.safeweights import check_compatible, read_header
 
     try:
         if path.suffix == ".safetensors":
