@@ -1,18 +1,34 @@
 """mmfuse: asymmetric multimodal fusion for multi-label medical image classification."""
 
 from mmfuse._version import __version__
-from mmfuse.errors import DuplicateNameError, MissingPluginError, MmfuseError, UnknownNameError
+from mmfuse.errors import (
+    CheckpointError,
+    CompareError,
+    ConfigError,
+    CorruptWeightsError,
+    DataError,
+    DuplicateNameError,
+    ExportError,
+    InvalidConfigError,
+    MissingPluginError,
+    MmfuseError,
+    ModelConfigError,
+    ModelNotFoundError,
+    NonFiniteLossError,
+    NonFiniteOutputError,
+    PluginError,
+    PublishError,
+    RunDirError,
+    TaskMismatchError,
+    UnknownNameError,
+    UnknownOptionError,
+    UnsafeCheckpointError,
+    UsageError,
+    WeightsMismatchError,
+)
 from mmfuse.factory import build_model
 from mmfuse.hookspecs import hookimpl
-from mmfuse.hub import (
-    FusionModel,
-    InvalidConfigError,
-    ModelNotFoundError,
-    PublishError,
-    UnsafeCheckpointError,
-    WeightsMismatchError,
-    from_pretrained,
-)
+from mmfuse.hub import FusionModel, from_pretrained
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.model import HEADS, FusionNetwork, FusionOutput
@@ -86,4 +102,18 @@ __all__ = [
     "register_preset",
     "resolve_tasks",
     "unregister_plugin",
+    "CheckpointError",
+    "CompareError",
+    "ConfigError",
+    "CorruptWeightsError",
+    "DataError",
+    "ExportError",
+    "ModelConfigError",
+    "NonFiniteLossError",
+    "NonFiniteOutputError",
+    "PluginError",
+    "RunDirError",
+    "TaskMismatchError",
+    "UnknownOptionError",
+    "UsageError",
 ]

@@ -24,6 +24,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mmfuse.errors import UsageError
+
 IMPLEMENTATIONS = ("auto", "materialized", "sdpa", "chunked")
 CHUNK_SIZE = 1024
 
@@ -52,13 +54,13 @@ def spatial_attention(
     """
     key_pool = effective_key_pool(value.shape[-2] * value.shape[-1], key_pool, max_key_tokens)
     if implementation not in IMPLEMENTATIONS:
-        raise ValueError(
+        raise UsageError(
             f"unknown attention implementation {implementation!r}; choose from {IMPLEMENTATIONS}"
         )
     if key_pool < 1:
-        raise ValueError(f"key_pool must be >= 1, got {key_pool}")
+        raise UsageError(f"key_pool must be >= 1, got {key_pool}")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        raise UsageError(f"chunk_size must be >= 1, got {chunk_size}")
     batch, channels, height, width = value.shape
     if key_pool > 1:
         key = F.avg_pool2d(key, key_pool, ceil_mode=True)
@@ -92,7 +94,7 @@ def effective_key_pool(tokens: int, key_pool: int = 1, max_key_tokens: int | Non
     """The pooling factor applied to keys and values for a map of ``tokens`` positions."""
     if max_key_tokens is not None:
         if max_key_tokens < 1:
-            raise ValueError(f"max_key_tokens must be >= 1, got {max_key_tokens}")
+            raise UsageError(f"max_key_tokens must be >= 1, got {max_key_tokens}")
         key_pool = max(key_pool, math.ceil(math.sqrt(tokens / max_key_tokens)))
     return key_pool
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from mmfuse.errors import UsageError
+
 NOTICE = (
     "**For research only — not a medical device.** This page shows what a machine-learning model "
     "answers for the images you upload; it does not diagnose, and its output must not guide the care "
@@ -36,7 +38,7 @@ EXAMPLE_CASES = 8
 EXAMPLE_SIZE = 256
 
 
-class UploadError(ValueError):
+class UploadError(UsageError):
     """An upload the page cannot use; the message is shown on the page as it is."""
 
 

@@ -1,8 +1,23 @@
-"""Exceptions users can catch; each message says what was looked for and how to fix it."""
+"""Every exception mmfuse raises on purpose, in one hierarchy (documented in docs/guarantees.md).
+
+All derive from :class:`MmfuseError`, so ``except mmfuse.MmfuseError`` catches every problem with a
+user's inputs (files, folders, configs, images, weights, metadata, arguments) and nothing else; an
+exception of any other type escaping mmfuse is a bug. Each message names the file, row, key or value at
+fault and says how to fix it. Several classes also derive from the matching built-in (``ValueError``,
+``FileNotFoundError``, ``LookupError``) so code written against those keeps working.
+
+The classes were first defined next to the code that raises them; they are still importable from
+there (``mmfuse.hub.ModelNotFoundError``, ``mmfuse.data.errors.DataError``, ...).
+"""
+
+from __future__ import annotations
 
 
 class MmfuseError(Exception):
-    """Base class of every error raised on purpose by mmfuse."""
+    """Base class of every error raised on purpose by mmfuse: a problem with an input, never a bug."""
+
+
+# -- names and plugins ---------------------------------------------------------------------------------
 
 
 class UnknownNameError(MmfuseError, LookupError):
@@ -17,5 +32,138 @@ class MissingPluginError(UnknownNameError):
     """A saved configuration names a component whose plugin is not installed."""
 
 
+# -- arguments and configs -----------------------------------------------------------------------------
+
+
+class UsageError(MmfuseError, ValueError):
+    """A command-line option or function argument has a value mmfuse cannot use (``--seeds 0-1e12``)."""
+
+
+class UnknownOptionError(UsageError, TypeError):
+    """A component was given an option it does not take (``encoder_options: {depth: 3}``)."""
+
+
+class PluginError(MmfuseError, TypeError):
+    """A plugin broke its contract: it registered something unusable or returned the wrong type."""
+
+
+class ConfigError(MmfuseError, ValueError):
+    """A run configuration (YAML) is unreadable, or a value is missing, misspelt or out of range."""
+
+
+class InvalidConfigError(MmfuseError, ValueError):
+    """A saved model ``config.json`` is unreadable, names something it may not, or cannot be built."""
+
+
+class ModelConfigError(InvalidConfigError):
+    """A model config (e.g. a saved config.json) holds a value the model cannot use; the message names it."""
+
+
+# -- data ----------------------------------------------------------------------------------------------
+
+
+class DataError(MmfuseError, ValueError):
+    """A dataset, image or cache problem; the message says which file, row or column is at fault."""
+
+
+# -- models and weights --------------------------------------------------------------------------------
+
+
+class ModelNotFoundError(MmfuseError, FileNotFoundError):
+    """A directory, Hub repository, revision or file that :func:`from_pretrained` needs is not there."""
+
+
+class UnsafeCheckpointError(MmfuseError):
+    """Only pickle weights were found and ``trust_pickle=True`` was not given."""
+
+
+class WeightsMismatchError(MmfuseError):
+    """The weights file does not match the architecture its config describes."""
+
+
+class CorruptWeightsError(MmfuseError):
+    """A weights file is empty, truncated or not safetensors at all (the message names the file)."""
+
+
+class PublishError(MmfuseError):
+    """Creating the Hub repository or uploading to it failed (network, token, permissions)."""
+
+
+class ExportError(MmfuseError):
+    """The exported graph does not reproduce the torch model, or onnx/onnxruntime are missing."""
+
+
+# -- runs ----------------------------------------------------------------------------------------------
+
+
+class RunDirError(MmfuseError):
+    """``--out`` cannot hold this run (unwritable, full, or already holding another run)."""
+
+
+class CheckpointError(MmfuseError):
+    """A checkpoint is missing, unreadable, or does not match the run being resumed."""
+
+
+class NonFiniteLossError(MmfuseError):
+    """The loss became NaN or infinite; the run stopped and its last good checkpoint is kept."""
+
+
 class NonFiniteOutputError(MmfuseError, FloatingPointError):
     """A model produced NaN or infinite logits or probabilities; the message names the cases and heads."""
+
+
+class TaskMismatchError(MmfuseError, ValueError):
+    """A dataset's tasks (or its labels) do not match the model's tasks; the message names both."""
+
+
+class CompareError(MmfuseError, ValueError):
+    """Two runs cannot be compared: different tasks, no shared cases, or disagreeing labels."""
+
+
+# What building a model from a user's configuration can raise besides mmfuse's own checks: timm, torch and
+# the plugins reject hostile values (a None where a mapping belongs, a negative size) with these.
+BUILD_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RuntimeError,
+    AssertionError,
+    RecursionError,
+    OverflowError,
+    ZeroDivisionError,
+    MemoryError,
+)
+
+
+def describe_build_error(exc: BaseException) -> str:
+    """``"IndexError: list index out of range"``; the type alone when the message is empty (timm asserts)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else f"{type(exc).__name__} in the backbone library"
+
+
+__all__ = [
+    "CheckpointError",
+    "CompareError",
+    "ConfigError",
+    "CorruptWeightsError",
+    "DataError",
+    "DuplicateNameError",
+    "ExportError",
+    "InvalidConfigError",
+    "MissingPluginError",
+    "MmfuseError",
+    "ModelConfigError",
+    "ModelNotFoundError",
+    "NonFiniteLossError",
+    "NonFiniteOutputError",
+    "PluginError",
+    "PublishError",
+    "RunDirError",
+    "TaskMismatchError",
+    "UnknownNameError",
+    "UnknownOptionError",
+    "UnsafeCheckpointError",
+    "UsageError",
+    "WeightsMismatchError",
+]

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmfuse.errors import UsageError
+
 GRADCAM_FILE = "gradcam_{task}.png"
 ATTENTION_FILE = "attention_stage{stage}.png"
 PREDICTIONS_FILE = "predictions.json"
@@ -245,7 +247,7 @@ def explain(
     names = tasks or [t.name for t in model.tasks]
     unknown = set(names) - {t.name for t in model.tasks}
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"unknown tasks {sorted(unknown)}; the model's tasks are {[t.name for t in model.tasks]}"
         )
     by_name = {t.name: t for t in model.tasks}

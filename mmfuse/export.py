@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmfuse.errors import MmfuseError
+from mmfuse.errors import ExportError, UsageError
 from mmfuse.hub import FusionModel, hub_config
 
 INPUT_NAMES = ("primary", "auxiliary")
@@ -40,10 +40,6 @@ METADATA_KEY = "mmfuse_config"
 INT8_OP_TYPES = ("MatMul", "Gemm")
 
 
-class ExportError(MmfuseError):
-    """The exported graph does not reproduce the torch model, or onnx/onnxruntime are missing."""
-
-
 class FinalProbabilities(nn.Module):
     """``forward(*images)`` → the tuple of per-task final probabilities, in task order.
 
@@ -54,7 +50,7 @@ class FinalProbabilities(nn.Module):
     def __init__(self, model: FusionModel, modalities: tuple[str, ...] = INPUT_NAMES) -> None:
         super().__init__()
         if not modalities or set(modalities) - set(INPUT_NAMES) or len(set(modalities)) != len(modalities):
-            raise ValueError(f"modalities must be a non-empty subset of {INPUT_NAMES}, got {modalities}")
+            raise UsageError(f"modalities must be a non-empty subset of {INPUT_NAMES}, got {modalities}")
         self.model = model
         self.modalities = tuple(m for m in INPUT_NAMES if m in modalities)
         self.task_names = [task.name for task in model.tasks]
@@ -309,7 +305,7 @@ def dataset_accuracy(
             outputs[name].append(_run(session, inputs))
         labels.append(batch["labels"][keep])
     if not labels:
-        raise ValueError("no case of the split has both images")
+        raise UsageError("no case of the split has both images")
     labels = torch.cat(labels)
     result = {
         name: {

@@ -33,7 +33,18 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import ModelHubMixin
 
 from mmfuse._version import __version__
-from mmfuse.errors import MissingPluginError, MmfuseError, UnknownNameError
+from mmfuse.errors import (
+    BUILD_ERRORS,
+    InvalidConfigError,
+    MissingPluginError,
+    ModelNotFoundError,
+    PublishError,
+    UnknownNameError,
+    UnsafeCheckpointError,
+    UsageError,
+    WeightsMismatchError,
+    describe_build_error,
+)
 from mmfuse.model import FusionNetwork
 from mmfuse.model_card import render_model_card
 from mmfuse.presets import COMPONENT_FIELDS, upgrade_config
@@ -46,6 +57,7 @@ from mmfuse.registry import (
     encoder_entry,
     plugin_manager,
 )
+from mmfuse.safeweights import check_compatible, read_header
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
@@ -71,26 +83,6 @@ METADATA_KEYS = ("mmfuse_version", "providers")
 FORBIDDEN_OPTIONS = frozenset(
     {"pretrained", "pretrained_file", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path"}
 )
-
-
-class ModelNotFoundError(MmfuseError, FileNotFoundError):
-    """A directory, Hub repository, revision or file that :func:`from_pretrained` needs is not there."""
-
-
-class UnsafeCheckpointError(MmfuseError):
-    """Only pickle weights were found and ``trust_pickle=True`` was not given."""
-
-
-class WeightsMismatchError(MmfuseError):
-    """The weights file does not match the architecture its config describes."""
-
-
-class InvalidConfigError(MmfuseError, ValueError):
-    """A saved ``config.json`` is unreadable or names something it may not."""
-
-
-class PublishError(MmfuseError):
-    """Creating the Hub repository or uploading to it failed (network, token, permissions)."""
 
 
 # -- name resolution ----------------------------------------------------------------------------------
@@ -131,7 +123,7 @@ def _is_repo_id(text: str) -> bool:
 def _hub_location(spec: str, revision: str | None, original: str) -> ModelLocation:
     repo_id, _, at_revision = spec.partition("@")
     if at_revision and revision and at_revision != revision:
-        raise ValueError(f"{original!r} names revision {at_revision!r} but revision={revision!r} was passed")
+        raise UsageError(f"{original!r} names revision {at_revision!r} but revision={revision!r} was passed")
     if not _is_repo_id(repo_id):
         raise ModelNotFoundError(f"{original!r}: {repo_id!r} is not a Hub repo id of the form OWNER/NAME")
     return ModelLocation(True, repo_id, at_revision or revision)
@@ -169,7 +161,7 @@ def resolve_name(name_or_path: str | os.PathLike, revision: str | None = None) -
 
 def _local_location(path: Path, original: str, revision: str | None) -> ModelLocation:
     if revision is not None:
-        raise ValueError(f"revision={revision!r} applies to Hub repositories, not to the path {original!r}")
+        raise UsageError(f"revision={revision!r} applies to Hub repositories, not to the path {original!r}")
     if path.is_file():
         kind = "a pickle checkpoint" if path.suffix in PICKLE_SUFFIXES else "a file"
         raise ModelNotFoundError(
@@ -310,6 +302,8 @@ def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} is nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} must hold a JSON object")
     metadata = {key: data.pop(key) for key in METADATA_KEYS if key in data}
@@ -409,18 +403,20 @@ def _weights_file(
 
 def load_weights(model: nn.Module, path: Path, *, map_location: Any = "cpu") -> None:
     """Load ``path`` into ``model`` strictly: any missing or unexpected tensor is an error listing them."""
+    import safetensors
     import safetensors.torch
     import torch
 
     try:
         if path.suffix == ".safetensors":
+            check_compatible(model.state_dict(), read_header(path), path)
             missing, unexpected = safetensors.torch.load_model(model, path, strict=False, device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=False)  # the caller trusts it
             if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
                 state = state["state_dict"]
             missing, unexpected = model.load_state_dict(state, strict=False)
-    except (RuntimeError, OSError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError, safetensors.SafetensorError) as exc:
         raise WeightsMismatchError(f"cannot load weights from {path}: {exc}") from None
     if missing or unexpected:
         raise WeightsMismatchError(
@@ -453,9 +449,12 @@ def from_pretrained(
     config, _ = read_config(config_path, location)
     try:
         model = FusionModel(config, pretrained=False)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (UnknownNameError, MissingPluginError):
+        raise
+    except BUILD_ERRORS as exc:
+        # Besides mmfuse's own checks, timm and torch reject some options with their own exceptions.
         raise InvalidConfigError(
-            f"{CONFIG_FILE} of {location.describe()} is not a valid model: {exc}"
+            f"{CONFIG_FILE} of {location.describe()} is not a valid model ({describe_build_error(exc)})"
         ) from None
     weights = _weights_file(location, trust_pickle=trust_pickle, token=token, cache_dir=cache_dir)
     load_weights(model, weights, map_location=map_location)
@@ -516,9 +515,16 @@ class HubMixin(
     """
 
     def _save_pretrained(self, save_directory: Path) -> None:
+        import errno
+
+        from safetensors import SafetensorError
         from safetensors.torch import save_model
 
-        save_model(self, str(save_directory / WEIGHTS_FILE))  # handles shared tensors, unlike save_file
+        path = save_directory / WEIGHTS_FILE
+        try:
+            save_model(self, str(path))  # handles shared tensors, unlike save_file
+        except SafetensorError as exc:  # safetensors reports a failed write (a full disk) as its own error
+            raise OSError(errno.EIO, f"cannot write the weights ({exc})", str(path)) from None
 
     def save_pretrained(
         self,

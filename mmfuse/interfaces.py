@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mmfuse.errors import UnknownOptionError
 from mmfuse.tasks import TaskSpec
 
 Stream = tuple[torch.Tensor, torch.Tensor]
@@ -55,7 +56,7 @@ class FusionBlock(nn.Module, ABC):
     def __init__(self, primary_channels: int, auxiliary_channels: int, **options) -> None:
         super().__init__()
         if options:
-            raise TypeError(f"{type(self).__name__} got unknown options: {sorted(options)}")
+            raise UnknownOptionError(f"{type(self).__name__} got unknown options: {sorted(options)}")
         self.primary_channels = primary_channels
         self.auxiliary_channels = auxiliary_channels
 

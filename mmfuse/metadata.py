@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mmfuse.errors import UsageError
+
 KINDS = ("categorical", "numeric")
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "none", "null", "unknown", "?"})
 
@@ -53,15 +55,15 @@ class FieldSpec:
         if isinstance(spec, str):
             return cls(spec)
         if not isinstance(spec, Mapping) or "name" not in spec and "column" not in spec:
-            raise ValueError(
+            raise UsageError(
                 f"a metadata field is a name or a mapping with 'column' (or 'name'), got {spec!r}"
             )
         unknown = set(spec) - {"name", "column", "type", "kind", "categories"}
         if unknown:
-            raise ValueError(f"metadata field {spec!r}: unknown keys {sorted(unknown)}")
+            raise UsageError(f"metadata field {spec!r}: unknown keys {sorted(unknown)}")
         kind = spec.get("type", spec.get("kind"))
         if kind is not None and kind not in KINDS:
-            raise ValueError(f"metadata field {spec!r}: type must be one of {KINDS}, got {kind!r}")
+            raise UsageError(f"metadata field {spec!r}: type must be one of {KINDS}, got {kind!r}")
         categories = spec.get("categories")
         return cls(
             str(spec.get("column", spec.get("name"))),
@@ -123,10 +125,10 @@ class MetadataEncoding:
 
     def __init__(self, fields: Sequence[EncodedField]) -> None:
         if not fields:
-            raise ValueError("a metadata encoding needs at least one field")
+            raise UsageError("a metadata encoding needs at least one field")
         names = [f.name for f in fields]
         if len(set(names)) != len(names):
-            raise ValueError(f"metadata field names repeat: {names}")
+            raise UsageError(f"metadata field names repeat: {names}")
         self.fields = tuple(fields)
 
     @property
@@ -145,14 +147,14 @@ class MetadataEncoding:
     def fit(cls, rows: Sequence[Mapping], specs: Sequence[str | Mapping | FieldSpec]) -> MetadataEncoding:
         """Fit on the training split's metadata (``rows``: one mapping per case)."""
         if not rows:
-            raise ValueError("cannot fit a metadata encoding on an empty training split")
+            raise UsageError("cannot fit a metadata encoding on an empty training split")
         fields = []
         for raw_spec in specs:
             spec = raw_spec if isinstance(raw_spec, FieldSpec) else FieldSpec.parse(raw_spec)
             values = [row.get(spec.name) for row in rows]
             present = [str(v).strip() for v in values if not is_missing(v)]
             if spec.name not in rows[0] and not present:
-                raise ValueError(
+                raise UsageError(
                     f"metadata field {spec.name!r} is not in the data (fields: {sorted(rows[0])})"
                 )
             kind = spec.kind
@@ -164,12 +166,12 @@ class MetadataEncoding:
                 if categories is None:
                     categories = tuple(sorted(set(present)))
                 if not categories:
-                    raise ValueError(f"metadata field {spec.name!r} has no value in the training split")
+                    raise UsageError(f"metadata field {spec.name!r} has no value in the training split")
                 fields.append(EncodedField(spec.name, kind, tuple(categories)))
             else:
                 numbers = [n for v in present if (n := _as_float(v)) is not None]
                 if not numbers:
-                    raise ValueError(
+                    raise UsageError(
                         f"numeric metadata field {spec.name!r} has no number in the training split"
                     )
                 mean = sum(numbers) / len(numbers)
@@ -232,13 +234,13 @@ class MetadataEncoding:
                 for f in data["fields"]
             ]
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a metadata encoding: {data!r} ({exc})") from None
+            raise UsageError(f"not a metadata encoding: {data!r} ({exc})") from None
         for f in fields:
             if f.kind not in KINDS:
-                raise ValueError(f"metadata field {f.name!r}: kind must be one of {KINDS}, got {f.kind!r}")
+                raise UsageError(f"metadata field {f.name!r}: kind must be one of {KINDS}, got {f.kind!r}")
         encoding = cls(fields)
         if "size" in data and int(data["size"]) != encoding.size:
-            raise ValueError(
+            raise UsageError(
                 f"metadata encoding says size {data['size']} but its fields make {encoding.size}"
             )
         return encoding

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from mmfuse.errors import NonFiniteOutputError
+from mmfuse.errors import NonFiniteOutputError, PluginError, UsageError
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.presets import HEADS, normalize_config
@@ -190,7 +190,7 @@ class FusionNetwork(nn.Module):
         pretrained_files = dict(pretrained_files or {})
         unknown = set(pretrained_files) - {"primary", "auxiliary"}
         if unknown:
-            raise ValueError(f"pretrained_files keys must be 'primary' or 'auxiliary', got {sorted(unknown)}")
+            raise UsageError(f"pretrained_files keys must be 'primary' or 'auxiliary', got {sorted(unknown)}")
         self.tasks: tuple[TaskSpec, ...] = resolve_tasks(config["tasks"])
         self._config = config
         shared = bool(config["share_encoder"])
@@ -198,18 +198,18 @@ class FusionNetwork(nn.Module):
             config["auxiliary"] != config["primary"]
             or config["auxiliary_options"] != config["primary_options"]
         ):
-            raise ValueError(
+            raise UsageError(
                 "share_encoder: true runs both images through one encoder, so 'auxiliary' and its options "
                 f"must equal 'primary' ({config['primary']!r}); got auxiliary {config['auxiliary']!r}"
             )
         if shared and "auxiliary" in pretrained_files:
-            raise ValueError(
+            raise UsageError(
                 "share_encoder: true has one encoder; give its weights as pretrained_files['primary']"
             )
         self.modalities: tuple[str, ...] = tuple(config["modalities"])
         single = len(self.modalities) == 1
         if single and shared:
-            raise ValueError("share_encoder needs both modalities; a single-modality model has one encoder")
+            raise UsageError("share_encoder needs both modalities; a single-modality model has one encoder")
         encoders = {}
         branches = self.modalities if single else ("primary",) if shared else ("primary", "auxiliary")
         for branch in branches:
@@ -221,7 +221,7 @@ class FusionNetwork(nn.Module):
                 options["pretrained_file"] = pretrained_files[branch]
             encoders[branch] = factory(pretrained=pretrained, **options)
             if not isinstance(encoders[branch], Encoder):
-                raise TypeError(f"encoder {config[branch]!r} did not return an mmfuse.Encoder")
+                raise PluginError(f"encoder {config[branch]!r} did not return an mmfuse.Encoder")
         if single:
             self._init_single(config, encoders)
         else:
@@ -248,7 +248,7 @@ class FusionNetwork(nn.Module):
             stages = list(range(num_stages))
         for s in stages:
             if not -num_stages <= s < num_stages:
-                raise ValueError(
+                raise UsageError(
                     f"fusion stage {s} is out of range for a primary encoder with {num_stages} stages"
                 )
         stages = sorted({s % num_stages for s in stages})
@@ -270,7 +270,7 @@ class FusionNetwork(nn.Module):
                 config["metadata_encoder"], self.metadata_encoding.size, **config["metadata_encoder_options"]
             )
             if not isinstance(self.metadata_encoder, MetadataEncoder):
-                raise TypeError(
+                raise PluginError(
                     f"metadata encoder {config['metadata_encoder']!r} did not return an mmfuse.MetadataEncoder"
                 )
             metadata_dim = self.metadata_encoder.out_features
@@ -281,7 +281,7 @@ class FusionNetwork(nn.Module):
             config["combiner"], *fused_dims, metadata_dim, **config["combiner_options"]
         )
         if not isinstance(self.combiner, Combiner):
-            raise TypeError(f"combiner {config['combiner']!r} did not return an mmfuse.Combiner")
+            raise PluginError(f"combiner {config['combiner']!r} did not return an mmfuse.Combiner")
         self.heads = nn.ModuleDict(
             {
                 "primary": self._head(config, primary_dim),
@@ -293,7 +293,7 @@ class FusionNetwork(nn.Module):
     def _init_single(self, config: dict, encoders: Mapping[str, Encoder]) -> None:
         # One branch (Tables 7, 8, 10's single-modality rows): its encoder and its head, nothing to fuse.
         if config["metadata"] is not None:
-            raise ValueError("a single-modality model takes no metadata input (it has no fusion head)")
+            raise UsageError("a single-modality model takes no metadata input (it has no fusion head)")
         (branch,) = self.modalities
         if branch == "primary":
             self.primary_encoder = encoders["primary"]
@@ -325,7 +325,7 @@ class FusionNetwork(nn.Module):
         stream: tuple[int, int] | None = None
         unknown = set(config["fusion_stage_options"]) - {str(s) for s in self.fusion_pairs}
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"fusion_stage_options name stages {sorted(unknown)} that do not fuse; fused stages: "
                 f"{sorted(self.fusion_pairs)}"
             )
@@ -340,7 +340,7 @@ class FusionNetwork(nn.Module):
                 **options,
             )
             if not isinstance(block, FusionBlock):
-                raise TypeError(f"fusion {config['fusion']!r} did not return an mmfuse.FusionBlock")
+                raise PluginError(f"fusion {config['fusion']!r} did not return an mmfuse.FusionBlock")
             if isinstance(block, StreamFusionBlock):
                 stream = tuple(block.out_stream_channels)
             blocks[str(s)] = block
@@ -358,7 +358,7 @@ class FusionNetwork(nn.Module):
             options.setdefault("dropout", config["head_dropout"])
         head = create_head(config["head"], in_features, self.tasks, **options)
         if not isinstance(head, Head):
-            raise TypeError(f"head {config['head']!r} did not return an mmfuse.Head")
+            raise PluginError(f"head {config['head']!r} did not return an mmfuse.Head")
         return head
 
     @property
@@ -369,7 +369,7 @@ class FusionNetwork(nn.Module):
     def encode_metadata(self, rows: Sequence[Mapping]) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw per-case metadata (mappings of field → value) as ``(metadata, metadata_present)`` inputs."""
         if self.metadata_encoding is None:
-            raise ValueError("this model has no metadata input")
+            raise UsageError("this model has no metadata input")
         values, present, _ = self.metadata_encoding.encode(rows)
         return values, present
 
@@ -392,11 +392,11 @@ class FusionNetwork(nn.Module):
         if isinstance(weights, Mapping):
             missing = set(HEADS) - set(weights)
             if missing:
-                raise ValueError(f"head weights miss {sorted(missing)}; expected keys {list(HEADS)}")
+                raise UsageError(f"head weights miss {sorted(missing)}; expected keys {list(HEADS)}")
             weights = [weights[h] for h in HEADS]
         values = torch.tensor([float(w) for w in weights], dtype=self.head_weights.dtype)
         if values.shape != (3,) or (values < 0).any() or abs(float(values.sum()) - 1.0) > 1e-6:
-            raise ValueError(
+            raise UsageError(
                 f"head weights must be 3 non-negative numbers summing to 1, got {values.tolist()}"
             )
         self.head_weights.copy_(values)
@@ -421,15 +421,15 @@ class FusionNetwork(nn.Module):
         checked: dict[str, dict[str, float]] = {}
         for head, per_task in temperatures.items():
             if head not in HEADS:
-                raise ValueError(f"temperatures name unknown head {head!r}; heads are {list(HEADS)}")
+                raise UsageError(f"temperatures name unknown head {head!r}; heads are {list(HEADS)}")
             if not isinstance(per_task, Mapping):
-                raise ValueError(f"temperatures[{head!r}] must map task names to numbers, got {per_task!r}")
+                raise UsageError(f"temperatures[{head!r}] must map task names to numbers, got {per_task!r}")
             for task, value in per_task.items():
                 if task not in task_names:
-                    raise ValueError(f"temperatures[{head!r}] names unknown task {task!r}")
+                    raise UsageError(f"temperatures[{head!r}] names unknown task {task!r}")
                 t = float(value)
                 if not math.isfinite(t) or t <= 0:
-                    raise ValueError(f"temperature of {head}/{task} must be a positive number, got {value!r}")
+                    raise UsageError(f"temperature of {head}/{task} must be a positive number, got {value!r}")
                 checked.setdefault(head, {})[task] = t
         self._temperatures = checked
 
@@ -517,16 +517,16 @@ class FusionNetwork(nn.Module):
         (``output.head_present``).
         """
         if primary is None and auxiliary is None:
-            raise ValueError("at least one of primary and auxiliary is required")
+            raise UsageError("at least one of primary and auxiliary is required")
         if self.single_modality is not None:
             return self._forward_single(primary, auxiliary, metadata)
         if metadata is not None and self.metadata_encoding is None:
-            raise ValueError(
+            raise UsageError(
                 "this model has no metadata input (it was built without a metadata encoding); "
                 "call it without metadata="
             )
         if metadata is not None and metadata.shape[-1] != self.metadata_encoding.size:
-            raise ValueError(
+            raise UsageError(
                 f"metadata has {metadata.shape[-1]} values per case; this model's encoding makes "
                 f"{self.metadata_encoding.size} ({', '.join(self.metadata_encoding.columns)})"
             )
@@ -560,9 +560,9 @@ class FusionNetwork(nn.Module):
         branch = self.single_modality
         image = primary if branch == "primary" else auxiliary
         if image is None:
-            raise ValueError(f"this single-modality model sees only the {branch} image; pass {branch}=")
+            raise UsageError(f"this single-modality model sees only the {branch} image; pass {branch}=")
         if metadata is not None:
-            raise ValueError("this model has no metadata input; call it without metadata=")
+            raise UsageError("this model has no metadata input; call it without metadata=")
         encoder = self.primary_encoder if branch == "primary" else self.auxiliary_encoder
         pooled = _pool(encoder(image)[-1])
         return FusionOutput({branch: self.heads[branch](pooled)}, {branch: pooled})
@@ -645,7 +645,7 @@ class FusionNetwork(nn.Module):
 
     def set_head_combine(self, mode: str) -> None:
         if mode not in HEAD_COMBINE_MODES:
-            raise ValueError(f"head_combine must be one of {HEAD_COMBINE_MODES}, got {mode!r}")
+            raise UsageError(f"head_combine must be one of {HEAD_COMBINE_MODES}, got {mode!r}")
         self._config["head_combine"] = mode
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
+from mmfuse.errors import UsageError
 from mmfuse.params import count_parameters
 from mmfuse.presets import list_presets, preset_config
 
@@ -73,18 +74,18 @@ def _dataset_name(training_config: Mapping | None) -> str | None:
 def _check_metrics(metrics: Mapping) -> None:
     """Fail before anything is written when metrics.json does not have the documented shape."""
     if not isinstance(metrics, Mapping):
-        raise ValueError(f"metrics must be a mapping in metrics.json format, got {type(metrics).__name__}")
+        raise UsageError(f"metrics must be a mapping in metrics.json format, got {type(metrics).__name__}")
     for split, heads in metrics.items():
         if split == "head_weights":
             continue
         if not isinstance(heads, Mapping):
-            raise ValueError(f"metrics[{split!r}] must map head names to results, got {heads!r}")
+            raise UsageError(f"metrics[{split!r}] must map head names to results, got {heads!r}")
         for head, result in heads.items():
             if not isinstance(result, Mapping):
-                raise ValueError(f"metrics[{split!r}][{head!r}] must be a mapping, got {result!r}")
+                raise UsageError(f"metrics[{split!r}][{head!r}] must be a mapping, got {result!r}")
             for key in ("avg_auc", "avg_acc"):
                 if key in result and not isinstance(result[key], Real):
-                    raise ValueError(
+                    raise UsageError(
                         f"metrics[{split!r}][{head!r}][{key!r}] must be a number, got {result[key]!r}"
                     )
 

@@ -12,7 +12,7 @@ import copy
 import math
 from collections.abc import Callable, Mapping
 
-from mmfuse.errors import MmfuseError
+from mmfuse.errors import ModelConfigError, UsageError
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.registry import PRESETS as registered_presets
 from mmfuse.tasks import resolve_tasks, tasks_to_data
@@ -135,14 +135,14 @@ def preset_config(name: str) -> dict:
         return copy.deepcopy(PRESETS[name])
     if name in registered_presets:
         return copy.deepcopy(dict(registered_presets.entry(name).obj))
-    raise ValueError(f"unknown preset {name!r}; available: {list_presets()}")
+    raise UsageError(f"unknown preset {name!r}; available: {list_presets()}")
 
 
 def normalize_config(config: Mapping) -> dict:
     """Fill defaults and validate field names; the result is JSON-serialisable plain data."""
     unknown = set(config) - set(DEFAULTS) - {"preset"}
     if unknown:
-        raise ValueError(f"unknown model config fields {sorted(unknown)}; known fields: {sorted(DEFAULTS)}")
+        raise UsageError(f"unknown model config fields {sorted(unknown)}; known fields: {sorted(DEFAULTS)}")
     merged = copy.deepcopy(DEFAULTS)
     merged.update(copy.deepcopy(dict(config)))
     merged["tasks"] = tasks_to_data(resolve_tasks(merged["tasks"]))
@@ -162,14 +162,14 @@ def normalize_config(config: Mapping) -> dict:
         or any(m not in ("primary", "auxiliary") for m in modalities)
         or len(set(modalities)) != len(modalities)
     ):
-        raise ValueError(
+        raise UsageError(
             f"modalities must be ['primary', 'auxiliary'], ['primary'] or ['auxiliary'], got {merged['modalities']!r}"
         )
     merged["modalities"] = [m for m in ("primary", "auxiliary") if m in modalities]
     if merged["head_combine"] not in ("probabilities", "logits"):
-        raise ValueError(f"head_combine must be 'probabilities' or 'logits', got {merged['head_combine']!r}")
+        raise UsageError(f"head_combine must be 'probabilities' or 'logits', got {merged['head_combine']!r}")
     if int(merged["config_version"]) != CONFIG_VERSION:
-        raise ValueError(
+        raise UsageError(
             f"config_version {merged['config_version']!r} is not {CONFIG_VERSION}: pass a saved config through "
             "mmfuse.presets.upgrade_config first"
         )
@@ -177,10 +177,6 @@ def normalize_config(config: Mapping) -> dict:
         merged["fusion_stages"] = [int(s) for s in merged["fusion_stages"]]
     check_values(merged)
     return merged
-
-
-class ModelConfigError(MmfuseError, ValueError):
-    """A model config (e.g. a saved config.json) holds a value the model cannot use; the message names it."""
 
 
 def _finite_number(value: object) -> bool:
@@ -265,7 +261,7 @@ def upgrade_config(config: Mapping) -> dict:
     config = copy.deepcopy(dict(config))
     version = int(config.get("config_version", 1))
     if version > CONFIG_VERSION:
-        raise ValueError(
+        raise UsageError(
             f"config_version {version} is newer than this mmfuse understands ({CONFIG_VERSION}); upgrade mmfuse"
         )
     if version == 1:

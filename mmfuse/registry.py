@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pluggy
 
 from mmfuse import hookspecs
-from mmfuse.errors import DuplicateNameError, UnknownNameError
+from mmfuse.errors import DuplicateNameError, PluginError, UnknownNameError, UsageError
 
 ENTRY_POINT_GROUP = "mmfuse"
 AUTOLOAD_ENV = "MMFUSE_DISABLE_PLUGIN_AUTOLOAD"
@@ -68,9 +68,9 @@ class Registry:
         """Add ``obj`` under ``name``; a taken name is an error unless ``override=True``."""
         ensure_plugins_loaded()
         if not isinstance(name, str) or not name:
-            raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+            raise UsageError(f"a {self.kind} name must be a non-empty string, got {name!r}")
         if self.callable_entries and not callable(obj):
-            raise TypeError(f"{self.kind} {name!r} must be a class or factory, got {obj!r}")
+            raise PluginError(f"{self.kind} {name!r} must be a class or factory, got {obj!r}")
         taken = self._entries.get(name)
         if taken is not None and not override:
             raise DuplicateNameError(
@@ -327,7 +327,7 @@ def create_head(name: str, in_features: int, tasks, **options):
 def register_preset(name: str, config: dict, *, override: bool = False) -> dict:
     """Register a named model configuration (plain data) at run time; plugins use ``register_presets``."""
     if not isinstance(config, dict):
-        raise TypeError(f"preset {name!r} must be a dict of model config fields, got {config!r}")
+        raise PluginError(f"preset {name!r} must be a dict of model config fields, got {config!r}")
     return PRESETS.register(name, config, override=override, provider=_caller_module())
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmfuse.errors import UsageError
 from mmfuse.evaluation.writers import write_json
 from mmfuse.fileio import atomic_write_text
 from mmfuse.params import CONFIGURATIONS_BY_NAME, count_parameters
@@ -173,7 +174,7 @@ class Run:
 
 def table(name: str) -> Table:
     if name not in TABLES:
-        raise ValueError(f"unknown table {name!r}; choose from {', '.join(TABLES)}")
+        raise UsageError(f"unknown table {name!r}; choose from {', '.join(TABLES)}")
     return TABLES[name]
 
 
@@ -210,7 +211,7 @@ def plan(name: str, out: Path, seeds: Sequence[int], only: Sequence[str] | None 
     if only:
         unknown = sorted(set(only) - set(rows))
         if unknown:
-            raise ValueError(f"{name} has no rows {unknown}; its rows: {rows}")
+            raise UsageError(f"{name} has no rows {unknown}; its rows: {rows}")
         rows = [r for r in rows if r in only]
     return [Run(r, s, out / "runs" / r / f"seed_{s}") for r in rows for s in seeds]
 

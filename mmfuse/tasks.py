@@ -9,11 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from mmfuse.errors import MmfuseError
-
-
-class TaskMismatchError(MmfuseError, ValueError):
-    """A dataset's tasks (or its labels) do not match the model's tasks; the message names both."""
+from mmfuse.errors import TaskMismatchError, UsageError
 
 
 @dataclass(frozen=True)
@@ -26,11 +22,11 @@ class TaskSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", tuple(self.classes))
         if not self.name:
-            raise ValueError("a task needs a non-empty name")
+            raise UsageError("a task needs a non-empty name")
         if len(self.classes) < 2:
-            raise ValueError(f"task {self.name!r} needs at least two classes, got {list(self.classes)}")
+            raise UsageError(f"task {self.name!r} needs at least two classes, got {list(self.classes)}")
         if len(set(self.classes)) != len(self.classes):
-            raise ValueError(f"task {self.name!r} repeats a class name: {list(self.classes)}")
+            raise UsageError(f"task {self.name!r} repeats a class name: {list(self.classes)}")
 
     @property
     def num_classes(self) -> int:
@@ -41,7 +37,7 @@ class TaskSpec:
         try:
             return self.classes.index(class_name)
         except ValueError:
-            raise ValueError(
+            raise UsageError(
                 f"unknown class {class_name!r} for task {self.name!r}; expected one of {list(self.classes)}"
             ) from None
 
@@ -72,13 +68,13 @@ def resolve_tasks(tasks: str | Iterable[TaskSpec | Mapping] | None) -> tuple[Tas
         try:
             return TASK_PRESETS[tasks]
         except KeyError:
-            raise ValueError(f"unknown task preset {tasks!r}; available: {sorted(TASK_PRESETS)}") from None
+            raise UsageError(f"unknown task preset {tasks!r}; available: {sorted(TASK_PRESETS)}") from None
     specs = tuple(t if isinstance(t, TaskSpec) else TaskSpec(t["name"], tuple(t["classes"])) for t in tasks)
     if not specs:
-        raise ValueError("at least one task is required")
+        raise UsageError("at least one task is required")
     names = [t.name for t in specs]
     if len(set(names)) != len(names):
-        raise ValueError(f"task names must be unique, got {names}")
+        raise UsageError(f"task names must be unique, got {names}")
     return specs
 
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import mmfuse
+from mmfuse.errors import UsageError
 
 
 class ConcatCombiner(mmfuse.Combiner):
@@ -33,7 +34,7 @@ class SumCombiner(mmfuse.Combiner):
     def __init__(self, primary_features: int, auxiliary_features: int, metadata_features: int = 0) -> None:
         super().__init__(primary_features, auxiliary_features, metadata_features)
         if primary_features != auxiliary_features:
-            raise ValueError(
+            raise UsageError(
                 f"the sum combiner adds the pooled vectors, so their widths must match; got primary "
                 f"{primary_features} and auxiliary {auxiliary_features} (use combiner='concat')"
             )
@@ -55,7 +56,7 @@ class TokenCrossAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 1.0) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"width {dim} is not divisible by {num_heads} attention heads")
+            raise UsageError(f"width {dim} is not divisible by {num_heads} attention heads")
         self.num_heads = num_heads
         self.norm_query = nn.LayerNorm(dim)
         self.norm_context = nn.LayerNorm(dim)
@@ -101,7 +102,7 @@ class MetadataAttentionCombiner(mmfuse.Combiner):
     ) -> None:
         super().__init__(primary_features, auxiliary_features, metadata_features)
         if metadata_features < 1:
-            raise ValueError(
+            raise UsageError(
                 "the metadata_attention combiner needs metadata: build the model with a metadata "
                 "encoding (data.metadata in a run config, or metadata=... in build_model)"
             )
@@ -116,7 +117,7 @@ class MetadataAttentionCombiner(mmfuse.Combiner):
 
     def forward(self, primary, auxiliary, metadata=None):
         if metadata is None:
-            raise ValueError("the metadata_attention combiner needs metadata")
+            raise UsageError("the metadata_attention combiner needs metadata")
         p = self.primary_proj(primary)
         images = torch.cat([self.auxiliary_proj(auxiliary), p], dim=1).unsqueeze(1)
         attended = self.narrow(self.attention(self.widen(metadata).unsqueeze(1), images)).squeeze(1)

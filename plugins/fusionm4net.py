@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 import mmfuse
+from mmfuse.errors import UsageError
 from mmfuse.tasks import TaskSpec
 
 FUSIONM4NET_PRESET = {
@@ -73,7 +74,7 @@ class SecondStage:
             )
         if self.classifier == "logistic":
             return LogisticRegression(C=0.01, class_weight="balanced", max_iter=1000)
-        raise ValueError(f"unknown second-stage classifier {self.classifier!r}; use 'svm' or 'logistic'")
+        raise UsageError(f"unknown second-stage classifier {self.classifier!r}; use 'svm' or 'logistic'")
 
     def fit(
         self, probabilities: Mapping[str, torch.Tensor], metadata: torch.Tensor, labels: torch.Tensor
@@ -92,7 +93,7 @@ class SecondStage:
                 continue
             model = self._new(target)
             if not hasattr(model, "predict_proba"):
-                raise ValueError(
+                raise UsageError(
                     f"second stage: task {task.name!r} has a class with one fitting case only; "
                     "fit on more cases (the validation split) or use classifier='logistic'"
                 )
@@ -105,7 +106,7 @@ class SecondStage:
         """Per-task probabilities ``{task: [N, C]}`` (classes the fitting cases lacked get 0; a task
         whose fitting cases showed one class keeps the first stage's probabilities)."""
         if not self.models:
-            raise ValueError("the second stage is not fitted; call fit() first")
+            raise UsageError("the second stage is not fitted; call fit() first")
         features = stage_features(probabilities, metadata, self.tasks)
         out = {}
         for task in self.tasks:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import mmfuse
+from mmfuse.errors import UsageError
 from mmfuse.tasks import TaskSpec
 
 
@@ -49,9 +50,9 @@ class MLPHead(mmfuse.Head):
     ) -> None:
         super().__init__(in_features, tasks)
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown head activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+            raise UsageError(f"unknown head activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
         if not hidden:
-            raise ValueError("an mlp head needs at least one hidden width; use the 'linear' head instead")
+            raise UsageError("an mlp head needs at least one hidden width; use the 'linear' head instead")
         layers: list[nn.Module] = []
         width = in_features
         for i, out in enumerate(hidden):

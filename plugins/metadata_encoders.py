@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import mmfuse
+from mmfuse.errors import UsageError
 
 
 class MLPMetadataEncoder(mmfuse.MetadataEncoder):
@@ -18,7 +19,7 @@ class MLPMetadataEncoder(mmfuse.MetadataEncoder):
     ) -> None:
         super().__init__(in_features)
         if in_features < 1:
-            raise ValueError("the mlp metadata encoder needs at least one metadata value")
+            raise UsageError("the mlp metadata encoder needs at least one metadata value")
         self.out_features = int(out_features)
         self.net = nn.Sequential(
             nn.Linear(in_features, hidden),

@@ -34,6 +34,7 @@ from torch import nn
 
 import mmfuse
 from mmfuse.data.derm7pt import official_metadata_encoding
+from mmfuse.errors import UsageError
 
 SWIN_TINY = "swin_tiny_patch4_window7_224"
 
@@ -55,7 +56,7 @@ class SwinLayerEncoder(mmfuse.Encoder):
             kwargs["img_size"] = img_size
         swin = timm.create_model(model_name, pretrained=pretrained, num_classes=0, **kwargs)
         if not hasattr(swin, "layers") or not hasattr(swin.layers[0], "downsample"):
-            raise ValueError(f"{model_name!r} is not a timm Swin transformer (no stage-wise patch merging)")
+            raise UsageError(f"{model_name!r} is not a timm Swin transformer (no stage-wise patch merging)")
         self.pretrained_cfg = dict(swin.pretrained_cfg)
         layers = swin.layers
         last = len(layers) - 1
@@ -106,7 +107,7 @@ class WindowCrossAttentionBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, window_size: int = 7, mlp_ratio: float = 4.0) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"tformer block: width {dim} is not divisible by num_heads={num_heads}")
+            raise UsageError(f"tformer block: width {dim} is not divisible by num_heads={num_heads}")
         self.num_heads = num_heads
         self.window_size = window_size
         self.norm1 = nn.LayerNorm(dim)
@@ -203,7 +204,7 @@ class TFormerFusion(mmfuse.StreamFusionBlock):
         if len(self.merge):
             stream = self.merge[index](stream)
         if tuple(stream.shape[1:3]) != size:
-            raise ValueError(
+            raise UsageError(
                 f"tformer block: the incoming fusion stream is {tuple(stream.shape[1:3])} after merging, "
                 f"but this stage's maps are {size}; fuse stages whose sizes halve (or stay) in turn"
             )

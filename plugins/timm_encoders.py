@@ -17,6 +17,7 @@ from timm.models import FeatureDictNet
 from torch import nn
 
 import mmfuse
+from mmfuse.errors import UsageError
 
 # The backbones of the paper's Tables 6, 7, 9 and 10.
 PAPER_BACKBONES = (
@@ -35,7 +36,7 @@ def _split_into_stages(model: nn.Module, out_indices: tuple[int, ...]) -> Featur
             return FeatureDictNet(model, out_indices=out_indices, flatten_sequential=flatten)
         except (AssertionError, ValueError, TypeError) as exc:
             errors.append(str(exc))
-    raise ValueError(
+    raise UsageError(
         f"timm model {type(model).__name__} cannot be split into stages ({'; '.join(errors)}); "
         "mmfuse needs a backbone whose feature levels are top-level modules or one Sequential deep"
     )

@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.hookspecs",
         "mmfuse.attention",
         "mmfuse.fileio",
+        "mmfuse.safeweights",
         "mmfuse.interfaces",
     ),
     ("mmfuse.registry",),

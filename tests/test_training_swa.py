@@ -72,7 +72,9 @@ def test_averaged_weights_are_swapped_in_with_batchnorm_recomputed(release, tmp_
 
 def test_a_failing_final_evaluation_keeps_the_trained_model(tmp_path):
     release = make_release(tmp_path / "derm7pt")
-    config = tiny_config(release, train={"epochs": 2, "swa": {"epochs": 1}}, evaluation={"splits": ["holdout"]})
+    config = tiny_config(
+        release, train={"epochs": 2, "swa": {"epochs": 1}}, evaluation={"splits": ["holdout"]}
+    )
     with pytest.raises(Exception, match="holdout"):
         train(config, tmp_path / "run", progress=False)
     model = from_pretrained(tmp_path / "run" / "model")

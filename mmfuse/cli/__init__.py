@@ -2,18 +2,32 @@
 
 Each module in this package that defines ``add_parser(subparsers)`` is a subcommand; it sets
 ``func`` on its parser and imports heavy dependencies inside that function, so ``mmfuse --help``
-stays fast. Errors that mmfuse raises on purpose are printed as one line and exit with status 1.
+stays fast.
+
+The error contract (docs/guarantees.md) is kept here, once, for every subcommand: a problem with
+the user's inputs — an :class:`~mmfuse.errors.MmfuseError` or an ``OSError`` about a file — is
+printed as one line, ``mmfuse COMMAND: error: ...``, and exits with status 1; anything else is a bug
+in mmfuse, printed with its traceback and a request to report it, exit status 70.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import pkgutil
 import sys
+import traceback
 from collections.abc import Sequence
 
 from mmfuse.errors import MmfuseError
+
+EXIT_INPUT_ERROR = 1
+EXIT_USAGE = 2  # argparse's status for a malformed command line
+EXIT_BUG = 70  # EX_SOFTWARE: an internal error
+EXIT_INTERRUPTED = 130
+REPORT_URL = "https://github.com/mmfuse/mmfuse/issues"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,10 +42,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line naming the file and what is wrong with it, without Python's ``[Errno N]`` noise."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on the device (free some space, or choose another --out)"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        reason = "permission denied"
+    names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
+    if not names:
+        return reason
+    return f"{' -> '.join(names)}: {reason}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = f"mmfuse {args.command}"
     try:
         return int(args.func(args) or 0)
-    except (MmfuseError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as exc:
-        print(f"mmfuse {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    except MmfuseError as exc:
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except OSError as exc:  # a file or folder the user named: missing, unreadable, a directory, disk full
+        print(f"{command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted (a run resumes with --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"{command}: internal error: this is a bug in mmfuse, not a problem with your input. "
+            f"Please report it at {REPORT_URL} with the command line and the traceback above.",
+            file=sys.stderr,
+        )
+        return EXIT_BUG

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from mmfuse.errors import UsageError
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("data", help="synthesise, check, count and prepare datasets")
@@ -56,7 +58,7 @@ def add_parser(subparsers) -> None:
 
 def _config(args: argparse.Namespace) -> dict:
     if args.format == "paired_csv" and not args.schema:
-        raise ValueError("paired_csv needs --schema SCHEMA.yaml")
+        raise UsageError("paired_csv needs --schema SCHEMA.yaml")
     return {
         "format": args.format,
         "root": args.root,

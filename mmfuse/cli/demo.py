@@ -12,6 +12,8 @@ import copy
 import time
 from pathlib import Path
 
+from mmfuse.errors import UsageError
+
 MARKER = ".mmfuse-demo"
 
 # Chosen by measurement on a 2-core CPU (docs/training.md): small timm backbones from scratch, 64 px,
@@ -90,7 +92,7 @@ def _fresh_out(out: Path) -> None:
     elif out.is_dir() and not any(out.iterdir()):
         return
     else:
-        raise ValueError(f"--out {out} exists and is not a previous demo run; choose another directory")
+        raise UsageError(f"--out {out} exists and is not a previous demo run; choose another directory")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from mmfuse.cli.argtypes import int_in_range, positive_int
+from mmfuse.errors import UsageError
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -31,7 +34,7 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="ignore the model's fitted temperatures (the raw softmax of each head)",
     )
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
     parser.add_argument(
         "--out", metavar="DIR", help="also write metrics.json, predictions_<split>.csv and plots here"
@@ -43,7 +46,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--bootstrap",
-        type=int,
+        type=int_in_range(0),
         default=1000,
         metavar="B",
         help="resamples of the cases for the 95%% confidence intervals (default: 1000; 0: no intervals)",
@@ -82,7 +85,7 @@ def _data_config(args: argparse.Namespace, run_dir: Path | None) -> dict:
     if args.schema:
         config["schema"] = args.schema
     if "root" not in config:
-        raise ValueError(
+        raise UsageError(
             "--data ROOT is required (the dataset folder) unless RUN_OR_MODEL is a run directory"
         )
     config.setdefault("format", "derm7pt")
@@ -101,7 +104,7 @@ def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -
 
     target = Path(args.out) if args.out else run_dir
     if target is None:
-        raise ValueError("--robustness needs --out DIR when RUN_OR_MODEL is not a run directory")
+        raise UsageError("--robustness needs --out DIR when RUN_OR_MODEL is not a run directory")
     corruptions = [c.strip() for c in args.corruptions.split(",") if c.strip()] if args.corruptions else None
     result = robustness_curves(
         model,
@@ -150,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.training.rundir import load_run_or_model, run_model_dir
     from mmfuse.training.trainer import select_device
 
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a directory to write the report into")
     if args.out:
         _refuse_to_replace(Path(args.out) / METRICS_FILE, args.overwrite)  # before minutes of inference
     model_dir = run_model_dir(args.model)

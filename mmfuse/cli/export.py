@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from mmfuse.cli.argtypes import int_in_range, positive_int
+
+# The opsets torch's TorchScript ONNX exporter writes (the one mmfuse.export uses).
+ONNX_OPSETS = (7, 20)
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -40,14 +45,18 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--format", default="derm7pt", help="dataset format of --data (default: derm7pt)")
     parser.add_argument("--split", default="test", help="split of --data (default: test)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    parser.add_argument(
+        "--opset", type=int_in_range(*ONNX_OPSETS), default=17, help="ONNX opset (default: 17)"
+    )
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of MODEL")
     parser.add_argument(
         "--latency", action="store_true", help="measure median CPU latency of torch and onnxruntime"
     )
-    parser.add_argument("--batch", type=int, default=1, help="batch size for --latency (default: 1)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed runs for --latency (default: 20)")
-    parser.add_argument("--threads", type=int, help="CPU threads for --latency (default: torch's)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="batch size for --latency (default: 1)")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=20, help="timed runs for --latency (default: 20)"
+    )
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for --latency (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mmfuse.errors import UsageError
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         for item in args.metadata:
             field, sep, value = item.partition("=")
             if not sep or not field.strip():
-                raise ValueError(f"--metadata takes FIELD=VALUE, got {item!r}")
+                raise UsageError(f"--metadata takes FIELD=VALUE, got {item!r}")
             metadata[field.strip()] = value.strip()
     model = load_run_or_model(args.model)
     result = predict_pair(

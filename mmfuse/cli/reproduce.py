@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmfuse.errors import UsageError
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     synthetic = out / "synthetic"
     data = args.data or (str(synthetic) if args.quick else None)
     if data is None:
-        raise ValueError("--data ROOT is required (the Derm7pt release); --quick alone uses a synthetic one")
+        raise UsageError("--data ROOT is required (the Derm7pt release); --quick alone uses a synthetic one")
     if args.quick and Path(data) == synthetic and not args.dry_run and not synthetic.is_dir():
         from mmfuse.data.synth import synthesize
 

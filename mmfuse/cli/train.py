@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmfuse.errors import ConfigError, UsageError
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -67,19 +69,24 @@ def run(args: argparse.Namespace) -> int:
     config_path = args.config
     if config_path is None:
         if not args.resume:
-            raise ValueError("give a CONFIG file (or --resume to continue the run in --out)")
+            raise UsageError("give a CONFIG file (or --resume to continue the run in --out)")
         config_path = out / CONFIG_FILE
     config = load_config(config_path, **_overrides(args))
     if args.allow_change and not args.resume:
-        raise ValueError("--allow-change only applies with --resume")
-    if args.seeds:
-        summary = run_seeds(config, out, parse_seeds(args.seeds), resume=args.resume)
-        if summary:
-            print(f"summary over seeds {summary['seeds']}: {out / 'summary.md'}")
-        return 0
-    result = train(
-        config, out, resume=args.resume, evaluate=not args.no_eval, allow_changes=args.allow_change
-    )
+        raise UsageError("--allow-change only applies with --resume")
+    try:
+        if args.seeds:
+            summary = run_seeds(config, out, parse_seeds(args.seeds), resume=args.resume)
+            if summary:
+                print(f"summary over seeds {summary['seeds']}: {out / 'summary.md'}")
+            return 0
+        result = train(
+            config, out, resume=args.resume, evaluate=not args.no_eval, allow_changes=args.allow_change
+        )
+    except (ConfigError, UsageError) as exc:  # raised while building from the config: name its file
+        if str(config_path) in str(exc):
+            raise
+        raise ConfigError(f"{config_path}: {exc}") from None
     if result.model is None:
         return 0  # a non-zero torchrun rank
     if result.metrics:

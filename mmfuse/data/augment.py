@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from mmfuse.data.batch_augment import BatchAugmenter
+from mmfuse.errors import DataError
 
 MODALITIES = ("primary", "auxiliary")
 BACKENDS = ("albumentations", "torchvision")
@@ -60,7 +61,7 @@ class AugmentOptions:
         known = {f.name for f in fields(cls)}
         unknown = set(options) - known
         if unknown:
-            raise ValueError(f"unknown augmentation options {sorted(unknown)}; known: {sorted(known)}")
+            raise DataError(f"unknown augmentation options {sorted(unknown)}; known: {sorted(known)}")
         return replace(cls(), **{k: float(v) for k, v in options.items()})
 
 
@@ -82,13 +83,13 @@ def build_augmenter(
 ) -> Augmenter:
     """The pipeline for one modality: train-time operations (when ``train``), resize, normalise."""
     if modality not in MODALITIES:
-        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+        raise DataError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
     opts = AugmentOptions.from_options(**options)
     if backend == "albumentations":
         return _AlbumentationsAugmenter(train, img_size, mean, std, opts)
     if backend == "torchvision":
         return _TorchvisionAugmenter(train, img_size, mean, std, opts)
-    raise ValueError(f"unknown augmentation backend {backend!r}; expected one of {BACKENDS}")
+    raise DataError(f"unknown augmentation backend {backend!r}; expected one of {BACKENDS}")
 
 
 class _AlbumentationsAugmenter:
@@ -188,4 +189,4 @@ def apply_tta_view(name: str, batch_nchw: torch.Tensor) -> torch.Tensor:
     try:
         return _VIEWS[name](batch_nchw)
     except KeyError:
-        raise ValueError(f"unknown TTA view {name!r}; expected one of {TTA_VIEWS}") from None
+        raise DataError(f"unknown TTA view {name!r}; expected one of {TTA_VIEWS}") from None

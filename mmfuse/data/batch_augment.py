@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from mmfuse.errors import DataError
+
 
 class BatchAugmenter:
     """``augmenter(batch_uint8, generator) -> float [N, 3, S, S]`` normalised with ``mean``/``std``.
@@ -98,7 +100,7 @@ class BatchAugmenter:
 
 def _to_nchw(batch: torch.Tensor) -> torch.Tensor:
     if batch.ndim != 4:
-        raise ValueError(f"expected a batch [N, C, H, W] or [N, H, W, C], got shape {tuple(batch.shape)}")
+        raise DataError(f"expected a batch [N, C, H, W] or [N, H, W, C], got shape {tuple(batch.shape)}")
     if batch.shape[1] != 3 and batch.shape[-1] == 3:
         batch = batch.permute(0, 3, 1, 2)
     return batch

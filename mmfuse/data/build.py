@@ -8,9 +8,9 @@ from pathlib import Path
 from mmfuse.data.augment import MODALITIES, build_augmenter
 from mmfuse.data.cache import load_cache
 from mmfuse.data.derm7pt import load_release
-from mmfuse.data.errors import DataError
 from mmfuse.data.paired import PairedDataset
 from mmfuse.data.paired_csv import load_paired_csv
+from mmfuse.errors import DataError
 from mmfuse.metadata import EncodingReport, FieldSpec, MetadataEncoding
 from mmfuse.tasks import TaskSpec, check_same_tasks
 
@@ -40,9 +40,9 @@ def load_table(data_config: Mapping):
         return load_release(root, split_seed=split_seed, allow_outside_root=outside)
     if fmt == "paired_csv":
         if not data_config.get("schema"):
-            raise ValueError("data format 'paired_csv' needs 'schema', the path of its YAML schema")
+            raise DataError("data format 'paired_csv' needs 'schema', the path of its YAML schema")
         return load_paired_csv(root, data_config["schema"], split_seed=split_seed, allow_outside_root=outside)
-    raise ValueError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
+    raise DataError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
 
 
 def fit_metadata_encoding(
@@ -62,14 +62,14 @@ def fit_metadata_encoding(
     elif isinstance(choice, (list, tuple)) and choice:
         specs = [declared.get(c, FieldSpec(c)) if isinstance(c, str) else FieldSpec.parse(c) for c in choice]
     else:
-        raise ValueError(f"data.metadata must be true or a list of metadata fields, got {choice!r}")
+        raise DataError(f"data.metadata must be true or a list of metadata fields, got {choice!r}")
     if not specs:
-        raise ValueError(f"the {data_config.get('format', 'derm7pt')} data declares no metadata fields")
+        raise DataError(f"the {data_config.get('format', 'derm7pt')} data declares no metadata fields")
     records = table.split_records(split)
     try:
         encoding = MetadataEncoding.fit([r.metadata for r in records], specs)
     except ValueError as exc:
-        raise ValueError(f"{Path(data_config['root'])}: {exc}") from None
+        raise DataError(f"{Path(data_config['root'])}: {exc}") from None
     _, _, report = encoding.encode([r.metadata for r in records])
     return encoding, report
 
@@ -94,12 +94,12 @@ def build_dataset(
     """
     unknown = set(data_config) - CONFIG_KEYS
     if unknown:
-        raise ValueError(f"unknown data config keys {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}")
+        raise DataError(f"unknown data config keys {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}")
     if "root" not in data_config:
-        raise ValueError("the data config needs 'root', the dataset folder")
+        raise DataError("the data config needs 'root', the dataset folder")
     cache_mode = data_config.get("cache", "auto")
     if cache_mode not in ("auto", "off"):
-        raise ValueError(f"data config 'cache' must be 'auto' or 'off', got {cache_mode!r}")
+        raise DataError(f"data config 'cache' must be 'auto' or 'off', got {cache_mode!r}")
     table = load_table(data_config)
     if tasks is not None:
         check_same_tasks(

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from mmfuse.data.augment import Augmenter, sample_seed
+from mmfuse.errors import DataError
 
 SEVERITIES = (1, 2, 3, 4, 5)
 REFERENCE_SIDE = 224
@@ -50,9 +51,9 @@ CORRUPTIONS: dict[str, tuple[str, tuple]] = {
 def severity_value(corruption: str, severity: int):
     """The parameter of ``corruption`` at ``severity`` (1–5); the error lists the valid names."""
     if corruption not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {corruption!r}; available: {list(CORRUPTIONS)}")
+        raise DataError(f"unknown corruption {corruption!r}; available: {list(CORRUPTIONS)}")
     if severity not in SEVERITIES:
-        raise ValueError(f"severity must be one of {list(SEVERITIES)}, got {severity!r}")
+        raise DataError(f"severity must be one of {list(SEVERITIES)}, got {severity!r}")
     return CORRUPTIONS[corruption][1][severity - 1]
 
 

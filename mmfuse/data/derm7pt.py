@@ -201,6 +201,11 @@ class Derm7ptRelease:
         return [r for i in self.splits[split] if (r := self.records[i]) is not None]
 
 
+def _is_ascii_int(text: str) -> bool:
+    """``"12"`` yes; ``"²"`` or ``"١٢"`` no (``str.isdigit`` accepts them, ``int`` does not or should not)."""
+    return text.isascii() and text.isdecimal()
+
+
 def _parse_row(
     root: Path,
     position: int,
@@ -239,7 +244,7 @@ def _parse_row(
     metadata.update(
         row=position,
         diagnosis=row.get("diagnosis", ""),
-        seven_point_score=int(score_text) if score_text.lstrip("-").isdigit() else None,
+        seven_point_score=int(score_text) if _is_ascii_int(score_text.removeprefix("-")) else None,
         notes=row.get("notes", ""),
         auxiliary_missing=auxiliary is None,
     )
@@ -271,7 +276,7 @@ def _read_split_files(root: Path, n_rows: int, problems: list[Problem]) -> dict[
         for i, row in enumerate(rows):
             text = row["indexes"].strip()
             where = f"{split_file(name)} row {i}"
-            if not text.isdigit():
+            if not _is_ascii_int(text):
                 problems.append(Problem("bad index", f"{where}: {text!r} is not a row position"))
             elif int(text) >= n_rows:
                 problems.append(

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmfuse.errors import MmfuseError
-
-
-class DataError(MmfuseError, ValueError):
-    """A dataset, image or cache problem; the message says which file, row or column is at fault."""
+from mmfuse.errors import DataError
 
 
 @dataclass(frozen=True)

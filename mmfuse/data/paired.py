@@ -78,7 +78,7 @@ class PairedDataset(Dataset):
         self._cache_rows: list[int] | None = None
         if cache is not None:
             if root is None:
-                raise ValueError("a cache needs the dataset root its paths are relative to")
+                raise DataError("a cache needs the dataset root its paths are relative to")
             index = cache.row_index(Path(root))
             rows = [index.get(cache.key_of(Path(root), r)) for r in self.records]
             if all(row is not None for row in rows):

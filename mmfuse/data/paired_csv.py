@@ -74,32 +74,64 @@ class PairedSchema:
 def read_schema(path: str | Path) -> PairedSchema:
     """Parse and validate a schema file; errors name the file and the offending key."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"schema {path} is a directory; give the schema's YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"schema file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"schema {path} is not UTF-8 text ({exc.reason} at offset {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise DataError(f"schema {path} is not valid YAML: {exc}") from None
+        raise DataError(f"schema {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise DataError(f"schema {path} is nested too deeply") from None
     if not isinstance(data, dict):
         raise DataError(f"schema {path} must be a mapping with keys {sorted(SCHEMA_KEYS)}")
     unknown = set(data) - SCHEMA_KEYS
     missing = {"table", "primary", "tasks"} - set(data)
     if unknown or missing:
         raise DataError(f"schema {path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
-    try:
-        tasks = tuple(
-            TaskColumn(
-                TaskSpec(str(t["name"]), tuple(str(c) for c in t["classes"])),
-                str(t.get("column", t["name"])),
-                {str(k).strip(): str(v) for k, v in (t.get("map") or {}).items()},
+    if not isinstance(data["tasks"], list) or not data["tasks"]:
+        raise DataError(f"schema {path}: 'tasks' must be a non-empty list of tasks, got {data['tasks']!r}")
+    for key in ("table", "primary", "image_dir", "auxiliary", "case_id", "split"):
+        if (
+            key in data
+            and not isinstance(data[key], str)
+            and not (key not in ("table", "primary") and data[key] is None)
+        ):
+            raise DataError(f"schema {path}: {key!r} must be a string, got {data[key]!r}")
+    tasks = []
+    for number, t in enumerate(data["tasks"]):
+        where = f"schema {path}, task {number}"
+        if not isinstance(t, Mapping) or "name" not in t or not isinstance(t.get("classes"), list):
+            raise DataError(f"{where}: a task is a mapping with 'name' and a list of 'classes', got {t!r}")
+        mapping = t.get("map") or {}
+        if not isinstance(mapping, Mapping):
+            raise DataError(f"{where}: 'map' must map raw values to classes, got {mapping!r}")
+        try:
+            spec = TaskSpec(str(t["name"]), tuple(str(c) for c in t["classes"]))
+        except ValueError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        unknown = sorted({str(v) for v in mapping.values()} - set(spec.classes))
+        if unknown:
+            raise DataError(
+                f"{where}: 'map' targets {unknown} are not among its classes {list(spec.classes)}"
             )
-            for t in data["tasks"]
+        tasks.append(
+            TaskColumn(
+                spec, str(t.get("column", t["name"])), {str(k).strip(): str(v) for k, v in mapping.items()}
+            )
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"schema {path}: each task needs 'name' and 'classes' ({exc})") from None
+    tasks = tuple(tasks)
+    if len({t.spec.name for t in tasks}) != len(tasks):
+        raise DataError(f"schema {path}: task names repeat: {[t.spec.name for t in tasks]}")
+    metadata = data.get("metadata") or []
+    if not isinstance(metadata, list):
+        raise DataError(f"schema {path}: 'metadata' must be a list of columns, got {metadata!r}")
     try:
-        metadata_fields = tuple(FieldSpec.parse(f) for f in data.get("metadata") or ())
-    except ValueError as exc:
+        metadata_fields = tuple(FieldSpec.parse(f) for f in metadata)
+    except (ValueError, TypeError) as exc:
         raise DataError(f"schema {path}: {exc}") from None
     return PairedSchema(
         table=str(data["table"]),

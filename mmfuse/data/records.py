@@ -60,8 +60,20 @@ def class_counts(records: Sequence[CaseRecord], tasks: Sequence[TaskSpec]) -> di
 def read_table(path: Path) -> tuple[tuple[str, ...], list[dict[str, str]]]:
     """Column names and rows of a CSV file (a BOM is ignored)."""
     if not path.is_file():
+        if path.is_dir():
+            raise DataError(f"metadata file {path} is a directory, not a CSV file")
         raise DataError(f"metadata file not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        rows = [{k: (v if v is not None else "") for k, v in row.items() if k is not None} for row in reader]
-        return tuple(reader.fieldnames or ()), rows
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows = [
+                {k: (v if v is not None else "") for k, v in row.items() if k is not None} for row in reader
+            ]
+            return tuple(reader.fieldnames or ()), rows
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "save it as UTF-8 (e.g. from Latin-1: iconv -f latin1 -t utf-8)"
+        ) from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV table ({exc})") from None

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from mmfuse.errors import DataError
+
 SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")
 
 # Roughly 40 / 20 / 40: a test split as large as the training split, as in common paired benchmarks.
@@ -23,7 +25,7 @@ def stratified_split(
     """
     total = float(sum(ratios.values()))
     if total <= 0 or any(r < 0 for r in ratios.values()):
-        raise ValueError(f"split ratios must be non-negative and not all zero, got {dict(ratios)}")
+        raise DataError(f"split ratios must be non-negative and not all zero, got {dict(ratios)}")
     names = list(ratios)
     by_stratum: dict[str, list[int]] = defaultdict(list)
     for position, stratum in enumerate(strata):

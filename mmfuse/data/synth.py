@@ -83,9 +83,9 @@ def synthesize(
 ) -> SynthSummary:
     """Write a complete synthetic release to ``out`` (which must not exist or be empty)."""
     if cases < 3:
-        raise ValueError(f"a release needs at least 3 cases (one per split), got {cases}")
+        raise DataError(f"a release needs at least 3 cases (one per split), got {cases}")
     if size < 32:
-        raise ValueError(f"images need at least 32 pixels a side, got {size}")
+        raise DataError(f"images need at least 32 pixels a side, got {size}")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} exists and is not empty; choose a new folder")

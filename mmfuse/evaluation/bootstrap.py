@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mmfuse.errors import UsageError
 from mmfuse.evaluation.metrics import ABSENT_CLASS, CLASS_METRICS
 from mmfuse.tasks import TaskSpec
 
@@ -35,9 +36,9 @@ class BootstrapOptions:
 
     def __post_init__(self) -> None:
         if int(self.resamples) < 1:
-            raise ValueError(f"bootstrap resamples must be a positive integer, got {self.resamples!r}")
+            raise UsageError(f"bootstrap resamples must be a positive integer, got {self.resamples!r}")
         if not 0.0 < float(self.level) < 1.0:
-            raise ValueError(f"bootstrap level must lie in (0, 1), got {self.level!r}")
+            raise UsageError(f"bootstrap level must lie in (0, 1), got {self.level!r}")
 
     def to_dict(self) -> dict:
         return {"resamples": int(self.resamples), "seed": int(self.seed), "level": float(self.level)}
@@ -46,7 +47,7 @@ class BootstrapOptions:
 def resample_counts(num_cases: int, resamples: int, seed: int) -> np.ndarray:
     """``[resamples, num_cases]`` int32: how often each case is drawn in each resample (rows sum to N)."""
     if num_cases < 1:
-        raise ValueError("cannot bootstrap an empty split")
+        raise UsageError("cannot bootstrap an empty split")
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, num_cases, size=(resamples, num_cases))
     offsets = (np.arange(resamples) * num_cases)[:, None]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from mmfuse.errors import UsageError
 from mmfuse.tasks import TaskSpec
 
 ECE_BINS = 15
@@ -84,7 +85,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, iterations: i
         logits = logits.unsqueeze(0)
     labels = labels.detach().long().cpu()
     if logits.shape[1] == 0:
-        raise ValueError("cannot fit a temperature on zero cases")
+        raise UsageError("cannot fit a temperature on zero cases")
     ratio = (math.sqrt(5) - 1) / 2
     low, high = _LOG_T_RANGE
     a, b = high - ratio * (high - low), low + ratio * (high - low)

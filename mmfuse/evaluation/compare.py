@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmfuse.errors import MmfuseError
+from mmfuse.errors import CompareError
 from mmfuse.evaluation.bootstrap import (
     BootstrapOptions,
     percentile_interval,
@@ -29,10 +29,6 @@ from mmfuse.evaluation.metrics import ABSENT_CLASS
 from mmfuse.tasks import TaskSpec
 
 SEED_PREFIX = "seed_"
-
-
-class CompareError(MmfuseError, ValueError):
-    """Two runs cannot be compared: different tasks, no shared cases, or disagreeing labels."""
 
 
 @dataclass

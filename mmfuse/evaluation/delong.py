@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmfuse.errors import UsageError
+
 
 def _midranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks, tied values sharing the mean of their ranks (scipy's ``rankdata(method="average")``)."""
@@ -41,7 +43,7 @@ def placements(scores: np.ndarray, positive: np.ndarray) -> tuple[float, np.ndar
     pos, neg = scores[positive], scores[~positive]
     m, n = pos.size, neg.size
     if m == 0 or n == 0:
-        raise ValueError("DeLong's test needs at least one positive and one negative case")
+        raise UsageError("DeLong's test needs at least one positive and one negative case")
     ranks_all = _midranks(np.r_[pos, neg])
     ranks_pos, ranks_neg = _midranks(pos), _midranks(neg)
     v10 = (ranks_all[:m] - ranks_pos) / n
@@ -95,7 +97,7 @@ def delong_test(
     """
     k_a, k_b = len(scores_a), len(scores_b)
     if not k_a or not k_b:
-        raise ValueError("each side of DeLong's test needs at least one score vector")
+        raise UsageError("each side of DeLong's test needs at least one score vector")
     positive = np.asarray(positive, dtype=bool)
     aucs, covariance = auc_covariance([*scores_a, *scores_b], positive)
     contrast = np.r_[np.full(k_a, 1 / k_a), np.full(k_b, -1 / k_b)]

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmfuse._version import __version__
+from mmfuse.errors import UsageError
 from mmfuse.fileio import atomic_write_bytes
 
 REPORT_FILE = "report.html"
@@ -78,7 +79,7 @@ def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        raise UsageError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _missing(what: str, file: str) -> str:
@@ -112,7 +113,7 @@ def _read_log(path: Path) -> list[dict]:
         try:
             parsed.append({k: float(v) for k, v in row.items() if v not in (None, "")})
         except ValueError as exc:
-            raise ValueError(f"{path}, row {number}: {exc}") from None
+            raise UsageError(f"{path}, row {number}: {exc}") from None
     return parsed
 
 
@@ -393,7 +394,7 @@ def build_report(run: str | Path) -> str:
     if not any((run / name).exists() for name in ("config.yaml", "metrics.json", "log.csv", "model")):
         seeds = sorted(p.name for p in run.glob("seed_*") if p.is_dir())
         hint = f"; a --seeds folder has one report per seed, e.g. {run / seeds[0]}" if seeds else ""
-        raise ValueError(
+        raise UsageError(
             f"{run} is not a training run directory (no config.yaml, metrics.json, log.csv or model/){hint}"
         )
     metrics = _read_json(run / "metrics.json")

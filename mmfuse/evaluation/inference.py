@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmfuse.data.augment import TTA_VIEWS, apply_tta_view
-from mmfuse.errors import NonFiniteOutputError
+from mmfuse.errors import NonFiniteOutputError, UsageError
 
 
 @dataclass
@@ -79,7 +79,7 @@ def with_temperatures(
 ) -> Predictions:
     """The same cases with every head's probabilities recomputed under ``temperatures`` (``None``: raw)."""
     if predictions.logits is None:
-        raise ValueError("these predictions kept no logits; collect them again to change temperatures")
+        raise UsageError("these predictions kept no logits; collect them again to change temperatures")
     probabilities = probabilities_from_logits(
         predictions.logits, predictions.auxiliary_present, temperatures, predictions.head_present
     )
@@ -100,7 +100,7 @@ def resolve_views(tta: bool | Sequence[str]) -> tuple[str, ...]:
         return ("identity",)
     unknown = [v for v in tta if v not in TTA_VIEWS]
     if unknown:
-        raise ValueError(f"unknown TTA views {unknown}; available: {list(TTA_VIEWS)}")
+        raise UsageError(f"unknown TTA views {unknown}; available: {list(TTA_VIEWS)}")
     return tuple(tta)
 
 
@@ -166,7 +166,7 @@ def collect_predictions(
     finally:
         model.train(was_training)
     if not case_ids:
-        raise ValueError("no cases to evaluate: the split is empty")
+        raise UsageError("no cases to evaluate: the split is empty")
     logits = {h: {t: torch.cat(v, dim=1) for t, v in per_task.items()} for h, per_task in chunks.items()}
     check_finite_logits(logits, case_ids)
     auxiliary_present = torch.cat(present)
@@ -212,7 +212,7 @@ def metadata_inputs(model: torch.nn.Module, batch: dict, device: torch.device | 
     if not getattr(model, "uses_metadata", False):
         return {}
     if "metadata" not in batch:
-        raise ValueError(
+        raise UsageError(
             "this model takes patient metadata but the batches carry none: build the dataset with "
             "the model's metadata_encoding (data.metadata in a run config)"
         )
@@ -230,7 +230,7 @@ def _quiet(progress: bool | None) -> bool | None:
 def scaled_logits(predictions: Predictions) -> dict[str, dict[str, torch.Tensor]]:
     """Every head's per-view logits ``[V, N, C]`` divided by the predictions' temperatures."""
     if predictions.logits is None:
-        raise ValueError("these predictions kept no logits; collect them again to mix logits")
+        raise UsageError("these predictions kept no logits; collect them again to mix logits")
     temperatures = predictions.temperatures or {}
     return {
         head: {task: z.float() / temperatures.get(head, {}).get(task, 1.0) for task, z in per_task.items()}

@@ -26,6 +26,7 @@ from torchmetrics.functional.classification import (
     multiclass_specificity,
 )
 
+from mmfuse.errors import UsageError
 from mmfuse.tasks import TaskSpec
 
 ABSENT_CLASS = "ABS"
@@ -56,7 +57,7 @@ def task_metrics(probabilities: torch.Tensor, labels: torch.Tensor, task: TaskSp
     probabilities = probabilities.detach().float().cpu()
     labels = labels.detach().long().cpu()
     if probabilities.shape != (labels.numel(), task.num_classes):
-        raise ValueError(
+        raise UsageError(
             f"task {task.name!r}: probabilities of shape {tuple(probabilities.shape)} do not match "
             f"{labels.numel()} labels and {task.num_classes} classes"
         )
@@ -125,4 +126,4 @@ def objective(
             aucs = class_aucs(probabilities[t.name].float(), labels[:, i].long())
             values += [a for c, a in zip(t.classes, aucs, strict=True) if c != absent_class]
         return _nanmean(values)
-    raise ValueError(f"unknown objective {name!r}; use 'avg_auc' or 'avg_acc'")
+    raise UsageError(f"unknown objective {name!r}; use 'avg_auc' or 'avg_acc'")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import torch
 
+from mmfuse.errors import UsageError
 from mmfuse.evaluation.derm7pt import seven_point
 
 
@@ -47,7 +48,7 @@ def predict_pair(
     extra = {}
     if metadata is not None:
         if not getattr(model, "uses_metadata", False):
-            raise ValueError("this model takes no metadata; drop the metadata")
+            raise UsageError("this model takes no metadata; drop the metadata")
         values, present = model.encode_metadata([metadata])
         extra = {"metadata": values.to(device), "metadata_present": present.to(device)}
     probabilities = model.to(device).predict(primary=x, auxiliary=y, calibrated=calibrated, **extra)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from mmfuse.data.degrade import CORRUPTIONS, SEVERITIES, DegradedAugmenter
+from mmfuse.errors import UsageError
 from mmfuse.evaluation.report import split_metrics
 
 MODALITIES = ("auxiliary", "primary")
@@ -47,10 +48,10 @@ def robustness_curves(
     corruptions = list(CORRUPTIONS) if corruptions is None else list(corruptions)
     for name in corruptions:
         if name not in CORRUPTIONS:
-            raise ValueError(f"unknown corruption {name!r}; available: {list(CORRUPTIONS)}")
+            raise UsageError(f"unknown corruption {name!r}; available: {list(CORRUPTIONS)}")
     for modality in modalities:
         if modality not in MODALITIES:
-            raise ValueError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
+            raise UsageError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
     weights = model.head_weights_dict
     options = dict(device=device, tta=tta, batch_size=batch_size, progress=progress)
 

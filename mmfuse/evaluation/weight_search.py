@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mmfuse.errors import UsageError
 from mmfuse.evaluation.metrics import objective as score
 from mmfuse.model import HEADS, mix_head_logits, mix_heads
 from mmfuse.tasks import TaskSpec
@@ -22,7 +23,7 @@ def simplex_grid(step: float = 0.05) -> list[tuple[float, float, float]]:
     """All weight triples on the simplex at ``step`` resolution (``1 / step`` must be an integer)."""
     n = round(1 / step)
     if n < 1 or abs(n * step - 1) > 1e-9:
-        raise ValueError(f"weight search step must divide 1 evenly, got {step!r}")
+        raise UsageError(f"weight search step must divide 1 evenly, got {step!r}")
     return [(i / n, j / n, (n - i - j) / n) for i in range(n + 1) for j in range(n + 1 - i)]
 
 
@@ -59,13 +60,13 @@ def search_head_weights(
     reference's criterion: the mean accuracy of the tasks (8 on Derm7pt).
     """
     if combine not in ("probabilities", "logits"):
-        raise ValueError(f"combine must be 'probabilities' or 'logits', got {combine!r}")
+        raise UsageError(f"combine must be 'probabilities' or 'logits', got {combine!r}")
     if combine == "logits" and logits is None:
-        raise ValueError("combine='logits' needs the per-view logits of every head (logits=)")
+        raise UsageError("combine='logits' needs the per-view logits of every head (logits=)")
     source = logits if combine == "logits" else probabilities
     missing = [h for h in HEADS if h not in source]
     if missing:
-        raise ValueError(f"the weight search needs all three heads' probabilities; missing {missing}")
+        raise UsageError(f"the weight search needs all three heads' probabilities; missing {missing}")
     best: tuple[float, float, tuple[float, float, float]] | None = None
     head_scores = {}
     surface = []

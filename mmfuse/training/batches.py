@@ -15,6 +15,7 @@ from typing import Protocol
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from mmfuse.errors import UsageError
 from mmfuse.training.distributed import DistContext
 
 BATCH_KEYS = ("primary", "auxiliary", "auxiliary_present", "labels")
@@ -32,7 +33,7 @@ class BatchSource(Protocol):
 def per_rank_batch_size(batch_size: int, context: DistContext) -> int:
     """The configured batch size is global, so a config means the same recipe alone or under torchrun."""
     if batch_size % context.world_size:
-        raise ValueError(
+        raise UsageError(
             f"train.batch_size {batch_size} is not divisible by the {context.world_size} torchrun processes"
         )
     return batch_size // context.world_size

@@ -18,16 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import save_file
 
-from mmfuse.errors import MmfuseError
+from mmfuse.errors import CheckpointError, CorruptWeightsError, RunDirError
+from mmfuse.safeweights import load_tensors
 
 PREFIX = "epoch_"
 STATE_FILE = "state.json"
-
-
-class CheckpointError(MmfuseError):
-    """A checkpoint is missing or does not match the run being resumed."""
 
 
 def _contiguous(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -130,13 +128,26 @@ def save(
     tmp = root / f".{final.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
-    for name, group in tensors.items():
-        save_file(_contiguous(group), str(tmp / f"{name}.safetensors"))
-    (tmp / STATE_FILE).write_text(json.dumps(state))
-    for child in tmp.iterdir():
-        with open(child, "rb") as handle:
-            os.fsync(handle.fileno())
+    try:
+        tmp.mkdir()
+        for name, group in tensors.items():
+            save_file(_contiguous(group), str(tmp / f"{name}.safetensors"))
+        (tmp / STATE_FILE).write_text(json.dumps(state))
+        for child in tmp.iterdir():
+            with open(child, "rb") as handle:
+                os.fsync(handle.fileno())
+    except (OSError, SafetensorError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        kept = latest(root)
+        raise RunDirError(
+            f"cannot write the checkpoint of epoch {epoch} under {root} ({reason}); "
+            + (
+                f"the previous checkpoint {kept.name} is kept and --resume continues from it"
+                if kept
+                else "no earlier checkpoint exists"
+            )
+        ) from None
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -155,5 +166,14 @@ def load(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
     state_file = path / STATE_FILE
     if not state_file.is_file():
         raise CheckpointError(f"not a complete checkpoint (no {STATE_FILE}): {path}")
-    tensors = {p.stem: load_file(str(p)) for p in sorted(path.glob("*.safetensors"))}
-    return tensors, json.loads(state_file.read_text())
+    try:
+        tensors = {p.stem: load_tensors(p) for p in sorted(path.glob("*.safetensors"))}
+    except CorruptWeightsError as exc:
+        raise CheckpointError(f"checkpoint {path} is damaged: {exc}") from None
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{state_file} is not valid JSON ({exc}); the checkpoint is damaged") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{state_file} must hold a JSON object; the checkpoint is damaged")
+    return tensors, state

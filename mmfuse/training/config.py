@@ -8,12 +8,13 @@ is what ``RUN/config.yaml`` stores and what ``--resume`` compares against.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
-from mmfuse.errors import MmfuseError
+from mmfuse.errors import ConfigError
 
 # Paper recipe (section 4.1) where the paper states it; our choices, documented in docs/training.md, elsewhere.
 DEFAULTS: dict = {
@@ -72,10 +73,6 @@ _CHOICES = {
 }
 
 
-class ConfigError(MmfuseError, ValueError):
-    """A configuration value is missing, misspelt or out of range; the message names the key."""
-
-
 def _merge(defaults: Mapping, given: Mapping, path: tuple[str, ...]) -> dict:
     merged = copy.deepcopy(dict(defaults))
     open_section = len(path) == 1 and path[0] in _OPEN_SECTIONS
@@ -87,7 +84,9 @@ def _merge(defaults: Mapping, given: Mapping, path: tuple[str, ...]) -> dict:
             )
         if key not in defaults and not path:
             raise ConfigError(f"unknown config section {key!r}; valid sections: {sorted(defaults)}")
-        if isinstance(defaults.get(key), dict) and value is not None:
+        if isinstance(defaults.get(key), dict) and value is None:
+            continue  # `model:` with nothing under it: that section's defaults
+        if isinstance(defaults.get(key), dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"config key {'.'.join((*path, key))!r} must be a mapping, got {value!r}")
             merged[key] = _merge(defaults[key], value, (*path, key))
@@ -114,6 +113,42 @@ def _check(config: dict) -> None:
     swa = train["swa"]
     if not isinstance(swa["epochs"], int) or not 0 <= swa["epochs"] <= train["epochs"]:
         raise ConfigError(f"train.swa.epochs must be an integer in [0, train.epochs], got {swa['epochs']!r}")
+    for key, low, optional in (
+        ("lr", 0.0, False),
+        ("weight_decay", 0.0, False),
+        ("min_lr_ratio", 0.0, False),
+        ("modality_dropout", 0.0, False),
+        ("grad_clip", 0.0, True),
+    ):
+        value = train[key]
+        if value is None and optional:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < low
+        ):
+            raise ConfigError(f"train.{key} must be a finite number >= {low:g}, got {value!r}")
+    for key in ("warmup_epochs", "seed", "log_every"):
+        if isinstance(train[key], bool) or not isinstance(train[key], int) or not 0 <= train[key] < 2**32:
+            raise ConfigError(f"train.{key} must be an integer in [0, 2**32), got {train[key]!r}")
+    if train["swa"]["lr"] is not None and (
+        isinstance(train["swa"]["lr"], bool)
+        or not isinstance(train["swa"]["lr"], (int, float))
+        or not 0 < train["swa"]["lr"] < math.inf
+    ):
+        raise ConfigError(f"train.swa.lr must be a positive number or null, got {train['swa']['lr']!r}")
+    if not isinstance(train["device"], str) or not train["device"]:
+        raise ConfigError(
+            f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {train['device']!r}"
+        )
+    data = config["data"]
+    if data.get("format") not in ("derm7pt", "paired_csv"):
+        raise ConfigError(f"data.format must be 'derm7pt' or 'paired_csv', got {data.get('format')!r}")
+    workers = data.get("num_workers")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 256:
+        raise ConfigError(f"data.num_workers must be an integer in [0, 256], got {workers!r}")
     if not 0.0 <= float(train["modality_dropout"]) < 1.0:
         raise ConfigError(f"train.modality_dropout must be in [0, 1), got {train['modality_dropout']!r}")
     if float(train["lr"]) <= 0:
@@ -146,18 +181,28 @@ def resolve(config: Mapping | None = None, **overrides: Mapping) -> dict:
 def load_config(path: str | Path, **overrides: Mapping) -> dict:
     """Read a YAML run configuration and :func:`resolve` it; errors name the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; give the run config file (YAML)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise FileNotFoundError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a run config") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: a run config must be a mapping of sections, got {type(data).__name__}")
     try:
         return resolve(data, **overrides)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+        raise ConfigError(
+            f"{path}: a value has the wrong type or form ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def dump_config(config: Mapping, path: str | Path) -> None:

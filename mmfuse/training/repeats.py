@@ -14,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mmfuse.errors import UsageError
 from mmfuse.evaluation.writers import write_json
 from mmfuse.fileio import atomic_write_text
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
+MAX_SEEDS = 1000  # one training run each: more is a typo, not a study
+MAX_SEED = 2**32 - 1  # NumPy's seed range
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -28,14 +31,23 @@ def parse_seeds(text: str) -> list[int]:
         for part in text.split(","):
             part = part.strip()
             if "-" in part[1:]:
-                low, high = part.split("-", 1)
-                seeds += list(range(int(low), int(high) + 1))
+                low, high = (int(x) for x in part.split("-", 1))
+                if high - low + 1 > MAX_SEEDS:
+                    raise UsageError(f"--seeds {part} names {high - low + 1} seeds; at most {MAX_SEEDS}")
+                seeds += list(range(low, high + 1))
             elif part:
                 seeds.append(int(part))
-    except ValueError:
-        raise ValueError(f"--seeds expects integers like '0,1,2' or '0-9', got {text!r}") from None
+    except ValueError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(f"--seeds expects integers like '0,1,2' or '0-9', got {text!r}") from None
+    if len(set(seeds)) > MAX_SEEDS:
+        raise UsageError(f"--seeds names {len(set(seeds))} seeds; at most {MAX_SEEDS}")
+    outside = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if outside:
+        raise UsageError(f"--seeds: seeds must lie in [0, {MAX_SEED}], got {outside[0]}")
     if not seeds:
-        raise ValueError(f"--seeds names no seed: {text!r}")
+        raise UsageError(f"--seeds names no seed: {text!r}")
     return list(dict.fromkeys(seeds))
 
 

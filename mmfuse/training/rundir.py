@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mmfuse.errors import MmfuseError
+from mmfuse.errors import RunDirError
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -30,10 +30,6 @@ _RESUME_FREE = {
 # raises to recover a diverged run or extend it. Architecture, data and seeds never change mid-run.
 RECOVERY_KEYS = ("train.lr", "train.grad_clip", "train.amp", "train.epochs")
 LOCK_FILE = ".lock"
-
-
-class RunDirError(MmfuseError):
-    """``--out`` cannot hold this run (unwritable, full, locked by another training, or holding another run)."""
 
 
 class RunLock:

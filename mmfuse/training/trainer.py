@@ -27,7 +27,16 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm.auto import tqdm
 
 from mmfuse.data.build import fit_metadata_encoding
-from mmfuse.errors import MmfuseError
+from mmfuse.errors import (
+    BUILD_ERRORS,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    MmfuseError,
+    NonFiniteLossError,
+    UsageError,
+    describe_build_error,
+)
 from mmfuse.evaluation.inference import autocast_context, metadata_inputs
 from mmfuse.evaluation.writers import LOG_FILE, write_epoch_log
 from mmfuse.factory import build_model
@@ -56,10 +65,6 @@ CHANGES_FILE = "config_changes.log"
 HEAD_LOSSES = ("primary", "auxiliary", "fusion")
 
 
-class NonFiniteLossError(MmfuseError):
-    """The loss became NaN or infinite; the run stopped and its last good checkpoint is kept."""
-
-
 @dataclass
 class TrainResult:
     """What a run left behind. ``model`` and ``metrics`` are ``None`` on non-zero torchrun ranks."""
@@ -70,16 +75,36 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    """``Type: message`` on one line (torch's state-dict errors span several), shortened to ``limit``."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_device(name: str) -> torch.device:
+    """The device ``name`` names, if this machine has it; :class:`UsageError` otherwise."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"device {name!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} needs CUDA, which is not available here; use 'auto' or 'cpu'")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {name!r} needs Apple MPS, which is not available here; use 'auto' or 'cpu'")
+    return device
+
+
 def select_device(name: str, context: DistContext) -> torch.device:
     """``auto``: this process's GPU under torchrun, the GPU alone, else the CPU."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", context.local_rank)
         return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device is {name!r} but CUDA is not available here; use 'auto' or 'cpu'")
-    return device
+    return parse_device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -140,7 +165,7 @@ class Trainer:
         self.evaluate = evaluate
         self.train_cfg = self.config["train"]
         self.context = init_from_env(
-            None if self.train_cfg["device"] == "auto" else torch.device(self.train_cfg["device"])
+            None if self.train_cfg["device"] == "auto" else parse_device(self.train_cfg["device"])
         )
         self.device = select_device(self.train_cfg["device"], self.context)
         self.progress = progress if progress is not None else (sys.stderr.isatty() or None)
@@ -166,7 +191,16 @@ class Trainer:
             overrides["metadata"] = encoding.to_dict()
             if self.context.is_main:
                 print(f"{self.config['data']['train_split']} split {report.describe()}", file=sys.stderr)
-        self.model = build_model(preset, pretrained=pretrained, **overrides).to(self.device)
+        try:
+            self.model = build_model(preset, pretrained=pretrained, **overrides).to(self.device)
+        except MmfuseError:
+            raise
+        except BUILD_ERRORS as exc:
+            # timm and torch reject some encoder options with their own exceptions.
+            raise ConfigError(
+                f"the model section cannot be built ({describe_build_error(exc)}); check its *_options "
+                "against the component"
+            ) from None
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._prepare_out()
@@ -325,7 +359,7 @@ class Trainer:
         data = self.config["data"]
         dataset = self._dataset(data["train_split"], train=True)
         if len(dataset) == 0:
-            raise ValueError(f"the training split {data['train_split']!r} of {data['root']} is empty")
+            raise DataError(f"the training split {data['train_split']!r} of {data['root']} is empty")
         batch_size = per_rank_batch_size(int(self.train_cfg["batch_size"]), context)
         common = dict(batch_size=batch_size, seed=self.seed, context=context, device=self.device)
         if data["device_cache"]:
@@ -372,6 +406,15 @@ class Trainer:
         if path is None:
             return  # --resume on a run that never finished an epoch starts it from the beginning
         tensors, state = checkpoint.load(path)
+        try:
+            self._restore(tensors, state)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this run ({_one_line(exc)}); it is damaged, or "
+                "was written by another model or version. Start a new run, or restore the checkpoint"
+            ) from None
+
+    def _restore(self, tensors: Mapping[str, Mapping[str, torch.Tensor]], state: Mapping) -> None:
         self.model.load_state_dict(tensors["model"])
         self.swa_model.load_state_dict(tensors["swa"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,29 @@
+"""Argument types that reject impossible values while parsing, so they never reach the library.
+
+argparse turns the ``ArgumentTypeError`` into one usage line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An ``int`` type accepting ``low <= value <= high`` (no upper bound when ``high`` is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+positive_int = int_in_range(1)
