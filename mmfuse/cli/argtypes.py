@@ -27,3 +27,18 @@ def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 positive_int = int_in_range(1)
+
+
+def add_threads_option(
+    parser: argparse.ArgumentParser, *, default: object = "auto", help: str | None = None
+) -> None:
+    """``--threads N|auto``: torch's CPU threads (``auto`` counts the cores other work leaves free)."""
+    from mmfuse.threads import parse_threads
+
+    parser.add_argument(
+        "--threads",
+        type=parse_threads,
+        default=default,
+        metavar="N",
+        help=help or "CPU threads for torch (default: auto, the cores not busy with other work)",
+    )
