@@ -241,9 +241,9 @@ def explain(
     prediction = predict_pair(model, primary, auxiliary, device=device, calibrated=calibrated)
     image = load_rgb(primary)
     height, width = image.shape[:2]
-    prep = model.preprocessing
-    x = load_image(primary, "primary", prep).to(device)
-    y = load_image(auxiliary, "auxiliary", prep).to(device) if auxiliary is not None else None
+    prep = model.data_config
+    x = load_image(primary, prep).to(device)
+    y = load_image(auxiliary, prep).to(device) if auxiliary is not None else None
     names = tasks or [t.name for t in model.tasks]
     unknown = set(names) - {t.name for t in model.tasks}
     if unknown:
@@ -269,6 +269,6 @@ def explain(
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
     """The whole image as H x W x 3 uint8, through mmfuse's image loader (same checks, same errors)."""
-    from mmfuse.data.images import _open_rgb
+    from mmfuse.data.images import open_rgb
 
-    return np.array(_open_rgb(Path(path), None))
+    return np.array(open_rgb(Path(path), None))

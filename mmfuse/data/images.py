@@ -108,7 +108,7 @@ def _find_image(base: Path, relative: str) -> Path | None:
     return current
 
 
-def _open_rgb(path: Path, draft_size: int | None) -> Image.Image:
+def open_rgb(path: Path, draft_size: int | None) -> Image.Image:
     try:
         with Image.open(path, formats=SUPPORTED_FORMATS) as img:
             check_pixel_count(path, img.size)
@@ -151,7 +151,7 @@ def to_rgb8(img: Image.Image, path: Path) -> Image.Image:
 
 def load_resized(path: str | os.PathLike, size: int) -> np.ndarray:
     """The image squashed to ``size`` x ``size`` uint8 RGB (aspect is not kept, as in the paper)."""
-    img = _open_rgb(Path(path), size)
+    img = open_rgb(Path(path), size)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.array(img)  # writable: torch.from_numpy warns on read-only arrays
@@ -160,7 +160,7 @@ def load_resized(path: str | os.PathLike, size: int) -> np.ndarray:
 def verify_image(path: str | os.PathLike) -> str | None:
     """``None`` when the file decodes completely, else the reason it does not."""
     try:
-        _open_rgb(Path(path), None)
+        open_rgb(Path(path), None)
     except DataError as exc:
         return str(exc)
     return None

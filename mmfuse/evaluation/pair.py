@@ -11,17 +11,11 @@ from mmfuse.errors import UsageError
 from mmfuse.evaluation.derm7pt import seven_point
 
 
-def load_image(path: str | os.PathLike, modality: str, preprocessing: Mapping) -> torch.Tensor:
-    """``[1, 3, S, S]`` exactly as the evaluation datasets prepare an image (resize, normalise)."""
-    from mmfuse.data.augment import build_augmenter
-    from mmfuse.data.images import augmentation_margin, load_resized
+def load_image(path: str | os.PathLike, data_config: Mapping) -> torch.Tensor:
+    """``[1, 3, S, S]``: the model's preprocessing (:func:`mmfuse.data.transforms.resolve_data_config`)."""
+    from mmfuse.data.transforms import create_transform
 
-    size = int(preprocessing["img_size"])
-    pixels = load_resized(path, size + augmentation_margin(size))
-    augmenter = build_augmenter(
-        modality, train=False, img_size=size, mean=preprocessing["mean"], std=preprocessing["std"]
-    )
-    return augmenter(pixels).unsqueeze(0)
+    return create_transform(**data_config)(path).unsqueeze(0)
 
 
 def predict_pair(
@@ -42,9 +36,11 @@ def predict_pair(
     case's patient metadata, for a model that takes it; without it such a model answers from the heads
     that do not read metadata (``metadata_used`` says which happened).
     """
-    prep = model.preprocessing
-    x = load_image(primary, "primary", prep).to(device)
-    y = load_image(auxiliary, "auxiliary", prep).to(device) if auxiliary is not None else None
+    from mmfuse.data.transforms import resolve_data_config
+
+    prep = resolve_data_config(model)
+    x = load_image(primary, prep).to(device)
+    y = load_image(auxiliary, prep).to(device) if auxiliary is not None else None
     extra = {}
     if metadata is not None:
         if not getattr(model, "uses_metadata", False):
