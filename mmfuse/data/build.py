@@ -28,21 +28,42 @@ CONFIG_KEYS = {
 }
 
 
-def load_table(data_config: Mapping):
-    """The parsed release/table of a data config (raises on any table problem)."""
+def check_data_options(data_config: Mapping) -> None:
+    """Raise :class:`DataError` naming the first key or value of a data config no dataset can be built from.
+
+    Run before anything is read, so a misspelt key is reported as such rather than as a missing file.
+    """
+    unknown = set(data_config) - CONFIG_KEYS
+    if unknown:
+        raise DataError(f"unknown data config keys {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}")
+    root = data_config.get("root")
+    if not isinstance(root, (str, Path)) or not str(root):
+        raise DataError(f"the data config needs 'root', the dataset folder, got {root!r}")
     fmt = data_config.get("format", "derm7pt")
-    root = Path(data_config["root"])
-    split_seed = int(data_config.get("split_seed", 0))
+    if fmt not in FORMATS:
+        raise DataError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
+    if fmt == "paired_csv" and not data_config.get("schema"):
+        raise DataError("data format 'paired_csv' needs 'schema', the path of its YAML schema")
+    if data_config.get("cache", "auto") not in ("auto", "off"):
+        raise DataError(f"data config 'cache' must be 'auto' or 'off', got {data_config['cache']!r}")
     outside = data_config.get("allow_outside_root", False)
     if not isinstance(outside, bool):
         raise DataError(f"data.allow_outside_root must be true or false, got {outside!r}")
+    seed = data_config.get("split_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise DataError(f"data.split_seed must be an integer in [0, 2**32), got {seed!r}")
+
+
+def load_table(data_config: Mapping):
+    """The parsed release/table of a data config (raises on any table problem)."""
+    check_data_options(data_config)
+    fmt = data_config.get("format", "derm7pt")
+    root = Path(data_config["root"])
+    split_seed = data_config.get("split_seed", 0)
+    outside = data_config.get("allow_outside_root", False)
     if fmt == "derm7pt":
         return load_release(root, split_seed=split_seed, allow_outside_root=outside)
-    if fmt == "paired_csv":
-        if not data_config.get("schema"):
-            raise DataError("data format 'paired_csv' needs 'schema', the path of its YAML schema")
-        return load_paired_csv(root, data_config["schema"], split_seed=split_seed, allow_outside_root=outside)
-    raise DataError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
+    return load_paired_csv(root, data_config["schema"], split_seed=split_seed, allow_outside_root=outside)
 
 
 def fit_metadata_encoding(
@@ -92,14 +113,7 @@ def build_dataset(
     overrides them for one. ``cache: auto`` (the default) uses a fresh prepared cache for ``img_size``.
     ``tasks`` (the model's) must equal the data's tasks, else :class:`~mmfuse.tasks.TaskMismatchError`.
     """
-    unknown = set(data_config) - CONFIG_KEYS
-    if unknown:
-        raise DataError(f"unknown data config keys {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}")
-    if "root" not in data_config:
-        raise DataError("the data config needs 'root', the dataset folder")
     cache_mode = data_config.get("cache", "auto")
-    if cache_mode not in ("auto", "off"):
-        raise DataError(f"data config 'cache' must be 'auto' or 'off', got {cache_mode!r}")
     table = load_table(data_config)
     if tasks is not None:
         check_same_tasks(

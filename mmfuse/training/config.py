@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from mmfuse.errors import ConfigError
+from mmfuse.errors import ConfigError, DataError
 
 # Paper recipe (section 4.1) where the paper states it; our choices, documented in docs/training.md, elsewhere.
 DEFAULTS: dict = {
@@ -43,6 +43,7 @@ DEFAULTS: dict = {
         "channels_last": True,
         "compile": False,
         "device": "auto",
+        "threads": "auto",
         "seed": 0,
         "keep_checkpoints": 1,
         "checkpoint_every": 1,
@@ -110,6 +111,9 @@ def _check(config: dict) -> None:
     for key in ("epochs", "batch_size", "checkpoint_every", "keep_checkpoints"):
         if not isinstance(train[key], int) or train[key] < 1:
             raise ConfigError(f"train.{key} must be a positive integer, got {train[key]!r}")
+    threads = train["threads"]
+    if threads != "auto" and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"train.threads must be 'auto' or a positive integer, got {threads!r}")
     swa = train["swa"]
     if not isinstance(swa["epochs"], int) or not 0 <= swa["epochs"] <= train["epochs"]:
         raise ConfigError(f"train.swa.epochs must be an integer in [0, train.epochs], got {swa['epochs']!r}")
@@ -165,14 +169,41 @@ def _check(config: dict) -> None:
         )
     if not 0 < float(bootstrap["level"]) < 1:
         raise ConfigError(f"evaluation.bootstrap.level must lie in (0, 1), got {bootstrap['level']!r}")
-    if config["data"].get("root") is None:
+    if data.get("root") is None:
         raise ConfigError("data.root is required: the dataset directory (or pass --data ROOT)")
+    for key in ("train_split", "val_split"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ConfigError(f"data.{key} must name a split of the dataset, got {data.get(key)!r}")
+    from mmfuse.data.build import check_data_options
+
+    try:
+        check_data_options(dataset_options(config))
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _scale_swa(merged: dict, epochs: object) -> dict:
+    """An ``epochs`` override keeps SWA's share of the run (10 of 40 -> 1 of 4) unless SWA is overridden too."""
+    train = merged["train"]
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        return merged  # _check names the bad value
+    before, swa = train["epochs"], train["swa"]["epochs"]
+    if isinstance(before, int) and before > 0 and isinstance(swa, int):
+        train = {**train, "swa": {**train["swa"], "epochs": swa * epochs // before}}
+    return {**merged, "train": train}
 
 
 def resolve(config: Mapping | None = None, **overrides: Mapping) -> dict:
-    """Defaults, then ``config``, then per-section ``overrides`` (e.g. ``train={"epochs": 2}``); validated."""
+    """Defaults, then ``config``, then per-section ``overrides`` (e.g. ``train={"epochs": 2}``); validated.
+
+    Overriding ``train.epochs`` alone scales ``train.swa.epochs`` with it, so a shortened recipe keeps
+    averaging over the same share of the run (paper: the last 50 of 250 epochs, so 2 of 10).
+    """
     merged = _merge(DEFAULTS, dict(config or {}), ())
     for section, values in overrides.items():
+        values = dict(values)
+        if section == "train" and "epochs" in values and "epochs" not in (values.get("swa") or {}):
+            merged = _scale_swa(merged, values["epochs"])
         merged = _merge(DEFAULTS, {**merged, section: {**merged.get(section, {}), **values}}, ())
     _check(merged)
     return merged
@@ -203,6 +234,28 @@ def load_config(path: str | Path, **overrides: Mapping) -> dict:
         raise ConfigError(
             f"{path}: a value has the wrong type or form ({type(exc).__name__}: {exc})"
         ) from None
+
+
+# Path-valued keys: made absolute when a run starts, so RUN/config.yaml works from any directory.
+_PATH_KEYS = (("data", "root"), ("data", "schema"))
+
+
+def absolute_paths(config: Mapping) -> dict:
+    """``config`` with its dataset paths and ``model.pretrained_files`` resolved against the working directory."""
+    config = copy.deepcopy(dict(config))
+    for section, key in _PATH_KEYS:
+        value = config.get(section, {}).get(key)
+        if isinstance(value, (str, Path)) and value:
+            config[section][key] = str(Path(value).expanduser().resolve())
+    source = config.get("model", {}).get("from_pretrained")
+    if isinstance(source, str) and source and Path(source).expanduser().exists():
+        config["model"]["from_pretrained"] = str(Path(source).expanduser().resolve())  # a local run or model
+    files = config.get("model", {}).get("pretrained_files")
+    if isinstance(files, Mapping):
+        config["model"]["pretrained_files"] = {
+            branch: str(Path(path).expanduser().resolve()) for branch, path in files.items()
+        }
+    return config
 
 
 def dump_config(config: Mapping, path: str | Path) -> None:

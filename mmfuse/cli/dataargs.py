@@ -1,0 +1,47 @@
+"""``--data/--format/--schema`` for commands that read a dataset with a trained model (evaluate, export).
+
+A run directory remembers its dataset (``RUN/config.yaml``); pointing ``--data`` elsewhere keeps the
+run's format and schema, so a model trained on a paired CSV dataset is evaluated as one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_data_options(parser: argparse.ArgumentParser, data_help: str) -> None:
+    parser.add_argument("--data", metavar="ROOT", help=data_help)
+    parser.add_argument(
+        "--format", help="dataset format, 'derm7pt' or 'paired_csv' (default: the run's, else derm7pt)"
+    )
+    parser.add_argument(
+        "--schema", metavar="SCHEMA.yaml", help="task schema of a paired_csv dataset (default: the run's)"
+    )
+
+
+def run_data_config(model_arg: str) -> dict:
+    """The dataset options of the run that ``model_arg`` names; ``{}`` for a model that is not a run."""
+    from mmfuse.training.config import dataset_options, load_config
+    from mmfuse.training.rundir import CONFIG_FILE, run_model_dir
+
+    model_dir = run_model_dir(model_arg)
+    if model_dir is None or not (model_dir.parent / CONFIG_FILE).is_file():
+        return {}
+    return dataset_options(load_config(model_dir.parent / CONFIG_FILE))
+
+
+def data_config(args: argparse.Namespace, model_arg: str) -> dict | None:
+    """The data config for ``--data/--format/--schema``, on top of the run's own; ``None`` when there is none."""
+    config = run_data_config(model_arg)
+    if args.data:
+        config["root"] = args.data  # the run's format and schema still apply: the same kind of data elsewhere
+    if args.format and args.format != config.get("format"):
+        config["format"] = args.format
+        config.pop("schema", None)  # a schema belongs to the format it was given with
+    if args.schema:
+        config["schema"] = str(Path(args.schema))
+    if "root" not in config:
+        return None
+    config.setdefault("format", "derm7pt")
+    return config

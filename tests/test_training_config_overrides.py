@@ -1,0 +1,23 @@
+"""Overriding train.epochs keeps the recipe's shape: SWA covers the same share of the shortened run."""
+
+from pathlib import Path
+
+from mmfuse.training.config import load_config, resolve
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shortened_demo_recipe_scales_swa():
+    config = load_config(REPO / "examples/configs/demo.yaml", data={"root": "x"}, train={"epochs": 2})
+    assert config["train"]["epochs"] == 2 and config["train"]["swa"]["epochs"] == 0  # 10 of 40 -> 0 of 2
+    config = load_config(REPO / "examples/configs/paper.yaml", train={"epochs": 10})
+    assert config["train"]["swa"]["epochs"] == 2  # 50 of 250
+
+
+def test_explicit_swa_override_is_kept():
+    config = resolve({"data": {"root": "x"}}, train={"epochs": 20, "swa": {"epochs": 5}})
+    assert config["train"]["swa"]["epochs"] == 5
+
+
+def test_config_without_override_is_unchanged():
+    assert resolve({"data": {"root": "x"}})["train"]["swa"]["epochs"] == 50
