@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import ModelHubMixin
 
 from mmfuse._version import __version__
+from mmfuse.data.transforms import data_config_for, resolve_data_config
 from mmfuse.errors import (
     BUILD_ERRORS,
     InvalidConfigError,
@@ -58,6 +59,7 @@ from mmfuse.registry import (
     plugin_manager,
 )
 from mmfuse.safeweights import check_compatible, read_header
+from mmfuse.tasks import resolve_tasks
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
@@ -75,9 +77,12 @@ HUB_PREFIX = "hf-hub:"
 NAMESPACE_ENV = "MMFUSE_HUB_NAMESPACE"
 DEFAULT_NAMESPACE = "mmfuse"
 NAMED_MODELS = ("ammfm-swin", "ammfm-resnet", "ammfm-convnext")
+# Short names whose weights mmfuse has published in DEFAULT_NAMESPACE. None yet: training them needs the
+# Derm7pt images and a GPU (docs/reproduce.md), so loading one fails at once instead of asking the Hub.
+PUBLISHED_MODELS: frozenset[str] = frozenset()
 
 # Saved-config keys that are not model config fields.
-METADATA_KEYS = ("mmfuse_version", "providers")
+METADATA_KEYS = ("mmfuse_version", "providers", "preprocessing")
 # Encoder options that would make loading read another file (timm unpickles .pth checkpoints): a
 # saved config may not carry them; local weights are given to ``build_model(pretrained_files=...)``.
 FORBIDDEN_OPTIONS = frozenset(
@@ -286,14 +291,20 @@ def component_provider(kind: str, name: str) -> dict:
 
 
 def hub_config(model: FusionNetwork) -> dict:
-    """``model.config`` plus the mmfuse version and the plugin that provides each named component."""
+    """``model.config`` plus the mmfuse version, the plugin that provides each named component, and the
+    complete image preprocessing (:func:`mmfuse.data.transforms.resolve_data_config`)."""
     config = model.config
     providers = {
         field: component_provider(kind, config[field])
         for field, kind in COMPONENT_FIELDS.items()
         if field != "metadata_encoder" or config.get("metadata") is not None
     }
-    return {**config, "mmfuse_version": __version__, "providers": providers}
+    return {
+        **config,
+        "mmfuse_version": __version__,
+        "providers": providers,
+        "preprocessing": resolve_data_config(config),
+    }
 
 
 def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:
@@ -313,6 +324,25 @@ def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:
     except ValueError as exc:
         raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()}: {exc}") from None
     return data, metadata
+
+
+def _check_preprocessing(config: Mapping, stored: Any, location: ModelLocation) -> None:
+    """A stored preprocessing must be the one the model's ``img_size``, ``mean`` and ``std`` imply.
+
+    mmfuse prepares images one way (docs/deploy.md); a config.json that promises another would make
+    ``predict`` disagree with a deployment that follows the file.
+    """
+    if stored is None:
+        return
+    try:
+        expected = data_config_for(config.get("img_size", 224), config["mean"], config["std"])
+    except (KeyError, TypeError, ValueError):
+        return  # check_config and the model constructor name the broken field
+    if not isinstance(stored, Mapping) or dict(stored) != expected:
+        raise InvalidConfigError(
+            f"{CONFIG_FILE} of {location.describe()}: 'preprocessing' {stored!r} is not the preprocessing its "
+            f"img_size, mean and std imply ({expected}); delete the key or restore it"
+        )
 
 
 def check_config(config: Mapping, providers: Mapping, location: ModelLocation) -> None:
@@ -437,16 +467,22 @@ def from_pretrained(
     cache_dir: str | os.PathLike | None = None,
     trust_pickle: bool = False,
     map_location: Any = "cpu",
+    tasks: Any = None,
 ) -> FusionModel:
     """Load a model saved by :meth:`FusionModel.save_pretrained`, locally or from the Hub.
 
     See this module's docstring for how ``name_or_path`` is resolved. The architecture is built from
     ``config.json`` with backbone ``pretrained=False`` (no ImageNet download just to overwrite it),
     then ``model.safetensors`` is loaded strictly. The model is returned in eval mode.
+
+    ``tasks`` (a task preset name or task specs) starts fine-tuning on another dataset: when they differ
+    from the saved tasks, the heads are new (:meth:`FusionModel.reset_heads`) while the encoders and fusion
+    blocks keep the loaded weights; the model remembers a Hub source as its card's ``base_model``.
     """
     location = resolve_name(name_or_path, revision)
+    _refuse_unpublished(name_or_path, location)
     config_path = _fetch(location, CONFIG_FILE, token=token, cache_dir=cache_dir)
-    config, _ = read_config(config_path, location)
+    config, metadata = read_config(config_path, location)
     try:
         model = FusionModel(config, pretrained=False)
     except (UnknownNameError, MissingPluginError):
@@ -456,9 +492,30 @@ def from_pretrained(
         raise InvalidConfigError(
             f"{CONFIG_FILE} of {location.describe()} is not a valid model ({describe_build_error(exc)})"
         ) from None
+    # After the constructor: its checks name a broken img_size, mean or std better than a mismatch would.
+    _check_preprocessing(model.config, metadata.get("preprocessing"), location)
     weights = _weights_file(location, trust_pickle=trust_pickle, token=token, cache_dir=cache_dir)
     load_weights(model, weights, map_location=map_location)
+    if tasks is not None:
+        if resolve_tasks(tasks) != model.tasks:
+            model.reset_heads(tasks)
+        if location.on_hub:
+            model.base_model = location.target
     return model.eval()
+
+
+def _refuse_unpublished(name: object, location: ModelLocation) -> None:
+    """A short name whose weights are not published fails here, with no network round trip."""
+    if not isinstance(name, str) or name not in NAMED_MODELS or name in PUBLISHED_MODELS:
+        return
+    if location.target != f"{DEFAULT_NAMESPACE}/{name}":
+        return  # $MMFUSE_HUB_NAMESPACE points at someone's copy: ask the Hub
+    raise ModelNotFoundError(
+        f"the weights of {name!r} are not published yet: training them needs the Derm7pt images and a GPU "
+        f"(docs/reproduce.md). Build the untrained architecture with mmfuse.build_model({name!r}), train your "
+        f"own (`mmfuse train`), load a saved copy with '{LOCAL_PREFIX}PATH', or set ${NAMESPACE_ENV} to a Hub "
+        "namespace that publishes it"
+    )
 
 
 def upload_model_files(
@@ -481,8 +538,6 @@ def upload_model_files(
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if missing:
         raise ModelNotFoundError(f"{folder} lacks {missing}; write it with save_pretrained first")
-    from huggingface_hub.errors import HfHubHTTPError
-
     api = HfApi(token=token)
     operations = [
         CommitOperationAdd(path_in_repo=name, path_or_fileobj=folder / name) for name in MODEL_FILES
@@ -492,10 +547,12 @@ def upload_model_files(
         commit = api.create_commit(
             repo_id, operations, commit_message=commit_message, revision=branch, create_pr=create_pr
         )
-    except (HfHubHTTPError, ConnectionError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - HTTP, connection (httpx) and offline errors all mean: not published
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PublishError(
-            f"uploading {folder} to the Hub repository {repo_id} failed: {exc}. Check the network (and that "
-            "HF_HUB_OFFLINE is not set) and the token (`hf auth login`, HF_TOKEN or --token) with write access"
+            f"uploading {folder} to the Hub repository {repo_id} failed ({type(exc).__name__}: {reason}). Check "
+            "the network (and that HF_HUB_OFFLINE is not set) and the token (`hf auth login`, HF_TOKEN or "
+            "--token) with write access"
         ) from None
     return str(commit.commit_url)
 
@@ -504,7 +561,7 @@ class HubMixin(
     ModelHubMixin,
     library_name="mmfuse",
     license="apache-2.0",
-    pipeline_tag="image-classification",
+    pipeline_tag="other",  # two images in: no Hub pipeline fits (see mmfuse.model_card.PIPELINE_TAG)
     tags=["mmfuse", "multimodal", "multi-label", "medical-imaging", "dermatology"],
 ):
     """``save_pretrained``/``push_to_hub``/``from_pretrained`` for :class:`mmfuse.FusionModel`.
@@ -533,14 +590,19 @@ class HubMixin(
         metrics: Mapping | None = None,
         training_config: Mapping | None = None,
         repo_id: str | None = None,
+        **card: Any,
     ) -> Path:
         """Write config.json, model.safetensors and README.md (the model card) into ``save_directory``.
 
-        ``metrics`` (a run's metrics.json) fills the card's results table; ``training_config`` its
-        recipe; ``repo_id`` its loading example. Returns the directory.
+        ``metrics`` (a run's metrics.json) fills the card's results table and ``model-index``;
+        ``training_config`` its recipe; ``repo_id`` its loading example. ``card`` takes the Hub metadata
+        ``license``, ``tags``, ``datasets`` and ``base_model`` (see
+        :func:`mmfuse.model_card.render_model_card`). Returns the directory.
         """
         directory = Path(save_directory)
-        card = self.generate_model_card(metrics=metrics, training_config=training_config, repo_id=repo_id)
+        card = self.generate_model_card(
+            metrics=metrics, training_config=training_config, repo_id=repo_id, **card
+        )
         directory.mkdir(parents=True, exist_ok=True)
         card.save(directory / CARD_FILE)  # written first, so the mixin keeps it rather than its template
         super().save_pretrained(directory, config=hub_config(self))
@@ -552,6 +614,10 @@ class HubMixin(
         metrics: Mapping | None = None,
         training_config: Mapping | None = None,
         repo_id: str | None = None,
+        license: str | None = None,
+        tags: list[str] | None = None,
+        datasets: list[str] | None = None,
+        base_model: str | list[str] | None = None,
         **kwargs,
     ) -> ModelCard:
         return render_model_card(
@@ -561,6 +627,10 @@ class HubMixin(
             metrics=metrics,
             training_config=training_config,
             repo_id=repo_id,
+            license=license,
+            tags=tags,
+            datasets=datasets,
+            base_model=base_model,
         )
 
     def push_to_hub(
@@ -574,11 +644,19 @@ class HubMixin(
         branch: str | None = None,
         create_pr: bool = False,
         commit_message: str = "Upload mmfuse model",
+        **card: Any,
     ) -> str:
-        """Save into a temporary folder and upload its config, weights and card in one commit."""
+        """Save into a temporary folder and upload its config, weights and card in one commit.
+
+        ``card`` takes ``license``, ``tags``, ``datasets`` and ``base_model`` as :meth:`save_pretrained` does.
+        """
         with tempfile.TemporaryDirectory() as tmp:
             folder = self.save_pretrained(
-                Path(tmp) / "model", metrics=metrics, training_config=training_config, repo_id=repo_id
+                Path(tmp) / "model",
+                metrics=metrics,
+                training_config=training_config,
+                repo_id=repo_id,
+                **card,
             )
             return upload_model_files(
                 folder,

@@ -13,7 +13,7 @@ from numbers import Real
 from typing import TYPE_CHECKING
 
 import yaml
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from mmfuse.errors import UsageError
 from mmfuse.params import count_parameters
@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 
 HEAD_ORDER = ("primary", "auxiliary", "fusion", "final")
 CARD_METRICS = ["roc_auc", "accuracy"]
+DEFAULT_LICENSE = "apache-2.0"
+DEFAULT_TAGS = ("multimodal", "multi-label", "medical-imaging", "dermatology")
+# The model takes two images (primary and auxiliary); no Hub pipeline has that signature, so it is not
+# "image-classification" (one image in, one label set out), whose widget would send a single image.
+PIPELINE_TAG = "other"
+RESULTS_TASK = {"type": "other", "name": "Multi-label classification from paired images"}
+# Config keys that hold paths of the machine that trained: the card shows their last component only.
+PRIVATE_PATHS = (("data", "root"), ("data", "schema"), ("data", "cache_dir"))
 
 PAPER = (
     "Peng Tang and Tobias Lasser, *Pay Less On Clinical Images: Asymmetric Multi-Modal Fusion Method "
@@ -69,6 +77,94 @@ def _dataset_name(training_config: Mapping | None) -> str | None:
         if isinstance(candidate, str) and candidate:
             return candidate
     return None
+
+
+def _datasets(training_config: Mapping | None) -> list[str]:
+    """Hub dataset ids for the card: the config's ``dataset``, else ``derm7pt`` for a real Derm7pt release."""
+    named = _dataset_name(training_config)
+    if named:
+        return [named]
+    data = (training_config or {}).get("data")
+    if isinstance(data, Mapping) and data.get("format", "derm7pt") == "derm7pt" and data.get("root"):
+        from pathlib import Path
+
+        if not (Path(str(data["root"])) / "SYNTHETIC.json").is_file():
+            return ["derm7pt"]
+    return []
+
+
+def _synthetic(training_config: Mapping | None) -> bool:
+    data = (training_config or {}).get("data")
+    if not isinstance(data, Mapping) or not data.get("root"):
+        return False
+    from pathlib import Path
+
+    return (Path(str(data["root"])) / "SYNTHETIC.json").is_file()
+
+
+def base_models(model: FusionNetwork, training_config: Mapping | None) -> list[str]:
+    """Hub ids this model was trained from: a fine-tuned mmfuse model's source, else the ImageNet backbones."""
+    source = getattr(model, "base_model", None)
+    if source:
+        return [str(source)]
+    section = (training_config or {}).get("model")
+    if not isinstance(section, Mapping) or not (section.get("pretrained") or section.get("pretrained_files")):
+        return []
+    ids = []
+    for encoder in (model.primary_encoder, model.auxiliary_encoder):
+        hub_id = (getattr(encoder, "pretrained_cfg", None) or {}).get("hf_hub_id")
+        if hub_id and hub_id not in ids:
+            ids.append(str(hub_id))
+    return ids
+
+
+def public_recipe(training_config: Mapping) -> dict:
+    """The training config without the training machine's paths (their last component stays)."""
+    import copy
+    from pathlib import PurePath
+
+    recipe = copy.deepcopy(dict(training_config))
+    for section, key in PRIVATE_PATHS:
+        value = recipe.get(section, {}).get(key) if isinstance(recipe.get(section), Mapping) else None
+        if isinstance(value, str) and value:
+            recipe[section][key] = PurePath(value).name
+    model = recipe.get("model")
+    if isinstance(model, Mapping) and isinstance(model.get("pretrained_files"), Mapping):
+        model["pretrained_files"] = {b: PurePath(str(p)).name for b, p in model["pretrained_files"].items()}
+    return recipe
+
+
+def eval_results(metrics: Mapping, datasets: list[str], synthetic: bool) -> list[EvalResult]:
+    """``model-index`` entries: the final prediction's average AUC and accuracy (percent) per split."""
+    dataset_id = datasets[0] if datasets else ("synthetic" if synthetic else "custom")
+    name = {"derm7pt": "Derm7pt"}.get(dataset_id, dataset_id)
+    if synthetic:
+        name = "mmfuse synthetic Derm7pt-format release"
+    results = []
+    for split, heads in metrics.items():
+        if split == "head_weights" or not isinstance(heads, Mapping):
+            continue
+        final = heads.get("final")
+        if not isinstance(final, Mapping):
+            continue
+        for key, metric_type, label in (
+            ("avg_auc", "roc_auc", "average AUC"),
+            ("avg_acc", "accuracy", "average accuracy"),
+        ):
+            if isinstance(final.get(key), Real):
+                results.append(
+                    EvalResult(
+                        task_type=RESULTS_TASK["type"],
+                        task_name=RESULTS_TASK["name"],
+                        dataset_type=dataset_id,
+                        dataset_name=name,
+                        dataset_split=split,
+                        metric_type=metric_type,
+                        metric_name=f"{label} over tasks (%)",
+                        metric_value=round(100 * float(final[key]), 2),
+                    )
+                )
+    return results
 
 
 def _check_metrics(metrics: Mapping) -> None:
@@ -162,23 +258,47 @@ def render_model_card(
     metrics: Mapping | None = None,
     training_config: Mapping | None = None,
     repo_id: str | None = None,
+    license: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    datasets: list[str] | tuple[str, ...] | None = None,
+    base_model: str | list[str] | None = None,
 ) -> ModelCard:
     """The card of ``model``, whose saved ``config`` (with the ``providers`` of its components) it
     describes; ``metrics`` and ``training_config`` come from its training run, if any.
 
     ``repo_id`` (known when pushing) is what the card's loading example names; without it the example
-    loads the folder that holds the card.
+    loads the folder that holds the card. ``license`` (default apache-2.0), ``tags`` (default
+    :data:`DEFAULT_TAGS`; ``mmfuse`` is always added), ``datasets`` (default: from the training config) and
+    ``base_model`` (default: the model it was fine-tuned from, or the ImageNet backbones when it was
+    trained from them) fill the Hub metadata; ``model-index`` comes from ``metrics``.
     """
     if metrics is not None:
         _check_metrics(metrics)
+    title = _title(config)
     data = ModelCardData(**card_data.to_dict())
     data.metrics = CARD_METRICS
-    dataset = _dataset_name(training_config)
-    if dataset:
-        data.datasets = [dataset]
+    data.license = license or DEFAULT_LICENSE
+    data.pipeline_tag = PIPELINE_TAG
+    topical = list(DEFAULT_TAGS if tags is None else tags)
+    data.tags = ["mmfuse", *[t for t in topical if t != "mmfuse"]]
+    synthetic = _synthetic(training_config)
+    dataset_ids = list(datasets) if datasets is not None else _datasets(training_config)
+    if dataset_ids:
+        data.datasets = dataset_ids
+    bases = (
+        [base_model]
+        if isinstance(base_model, str)
+        else list(base_model or base_models(model, training_config))
+    )
+    if bases:
+        data.base_model = bases if len(bases) > 1 else bases[0]
+    if metrics:
+        results = eval_results(metrics, dataset_ids, synthetic)
+        if results:
+            data.model_name = title
+            data.eval_results = results
     providers = config["providers"]
     params = count_parameters(model)
-    title = _title(config)
     stages = ", ".join(str(s) for s in config["fusion_stages"]) or "none"
     weights = ", ".join(f"{h} {w:.3f}" for h, w in config["head_weights"].items())
     size = config["img_size"]
@@ -213,9 +333,15 @@ def render_model_card(
         lines += ["## Results", "", "No evaluation results were saved with this model.", ""]
     lines += ["## Training recipe", ""]
     if training_config:
-        recipe = yaml.safe_dump(dict(training_config), sort_keys=False, allow_unicode=True).rstrip()
+        recipe = yaml.safe_dump(public_recipe(training_config), sort_keys=False, allow_unicode=True).rstrip()
+        trained_on = (
+            " It was trained on a synthetic release (`mmfuse data synth`), not on real images."
+            if synthetic
+            else ""
+        )
         lines += [
-            "The resolved training configuration of the run that produced these weights:",
+            "The resolved training configuration of the run that produced these weights (dataset paths are "
+            "shown by their last component)." + trained_on,
             "",
             "```yaml",
             recipe,

@@ -328,3 +328,26 @@ def test_head_weights_live_in_config_json_only(tmp_path, tiny_model):
     config["head_weights"] = {"primary": 1.0, "auxiliary": 0.0, "fusion": 0.0}
     (directory / "config.json").write_text(json.dumps(config))
     assert mmfuse.from_pretrained(directory).head_weights_dict == config["head_weights"]
+
+
+def test_unpublished_short_names_fail_at_once_without_asking_the_hub(monkeypatch):
+    import time
+
+    monkeypatch.delenv("MMFUSE_HUB_NAMESPACE", raising=False)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the Hub must not be asked")
+
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", no_download)
+    started = time.perf_counter()
+    with pytest.raises(mmfuse.ModelNotFoundError, match="not published yet.*local-dir:PATH"):
+        mmfuse.from_pretrained("ammfm-swin")
+    assert time.perf_counter() - started < 1.0
+
+
+def test_pretrained_backbones_offline_point_at_pretrained_files(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(mmfuse.ModelNotFoundError, match="pretrained_files"):
+        mmfuse.build_model(
+            "ammfm-swin", primary="test_convnext", auxiliary="test_efficientnet", pretrained=True
+        )

@@ -141,6 +141,68 @@ def test_malformed_metrics_fail_before_anything_is_written(tiny_model, tmp_path)
     assert not (tmp_path / "model").exists()
 
 
+def _front_matter(card: str) -> dict:
+    return yaml.safe_load(card.split("---")[1])
+
+
+def test_card_metadata_follows_hub_conventions(tiny_model, tmp_path):
+    config = {
+        "model": {"preset": "ammfm-swin", "pretrained": True},
+        "data": {"format": "derm7pt", "root": str(tmp_path / "secret" / "release_v0")},
+        "train": {"epochs": 250},
+    }
+    card = (
+        tiny_model.save_pretrained(tmp_path / "m", metrics=METRICS, training_config=config) / "README.md"
+    ).read_text()
+    meta = _front_matter(card)
+    assert meta["pipeline_tag"] != "image-classification"  # two images in
+    assert meta["datasets"] == ["derm7pt"]
+    assert meta["base_model"] == [
+        tiny_model.primary_encoder.pretrained_cfg["hf_hub_id"],
+        tiny_model.auxiliary_encoder.pretrained_cfg["hf_hub_id"],
+    ]
+    (entry,) = meta["model-index"]
+    results = {(r["dataset"]["split"], m["type"]): m["value"] for r in entry["results"] for m in r["metrics"]}
+    assert results == {("test", "roc_auc"): 81.23, ("test", "accuracy"): 70.11}
+    assert str(tmp_path) not in card and "root: release_v0" in card
+
+
+def test_card_license_tags_and_datasets_are_configurable(tiny_model, tmp_path):
+    folder = tiny_model.save_pretrained(
+        tmp_path, license="cc-by-nc-4.0", tags=["skin"], datasets=["me/lesions"], base_model="me/ammfm-base"
+    )
+    meta = _front_matter((folder / "README.md").read_text())
+    assert meta["license"] == "cc-by-nc-4.0"
+    assert meta["tags"][:2] == ["mmfuse", "skin"] and "dermatology" not in meta["tags"]
+    assert meta["datasets"] == ["me/lesions"] and meta["base_model"] == "me/ammfm-base"
+
+
+def test_cli_push_passes_card_options_for_a_run(tiny_model, tmp_path, hub_uploads):
+    run = tmp_path / "run"
+    tiny_model.save_pretrained(run / "model")
+    (run / "metrics.json").write_text(json.dumps(METRICS))
+    assert main(["push", str(run), "me/x", "--license", "mit", "--tag", "skin", "--dataset", "me/d"]) == 0
+    meta = _front_matter(hub_uploads[0]["files"]["README.md"].decode())
+    assert meta["license"] == "mit" and meta["datasets"] == ["me/d"] and "skin" in meta["tags"]
+    assert main(["push", str(run / "model"), "me/x", "--license", "mit"]) == 1  # a model dir's card is as is
+
+
+def test_push_without_network_is_one_publish_error(tiny_model, monkeypatch, tmp_path, capsys):
+    class ConnectError(Exception):  # what httpx raises when the name does not resolve
+        pass
+
+    def unreachable(self, repo_id, **kwargs):
+        raise ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(HfApi, "create_repo", unreachable)
+    with pytest.raises(mmfuse.PublishError, match="ConnectError: .*Name or service not known"):
+        tiny_model.push_to_hub("derm-lab/tiny")
+    tiny_model.save_pretrained(tmp_path / "model")
+    assert main(["push", str(tmp_path / "model"), "derm-lab/tiny"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 def test_push_with_space_writes_an_app_that_loads_the_pushed_model(tiny_model, tmp_path, hub_uploads):
     tiny_model.save_pretrained(tmp_path / "model")
     code = main(["push", str(tmp_path / "model"), "someone/tiny", "--with-space", "someone/tiny-demo"])

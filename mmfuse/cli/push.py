@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mmfuse.errors import UsageError
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -26,6 +28,28 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the `hf auth login` token)")
     parser.add_argument("--message", default="Upload mmfuse model", help="commit message")
+    parser.add_argument("--license", help="the card's license (default: apache-2.0)")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="TAG",
+        help="a card tag (repeatable; replaces the defaults)",
+    )
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        dest="datasets",
+        metavar="ID",
+        help="a Hub dataset id trained on (repeatable)",
+    )
+    parser.add_argument(
+        "--base-model",
+        action="append",
+        dest="base_model",
+        metavar="ID",
+        help="a Hub model this one starts from",
+    )
     parser.add_argument(
         "--with-space",
         metavar="SPACE_ID",
@@ -65,8 +89,30 @@ def run(args: argparse.Namespace) -> int:
     if model_dir is not None:
         model = from_pretrained(model_dir)
         metrics, training_config = _read_run_files(folder)
-        url = model.push_to_hub(args.repo_id, metrics=metrics, training_config=training_config, **upload)
+        card = {
+            "license": args.license,
+            "tags": args.tags,
+            "datasets": args.datasets,
+            "base_model": args.base_model,
+        }
+        url = model.push_to_hub(
+            args.repo_id,
+            metrics=metrics,
+            training_config=training_config,
+            **upload,
+            **{k: v for k, v in card.items() if v is not None},
+        )
     elif (folder / CONFIG_FILE).is_file():
+        given = [
+            f"--{n.replace('_', '-')}"
+            for n in ("license", "tags", "datasets", "base_model")
+            if getattr(args, n)
+        ]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} fill the card of a run directory; {folder} is a model directory whose "
+                "README.md is uploaded as it is: edit its front matter instead"
+            )
         from_pretrained(folder)  # never publish a model that does not load
         url = upload_model_files(folder, args.repo_id, **upload)
     else:
