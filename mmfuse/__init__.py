@@ -1,6 +1,7 @@
 """mmfuse: asymmetric multimodal fusion for multi-label medical image classification."""
 
 from mmfuse._version import __version__
+from mmfuse.data.transforms import create_transform, resolve_data_config
 from mmfuse.errors import (
     CheckpointError,
     CompareError,
@@ -82,6 +83,7 @@ __all__ = [
     "build_model",
     "create_combiner",
     "create_encoder",
+    "create_transform",
     "create_fusion",
     "create_head",
     "create_metadata_encoder",
@@ -100,6 +102,7 @@ __all__ = [
     "register_metadata_encoder",
     "register_plugin",
     "register_preset",
+    "resolve_data_config",
     "resolve_tasks",
     "unregister_plugin",
     "CheckpointError",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mmfuse.data.transforms import create_transform, resolve_data_config
 from mmfuse.errors import NonFiniteOutputError, PluginError, UsageError
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
@@ -192,6 +193,9 @@ class FusionNetwork(nn.Module):
         if unknown:
             raise UsageError(f"pretrained_files keys must be 'primary' or 'auxiliary', got {sorted(unknown)}")
         self.tasks: tuple[TaskSpec, ...] = resolve_tasks(config["tasks"])
+        # The Hub id this model was fine-tuned from (set by from_pretrained(..., tasks=...)); the model card
+        # names it as base_model.
+        self.base_model: str | None = None
         self._config = config
         shared = bool(config["share_encoder"])
         if shared and (
@@ -450,6 +454,57 @@ class FusionNetwork(nn.Module):
     def preprocessing(self) -> dict:
         return {k: self._config[k] for k in ("img_size", "mean", "std")}
 
+    @property
+    def data_config(self) -> dict:
+        """The complete image preprocessing (see :func:`mmfuse.resolve_data_config`)."""
+        return resolve_data_config(self._config)
+
+    def _as_batch(self, images, name: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """A normalised ``[B, 3, S, S]`` tensor from tensors, images or a list of them; and which rows exist.
+
+        ``None`` entries of a list (a case without that image) become zeros, marked False in the mask.
+        """
+        if images is None:
+            return None, None
+        if isinstance(images, torch.Tensor):
+            if images.ndim == 3:
+                images = images.unsqueeze(0)
+            if images.ndim != 4:
+                raise UsageError(f"{name} must be [B, 3, H, W] or [3, H, W], got shape {list(images.shape)}")
+            return images, None
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)
+        if not items:
+            raise UsageError(f"{name} is an empty list")
+        transform = create_transform(**self.data_config)
+        tensors = [None if item is None else transform(item) for item in items]
+        present = [t is not None for t in tensors]
+        if not any(present):
+            return None, None
+        if not all(present) and name == "primary":
+            raise UsageError("every case needs its primary image; None is allowed for auxiliary images only")
+        size = self._config["img_size"]
+        batch = torch.stack([t if t is not None else torch.zeros(3, size, size) for t in tensors])
+        device = next(self.parameters()).device
+        return batch.to(device), (None if all(present) else torch.tensor(present, device=device))
+
+    def reset_heads(self, tasks) -> FusionNetwork:
+        """New, freshly initialised heads for ``tasks``; encoders and fusion blocks keep their weights.
+
+        The way to start from a trained AMMFM on another dataset (fine-tuning): ``tasks`` is a task preset
+        name or a list of :class:`~mmfuse.TaskSpec` / ``{"name", "classes"}``. The head weights of Eq. 4
+        go back to equal thirds (the old ones were searched for the old heads). Returns the model.
+        """
+        specs = resolve_tasks(tasks)
+        reference = next(self.heads.parameters())
+        self.tasks = specs
+        self.heads = nn.ModuleDict(
+            {name: self._head(self._config, head.in_features) for name, head in self.heads.items()}
+        ).to(device=reference.device, dtype=reference.dtype)
+        self._config["tasks"] = tasks_to_data(specs)
+        self.set_head_weights([1 / 3, 1 / 3, 1 / 3])
+        return self
+
     # -- forward ---------------------------------------------------------------------------------
     def forward_features(
         self,
@@ -579,8 +634,8 @@ class FusionNetwork(nn.Module):
     @torch.no_grad()
     def predict(
         self,
-        primary: torch.Tensor | None = None,
-        auxiliary: torch.Tensor | None = None,
+        primary=None,
+        auxiliary=None,
         auxiliary_present: torch.Tensor | None = None,
         metadata: torch.Tensor | None = None,
         metadata_present: torch.Tensor | None = None,
@@ -589,13 +644,22 @@ class FusionNetwork(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Per-task class probabilities ``{task: [batch, num_classes]}`` (Eq. 4).
 
-        Without ``auxiliary`` the primary head answers alone (fusion blocks skipped); without
-        ``primary`` the auxiliary head does. ``auxiliary_present`` marks rows of a mixed batch whose
-        auxiliary image is missing: those rows get exactly the primary-only answer. A model whose
-        fusion head needs metadata answers without it from the other heads (``metadata=None`` for the
-        batch, ``metadata_present=False`` for single rows), as it does without an auxiliary image.
+        Each input is a normalised tensor (``[B, 3, S, S]`` or one ``[3, S, S]``), or images — a file
+        path, a PIL image, a uint8 ``[H, W, 3]`` RGB array, or a list of them — which are prepared with
+        the model's own preprocessing (:attr:`data_config`). Without ``auxiliary`` the primary head
+        answers alone (fusion blocks skipped); without ``primary`` the auxiliary head does.
+        ``auxiliary_present`` marks rows of a mixed batch whose auxiliary image is missing (a ``None``
+        in a list of auxiliary images does the same): those rows get exactly the primary-only answer. A
+        model whose fusion head needs metadata answers without it from the other heads (``metadata=None``
+        for the batch, ``metadata_present=False`` for single rows), as it does without an auxiliary image.
         ``calibrated=False`` ignores the stored temperatures (the raw softmax of each head).
         """
+        primary, _ = self._as_batch(primary, "primary")
+        auxiliary, present = self._as_batch(auxiliary, "auxiliary")
+        if present is not None:
+            if auxiliary_present is not None:
+                raise UsageError("give auxiliary_present or None entries in the auxiliary list, not both")
+            auxiliary_present = present
         was_training = self.training
         self.eval()
         try:

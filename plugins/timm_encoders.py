@@ -63,7 +63,26 @@ class TimmEncoder(mmfuse.Encoder):
                 raise FileNotFoundError(f"pretrained_file for {model_name!r} not found: {path}")
             timm_kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
             pretrained = True
-        base = self._create(model_name, pretrained, img_size, timm_kwargs)
+        try:
+            base = self._create(model_name, pretrained, img_size, timm_kwargs)
+        except Exception as exc:
+            if (
+                not pretrained
+                or pretrained_file is not None
+                or isinstance(exc, (TypeError, mmfuse.MmfuseError))
+            ):
+                raise
+            # The download of ImageNet weights failed (offline, Hub unreachable): say how to work offline.
+            from mmfuse.hub import ModelNotFoundError
+
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelNotFoundError(
+                f"the ImageNet weights of {model_name!r} could not be fetched for pretrained=True "
+                f"({type(exc).__name__}: {reason}). Without network, give local timm weights of the same "
+                "architecture: `pretrained_files: {primary: PATH, auxiliary: PATH}` under `model:` in the run "
+                "config, or build_model(..., pretrained_files={...}) (docs/hub.md, 'ImageNet-pretrained "
+                "backbones without network')"
+            ) from None
         self.pretrained_cfg = dict(base.pretrained_cfg)
         fmt = getattr(base, "output_fmt", "NCHW")  # a str or timm's Format enum
         self.channels_last_native = str(getattr(fmt, "value", fmt)) == "NHWC"

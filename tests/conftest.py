@@ -13,6 +13,8 @@ settings.register_profile("mmfuse", deadline=None)
 settings.load_profile("mmfuse")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The trainer picks its thread count from the load unless told; tests pin it (bit-exact resume needs it fixed).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # timm's tiny test models: NCHW CNNs and a channels-last (NHWC) MambaOut.
 TINY_PRIMARY = "test_convnext"

@@ -44,7 +44,12 @@ def test_train_writes_the_run_directory(trained):
     release, run = trained
     for name in ("config.yaml", "log.csv", "metrics.json", "predictions_valid.csv", "predictions_test.csv"):
         assert (run / name).is_file(), name
-    for name in ("roc_test.png", "confusion_test.png", "reliability_test.png"):
+    for name in (
+        "roc_test.png",
+        "confusion_test.png",
+        "confusion_test_normalized.png",
+        "reliability_test.png",
+    ):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     calibration = json.loads((run / "calibration.json").read_text())
     stored = json.loads((run / "model" / "config.json").read_text())["temperatures"]
@@ -150,7 +155,7 @@ def test_predict_prints_probabilities_classes_and_the_seven_point_score(trained,
     from mmfuse.evaluation.pair import load_image
 
     model = from_pretrained(run / "model")
-    expected = model.predict(primary=load_image(record.primary_path, "primary", model.preprocessing))
+    expected = model.predict(primary=load_image(record.primary_path, model.data_config))
     for task in DERM7PT_TASKS:
         got = torch.tensor(list(alone["tasks"][task.name]["probabilities"].values()))
         torch.testing.assert_close(got, expected[task.name][0], atol=1e-6, rtol=0)
@@ -158,7 +163,7 @@ def test_predict_prints_probabilities_classes_and_the_seven_point_score(trained,
 
     assert main([*args, "--no-temperature"]) == 0  # the raw softmax, as before calibration
     raw = json.loads(capsys.readouterr().out)
-    image = load_image(record.primary_path, "primary", model.preprocessing)
+    image = load_image(record.primary_path, model.data_config)
     expected = model.predict(primary=image, calibrated=False)
     assert not raw["temperature_scaled"]
     for task in DERM7PT_TASKS:

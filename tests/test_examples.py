@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["quickstart.py", "custom_fusion.py", "fusionm4net_second_stage.py"])
+@pytest.mark.parametrize(
+    "script", ["quickstart.py", "custom_fusion.py", "finetune.py", "fusionm4net_second_stage.py"]
+)
 def test_example_runs(script):
     result = subprocess.run(
         [sys.executable, str(REPO / "examples" / script)], capture_output=True, text=True, check=False

@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.fileio",
         "mmfuse.safeweights",
         "mmfuse.interfaces",
+        "mmfuse.threads",
     ),
     ("mmfuse.registry",),
     ("mmfuse.presets", "mmfuse.data"),

@@ -63,7 +63,9 @@ def test_a_config_json_saved_before_exact_attention_loads_with_pooled_keys(tiny_
     for task, p in trained.predict(*images).items():
         torch.testing.assert_close(loaded.predict(*images)[task], p)
     # The same file read as a current config would build exact attention: different predictions.
-    fields = {k: v for k, v in config.items() if k not in ("mmfuse_version", "providers")}
+    from mmfuse.hub import METADATA_KEYS
+
+    fields = {k: v for k, v in config.items() if k not in METADATA_KEYS}
     current = mmfuse.FusionModel({**fields, "config_version": 2})
     current.load_state_dict(trained.state_dict())
     assert not torch.allclose(current.predict(*images)["DIAG"], trained.predict(*images)["DIAG"], atol=1e-6)

@@ -25,10 +25,12 @@ def test_two_process_gloo_run_writes_one_complete_run_directory(tmp_path):
     config = tiny_config(release, train={"epochs": 2, "swa": {"epochs": 1}}, evaluation={"splits": ["test"]})
     config_file = write_config(tmp_path / "run.yaml", config)
     run = tmp_path / "run"
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    # `torchrun` is `python -m torch.distributed.run`; the module form needs no script on PATH.
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    launcher = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
     completed = subprocess.run(
         [
-            torchrun,
+            *launcher,
             "--standalone",
             "--nproc_per_node=2",
             "-m",

@@ -31,9 +31,12 @@ REPORT_URL = "https://github.com/mmfuse/mmfuse/issues"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmfuse import __version__
+
     parser = argparse.ArgumentParser(
         prog="mmfuse", description="Asymmetric multimodal fusion for medical images."
     )
+    parser.add_argument("--version", action="version", version=f"mmfuse {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
@@ -59,7 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = f"mmfuse {args.command}"
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        return _reader_went_away()
     except MmfuseError as exc:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
@@ -77,3 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BUG
+
+
+def _reader_went_away() -> int:
+    """``mmfuse data stats ... | head``: the reader closed the pipe; stop quietly, as Unix tools do.
+
+    Python would otherwise complain again when it flushes stdout at exit, so stdout is pointed at
+    /dev/null first (the recipe of the Python docs, "Note on SIGPIPE").
+    """
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE, the status a shell reports for a writer killed by a closed pipe

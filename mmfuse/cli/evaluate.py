@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from mmfuse.cli.argtypes import int_in_range, positive_int
+from mmfuse.cli.argtypes import add_threads_option, int_in_range, positive_int
+from mmfuse.cli.dataargs import add_data_options, data_config
 from mmfuse.errors import UsageError
 
 
@@ -17,11 +18,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "model", metavar="RUN_OR_MODEL", help="a run directory, a model directory or a Hub name"
     )
-    parser.add_argument("--data", metavar="ROOT", help="dataset folder (default: the run's data.root)")
-    parser.add_argument(
-        "--format", help="dataset format, 'derm7pt' or 'paired_csv' (default: the run's, else derm7pt)"
+    add_data_options(
+        parser, "dataset folder (default: the run's data.root; the run's format and schema apply)"
     )
-    parser.add_argument("--schema", help="YAML task schema for --format paired_csv")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--tta", action="store_true", help="average over the flip and rotation views")
     parser.add_argument(
@@ -36,6 +35,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
+    add_threads_option(parser)
     parser.add_argument(
         "--out", metavar="DIR", help="also write metrics.json, predictions_<split>.csv and plots here"
     )
@@ -71,27 +71,6 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _data_config(args: argparse.Namespace, run_dir: Path | None) -> dict:
-    config: dict = {}
-    if run_dir is not None and (run_dir / "config.yaml").is_file():
-        from mmfuse.training.config import dataset_options, load_config
-
-        config = dataset_options(load_config(run_dir / "config.yaml"))
-    if args.data:
-        config = {k: v for k, v in config.items() if k not in ("root", "format", "schema")}
-        config["root"] = args.data
-    if args.format:
-        config["format"] = args.format
-    if args.schema:
-        config["schema"] = args.schema
-    if "root" not in config:
-        raise UsageError(
-            "--data ROOT is required (the dataset folder) unless RUN_OR_MODEL is a run directory"
-        )
-    config.setdefault("format", "derm7pt")
-    return config
-
-
 def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -> dict:
     """The robustness curves, written to --out or the run directory."""
     from mmfuse.evaluation.robustness import (
@@ -108,7 +87,7 @@ def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -
     corruptions = [c.strip() for c in args.corruptions.split(",") if c.strip()] if args.corruptions else None
     result = robustness_curves(
         model,
-        _data_config(args, run_dir),
+        data_config(args, args.model),
         args.split,
         device=device,
         tta=args.tta,
@@ -149,10 +128,12 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.inference import with_temperatures
     from mmfuse.evaluation.report import final_probabilities, format_class_table, format_table, split_metrics
     from mmfuse.evaluation.writers import METRICS_FILE, json_safe, write_json
+    from mmfuse.threads import set_threads
     from mmfuse.training.distributed import DistContext
     from mmfuse.training.rundir import load_run_or_model, run_model_dir
     from mmfuse.training.trainer import select_device
 
+    set_threads(args.threads)
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is a file; give a directory to write the report into")
     if args.out:
@@ -162,7 +143,12 @@ def run(args: argparse.Namespace) -> int:
     model = load_run_or_model(args.model)
     device = select_device(args.device, DistContext())
     model.to(device)
-    dataset = evaluation_dataset(model, _data_config(args, run_dir), args.split)
+    data = data_config(args, args.model)
+    if data is None:
+        raise UsageError(
+            "--data ROOT is required (the dataset folder) unless RUN_OR_MODEL is a run directory"
+        )
+    dataset = evaluation_dataset(model, data, args.split)
     raw = predict_split(
         model,
         dataset,

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from mmfuse.cli.argtypes import int_in_range, positive_int
+from mmfuse.cli.dataargs import add_data_options, data_config
 
 # The opsets torch's TorchScript ONNX exporter writes (the one mmfuse.export uses).
 ONNX_OPSETS = (7, 20)
@@ -38,12 +39,10 @@ def add_parser(subparsers) -> None:
         help="export the primary branch alone (input `primary`, the primary head's probabilities), for "
         "cases without the auxiliary image",
     )
-    parser.add_argument(
-        "--data",
-        metavar="ROOT",
-        help="with --int8: also compare fp32 and int8 accuracy on this dataset split",
+    add_data_options(
+        parser,
+        "with --int8: also compare fp32 and int8 accuracy on this dataset's split (a run's format and schema apply)",
     )
-    parser.add_argument("--format", default="derm7pt", help="dataset format of --data (default: derm7pt)")
     parser.add_argument("--split", default="test", help="split of --data (default: test)")
     parser.add_argument(
         "--opset", type=int_in_range(*ONNX_OPSETS), default=17, help="ONNX opset (default: 17)"
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         from mmfuse.evaluation.evaluate import evaluation_dataset
         from mmfuse.export import dataset_accuracy
 
-        dataset = evaluation_dataset(model, {"root": args.data, "format": args.format}, args.split)
+        dataset = evaluation_dataset(model, data_config(args, args.model), args.split)
         accuracy = dataset_accuracy(model, graphs, dataset)
     if args.latency:
         report.latency_ms = measure_latency(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from mmfuse.cli.argtypes import add_threads_option
 from mmfuse.errors import UsageError
 
 
@@ -31,6 +32,7 @@ def add_parser(subparsers) -> None:
         help="ignore the model's fitted temperatures (the raw softmax of each head)",
     )
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
+    add_threads_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mmfuse.evaluation.pair import predict_pair
+    from mmfuse.threads import set_threads
     from mmfuse.training.distributed import DistContext
     from mmfuse.training.rundir import load_run_or_model
     from mmfuse.training.trainer import select_device
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     for option, image in (("--primary", args.primary), ("--auxiliary", args.auxiliary)):
         if image is not None and not Path(image).is_file():
             raise FileNotFoundError(f"{option} image not found: {image}")
+    set_threads(args.threads)
     metadata = None
     if args.metadata:
         metadata = {}

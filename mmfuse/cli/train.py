@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmfuse.cli.argtypes import add_threads_option
 from mmfuse.errors import ConfigError, UsageError
 
 
@@ -42,6 +43,11 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--device", help="override train.device ('auto', 'cpu', 'cuda', 'cuda:1')")
+    add_threads_option(
+        parser,
+        default=None,
+        help="override train.threads: CPU threads for torch, or 'auto' (free cores less DataLoader workers)",
+    )
     parser.add_argument(
         "--no-eval", action="store_true", help="skip the final evaluation (TTA, weight search, report)"
     )
@@ -54,7 +60,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         overrides["data"] = {"root": args.data}
     if args.preset:
         overrides["model"] = {"preset": args.preset}
-    train = {k: v for k, v in (("epochs", args.epochs), ("device", args.device)) if v is not None}
+    given = (("epochs", args.epochs), ("device", args.device), ("threads", args.threads))
+    train = {k: v for k, v in given if v is not None}
     if train:
         overrides["train"] = train
     return overrides
@@ -62,6 +69,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.report import format_table
+    from mmfuse.threads import choose_threads
     from mmfuse.training import load_config, parse_seeds, run_seeds, train
     from mmfuse.training.rundir import CONFIG_FILE
 
@@ -80,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
             if summary:
                 print(f"summary over seeds {summary['seeds']}: {out / 'summary.md'}")
             return 0
+        choice = choose_threads(config["train"]["threads"], num_workers=int(config["data"]["num_workers"]))
+        print(f"torch threads: {choice.threads} ({choice.reason})", flush=True)
         result = train(
             config, out, resume=args.resume, evaluate=not args.no_eval, allow_changes=args.allow_change
         )

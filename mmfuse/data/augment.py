@@ -81,10 +81,20 @@ def build_augmenter(
     backend: str = "albumentations",
     **options: float,
 ) -> Augmenter:
-    """The pipeline for one modality: train-time operations (when ``train``), resize, normalise."""
+    """The pipeline for one modality: train-time operations (when ``train``), resize, normalise.
+
+    Without ``train`` it is the model's inference preprocessing (:mod:`mmfuse.data.transforms`) whatever
+    the backend, so evaluation prepares an image exactly as ``mmfuse predict`` and the ONNX recipe do.
+    """
     if modality not in MODALITIES:
         raise DataError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
     opts = AugmentOptions.from_options(**options)
+    if backend not in BACKENDS:
+        raise DataError(f"unknown augmentation backend {backend!r}; expected one of {BACKENDS}")
+    if not train:
+        from mmfuse.data.transforms import create_transform, data_config_for
+
+        return create_transform(**data_config_for(img_size, mean, std))
     if backend == "albumentations":
         return _AlbumentationsAugmenter(train, img_size, mean, std, opts)
     if backend == "torchvision":

@@ -91,7 +91,8 @@ def write_split_report(
     plots: bool = True,
     bootstrap: BootstrapOptions | None = None,
 ) -> dict:
-    """``predictions_<split>.csv`` and (with ``plots``) ``roc_<split>.png``, ``confusion_<split>.png``; returns the split's metrics.
+    """``predictions_<split>.csv`` and (with ``plots``) ``roc_<split>.png``, ``confusion_<split>.png`` (counts) and
+    ``confusion_<split>_normalized.png`` (rows as shares); returns the split's metrics.
 
     With ``bootstrap`` every head's report carries its intervals (see :func:`split_metrics`).
     """
@@ -104,13 +105,18 @@ def write_split_report(
         plot_roc_curves(
             out / f"roc_{split}.png", final, predictions.labels, tasks, title=f"{split}: final prediction"
         )
-        plot_confusion_matrices(
-            out / f"confusion_{split}.png",
-            final,
-            predictions.labels,
-            tasks,
-            title=f"{split}: final prediction",
-        )
+        for suffix, normalize, what in (
+            ("", False, "cases"),
+            ("_normalized", True, "share of each true class"),
+        ):
+            plot_confusion_matrices(
+                out / f"confusion_{split}{suffix}.png",
+                final,
+                predictions.labels,
+                tasks,
+                title=f"{split}: final prediction ({what})",
+                normalize=normalize,
+            )
     return split_metrics(predictions, tasks, head_weights, bootstrap=bootstrap)
 
 

@@ -342,8 +342,12 @@ def _weights_section(metrics: Mapping | None, search: Mapping | None) -> str:
         axis.set_aspect("equal")
         axis.set_axis_off()
         axis.legend(loc="upper right", fontsize=8)
-        axis.set_title("weight search surface (each corner is one head alone)")
+        axis.set_title("weight search surface", pad=18)
         parts.append(_image(_png(figure), "weight search surface"))
+        parts.append(
+            '<p class="note">Every grid point of the simplex, coloured by its validation score; each corner is '
+            "one head alone, the star the chosen weights.</p>"
+        )
     return "".join(parts)
 
 

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mmfuse.fileio import atomic_write_bytes
@@ -137,27 +138,43 @@ def plot_confusion_matrices(
     labels: torch.Tensor,
     tasks: Sequence[TaskSpec],
     title: str = "",
+    *,
+    normalize: bool = False,
 ) -> Path:
-    """One panel per task: counts of true class (rows) against the arg-max prediction (columns)."""
+    """One panel per task: true class (rows) against the arg-max prediction (columns), with a colour bar.
+
+    Counts by default. ``normalize`` divides each row by its class's cases, so the diagonal is each class's
+    sensitivity and rare classes (MEL, say) are as readable as common ones; cells also give the count.
+    """
     from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-    figure, axes = _task_figure(tasks, 3.6, 3.4)
+    figure, axes = _task_figure(tasks, 4.1, 3.4)
     for i, (task, axis) in enumerate(zip(tasks, axes, strict=True)):
-        matrix = multiclass_confusion_matrix(
+        counts = multiclass_confusion_matrix(
             probabilities[task.name].float(), labels[:, i].long(), num_classes=task.num_classes
         ).numpy()
-        axis.imshow(matrix, cmap="Blues")
+        if normalize:
+            totals = counts.sum(axis=1, keepdims=True)
+            shown = counts / np.maximum(totals, 1)
+            image = axis.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0)
+        else:
+            shown = counts
+            image = axis.imshow(shown, cmap="Blues", vmin=0, vmax=max(int(counts.max()), 1))
+        colorbar = figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+        colorbar.set_label("share of the true class" if normalize else "cases", fontsize=7)
+        colorbar.ax.tick_params(labelsize=7)
+        high = 1.0 if normalize else max(int(counts.max()), 1)
         for r in range(task.num_classes):
             for c in range(task.num_classes):
-                dark = matrix[r, c] > matrix.max() / 2
+                text = f"{shown[r, c]:.0%}\n({counts[r, c]})" if normalize else str(counts[r, c])
                 axis.text(
                     c,
                     r,
-                    str(matrix[r, c]),
+                    text,
                     ha="center",
                     va="center",
-                    fontsize=8,
-                    color="white" if dark else "black",
+                    fontsize=7 if normalize else 8,
+                    color="white" if shown[r, c] > high / 2 else "black",
                 )
         ticks = range(task.num_classes)
         axis.set_xticks(ticks, task.classes, fontsize=7)

@@ -21,6 +21,7 @@ MODEL_DIR = "model"
 _RESUME_FREE = {
     ("data", "num_workers"),
     ("train", "log_every"),
+    ("train", "threads"),
     ("train", "keep_checkpoints"),
     ("train", "checkpoint_every"),
 }

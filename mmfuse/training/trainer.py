@@ -40,9 +40,10 @@ from mmfuse.errors import (
 from mmfuse.evaluation.inference import autocast_context, metadata_inputs
 from mmfuse.evaluation.writers import LOG_FILE, write_epoch_log
 from mmfuse.factory import build_model
+from mmfuse.threads import AUTO, set_threads
 from mmfuse.training import checkpoint
 from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
-from mmfuse.training.config import dataset_options, dump_config, model_spec
+from mmfuse.training.config import absolute_paths, dataset_options, dump_config, model_spec
 from mmfuse.training.distributed import DistContext, init_from_env, shutdown
 from mmfuse.training.losses import multitask_loss
 from mmfuse.training.rundir import (
@@ -159,7 +160,7 @@ class Trainer:
         self._lock: RunLock | None = None
         self._started_here = False  # this start wrote RUN/config.yaml, so a failed start removes it
         self._lr_changed = False
-        self.config = dict(config)
+        self.config = absolute_paths(config)
         self.out = Path(out)
         self.resume = resume
         self.evaluate = evaluate
@@ -168,6 +169,9 @@ class Trainer:
             None if self.train_cfg["device"] == "auto" else parse_device(self.train_cfg["device"])
         )
         self.device = select_device(self.train_cfg["device"], self.context)
+        self.threads = set_threads(
+            self.train_cfg.get("threads", AUTO), num_workers=int(self.config["data"]["num_workers"])
+        )
         self.progress = progress if progress is not None else (sys.stderr.isatty() or None)
         if not self.context.is_main:
             self.progress = False
@@ -182,17 +186,9 @@ class Trainer:
         self.start_epoch = 0
 
         seed_everything(self.seed)
-        preset, pretrained, overrides = model_spec(self.config)
-        if self.config["data"].get("metadata"):
-            # Fitted on the training split only; the model keeps it, so evaluation encodes the same way.
-            encoding, report = fit_metadata_encoding(
-                dataset_options(self.config), self.config["data"]["train_split"]
-            )
-            overrides["metadata"] = encoding.to_dict()
-            if self.context.is_main:
-                print(f"{self.config['data']['train_split']} split {report.describe()}", file=sys.stderr)
+        self._tasks_from_data()
         try:
-            self.model = build_model(preset, pretrained=pretrained, **overrides).to(self.device)
+            self.model = self._build_model().to(self.device)
         except MmfuseError:
             raise
         except BUILD_ERRORS as exc:
@@ -249,6 +245,45 @@ class Trainer:
             self.network = torch.compile(self.network)
 
     # -- set-up ----------------------------------------------------------------------------------
+    def _build_model(self) -> nn.Module:
+        """The preset with its overrides, or (``model.from_pretrained``) a saved model with new heads if needed."""
+        preset, pretrained, overrides = model_spec(self.config)
+        source = overrides.pop("from_pretrained", None)
+        if source is None:
+            if self.config["data"].get("metadata"):
+                # Fitted on the training split only; the model keeps it, so evaluation encodes the same way.
+                encoding, report = fit_metadata_encoding(
+                    dataset_options(self.config), self.config["data"]["train_split"]
+                )
+                overrides["metadata"] = encoding.to_dict()
+                if self.context.is_main:
+                    print(f"{self.config['data']['train_split']} split {report.describe()}", file=sys.stderr)
+            return build_model(preset, pretrained=pretrained, **overrides)
+        extra = sorted(set(overrides) - {"tasks"})
+        if extra:
+            raise ConfigError(
+                f"model.from_pretrained ({source!r}) brings its own architecture; remove model.{', model.'.join(extra)} "
+                "(only model.tasks may be given: new heads for another dataset)"
+            )
+        from mmfuse.hub import from_pretrained
+        from mmfuse.training.rundir import run_model_dir
+
+        return from_pretrained(run_model_dir(source) or source, tasks=overrides.get("tasks")).train()
+
+    def _tasks_from_data(self) -> None:
+        """Without ``model.tasks`` the model learns the dataset's tasks; they are written into the run's config.
+
+        The preset's tasks (Derm7pt's for the paper presets) would not fit another dataset's labels, and
+        RUN/config.yaml then says exactly what was trained, so ``--resume`` rebuilds the same heads.
+        """
+        if self.config["model"].get("tasks") is not None:
+            return
+        from mmfuse.data import load_table
+        from mmfuse.tasks import tasks_to_data
+
+        table = load_table(dataset_options(self.config))
+        self.config["model"] = {**self.config["model"], "tasks": tasks_to_data(table.tasks)}
+
     def _prepare_out(self) -> None:
         problem = None
         if self.context.is_main:
@@ -387,6 +422,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "rng": checkpoint.rng_states(),
             "history": self.history,
+            "threads": self.threads.threads,
         }
         tensors = {
             "model": self.model.state_dict(),
@@ -427,6 +463,19 @@ class Trainer:
         checkpoint.set_rng_states(state["rng"])
         self.history = list(state["history"])
         self.start_epoch = int(state["epoch"])
+        self._resume_threads(state.get("threads"))
+
+    def _resume_threads(self, threads: int | None) -> None:
+        """``threads: auto`` resumes with the run's own thread count: CPU sums split by thread, so the
+        same count is what keeps a resumed run bit-exact. An explicit setting or OMP_NUM_THREADS wins."""
+        from mmfuse.threads import ThreadChoice, choose_threads
+
+        if threads is None or self.train_cfg.get("threads", AUTO) != AUTO:
+            return
+        if not choose_threads(AUTO).reason.startswith("auto"):
+            return  # OMP_NUM_THREADS
+        torch.set_num_threads(int(threads))
+        self.threads = ThreadChoice(int(threads), "as in the run being resumed")
 
     # -- training --------------------------------------------------------------------------------
     def _stop(self, value: float, epoch: int, step: int) -> None:
