@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.report import format_table
     from mmfuse.threads import set_threads
     from mmfuse.training import train
+    from mmfuse.training.config import dataset_options
 
     started = time.perf_counter()
     # Chosen once, before the load of our own work counts against it; the run's config.yaml records it.
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     config = demo_config(
         root, epochs=args.epochs, img_size=args.img_size, seed=args.seed, threads=choice.threads
     )
-    table = load_table(config["data"])
+    table = load_table(dataset_options(config))
     prepare_cache(root, [r for r in table.records if r is not None], config["model"]["img_size"])
     train_cfg = config["train"]
     model = config["model"]
