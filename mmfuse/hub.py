@@ -19,6 +19,7 @@ Anything else is an error listing these forms. Downloads go through huggingface_
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shlex
@@ -64,6 +65,8 @@ from mmfuse.tasks import resolve_tasks
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
     from torch import nn
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -276,17 +279,9 @@ def _registry(kind: str):
 
 def component_provider(kind: str, name: str) -> dict:
     """``{"name", "plugin", "package"}`` of the component ``name`` of ``kind``, as recorded in config.json."""
-    if kind != "encoder":
-        plugin = _registry(kind).entry(name).provider
-    elif name in ENCODERS:
-        plugin = ENCODERS.entry(name).provider
-    else:
-        # Resolved on demand (e.g. any timm name): ask the resolve_encoder implementations in pluggy's
-        # call order which one answers.
-        impls = reversed(plugin_manager().hook.resolve_encoder.get_hookimpls())
-        plugin = next((i.plugin_name for i in impls if i.function(name=name) is not None), None)
-        if plugin is None:
-            raise UnknownNameError(f"no plugin resolves encoder {name!r}")
+    # An encoder nobody registered (any timm name) is resolved by a plugin; its entry names that plugin.
+    entry = encoder_entry(name) if kind == "encoder" else _registry(kind).entry(name)
+    plugin = entry.provider
     return {"name": name, "plugin": plugin, "package": _plugin_package(plugin)}
 
 
@@ -527,10 +522,12 @@ def upload_model_files(
     branch: str | None = None,
     create_pr: bool = False,
     commit_message: str = "Upload mmfuse model",
+    replace_card: bool = False,
 ) -> str:
     """Upload exactly config.json, model.safetensors and README.md of ``folder`` in one commit.
 
-    Returns the commit URL. The repository is created if needed.
+    Returns the commit URL. The repository is created if needed. A README.md already in the repository
+    (on ``branch``) is kept, since its owner may have written it by hand, unless ``replace_card``.
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
@@ -539,11 +536,17 @@ def upload_model_files(
     if missing:
         raise ModelNotFoundError(f"{folder} lacks {missing}; write it with save_pretrained first")
     api = HfApi(token=token)
-    operations = [
-        CommitOperationAdd(path_in_repo=name, path_or_fileobj=folder / name) for name in MODEL_FILES
-    ]
     try:
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        names = list(MODEL_FILES)
+        if not replace_card and api.file_exists(repo_id, CARD_FILE, revision=branch):
+            names.remove(CARD_FILE)
+            log.warning(
+                "%s already has a %s: kept it (replace_card=True, or `mmfuse push --replace-card`, overwrites it)",
+                repo_id,
+                CARD_FILE,
+            )
+        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=folder / name) for name in names]
         commit = api.create_commit(
             repo_id, operations, commit_message=commit_message, revision=branch, create_pr=create_pr
         )
@@ -644,11 +647,13 @@ class HubMixin(
         branch: str | None = None,
         create_pr: bool = False,
         commit_message: str = "Upload mmfuse model",
+        replace_card: bool = False,
         **card: Any,
     ) -> str:
         """Save into a temporary folder and upload its config, weights and card in one commit.
 
         ``card`` takes ``license``, ``tags``, ``datasets`` and ``base_model`` as :meth:`save_pretrained` does.
+        A README.md already on the Hub is kept unless ``replace_card`` (see :func:`upload_model_files`).
         """
         with tempfile.TemporaryDirectory() as tmp:
             folder = self.save_pretrained(
@@ -666,6 +671,7 @@ class HubMixin(
                 branch=branch,
                 create_pr=create_pr,
                 commit_message=commit_message,
+                replace_card=replace_card,
             )
 
     @classmethod
