@@ -139,7 +139,16 @@ def _call_register_hook(
         if plugin_name is not None and impl.plugin_name != plugin_name:
             continue
         register = functools.partial(registry.register, provider=impl.plugin_name)
-        impl.function(register=register)
+        call_hookimpl(impl, register=register)
+
+
+def call_hookimpl(impl: pluggy.HookImpl, **arguments: object) -> object:
+    """Call one hook implementation with only the arguments it names.
+
+    pluggy lets an implementation take a subset of its spec's arguments (so a spec can grow without
+    breaking plugins); calling implementations one by one must keep that promise too.
+    """
+    return impl.function(**{name: arguments[name] for name in impl.argnames})
 
 
 def ensure_plugins_loaded() -> pluggy.PluginManager:
@@ -290,12 +299,17 @@ def encoder_entry(name: str) -> RegistryEntry:
     """The registry entry for ``name``, asking ``resolve_encoder`` plugins for unregistered names."""
     if name in ENCODERS:
         return ENCODERS.entry(name)
-    factory = plugin_manager().hook.resolve_encoder(name=name)
-    if factory is None:
-        raise UnknownNameError(
-            ENCODERS.unknown_message(name) + " (or any timm model name that supports features_only)"
-        )
-    return RegistryEntry(name, factory, "resolve_encoder")
+    # In pluggy's call order (last registered, tryfirst first), so the answer is the one
+    # ``hook.resolve_encoder(name=...)`` would give, and the entry records which plugin gave it.
+    for impl in reversed(plugin_manager().hook.resolve_encoder.get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            continue  # wrappers surround the call; they do not answer it
+        factory = call_hookimpl(impl, name=name)
+        if factory is not None:
+            return RegistryEntry(name, factory, impl.plugin_name)
+    raise UnknownNameError(
+        ENCODERS.unknown_message(name) + " (or any timm model name that supports features_only)"
+    )
 
 
 def create_encoder(name: str, *, pretrained: bool = False, **options):

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from test_training_fixtures import make_release
 
 import mmfuse
@@ -37,3 +38,30 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
         os.close(write)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
     assert done.returncode == 141
+
+
+def test_help_and_argument_errors_answer_in_half_a_second_without_torch():
+    """`mmfuse --help` took 3 s when the package imported torch at start-up; it must not load torch,
+    timm, numpy or Gradio, and (best of three fresh interpreters) come back in under 0.5 s."""
+    from benchmarks.cli_startup import COMMANDS, run_once
+
+    for label, args in COMMANDS.items():
+        runs = [run_once(args) for _ in range(3)]
+        assert runs[0][1] == [], f"{label} imported {runs[0][1]}"
+        assert min(seconds for seconds, _ in runs) < 0.5, f"{label}: {runs}"
+
+
+def test_serve_help_states_the_page_upload_limit():
+    from mmfuse.cli import serve
+    from mmfuse.demo import MAX_UPLOAD_MB
+
+    assert serve.DEFAULT_UPLOAD_MB == MAX_UPLOAD_MB
+
+
+def test_public_names_load_on_first_use():
+    """The lazy top-level API (PEP 562) exposes every name in __all__, and nothing else by accident."""
+    for name in mmfuse.__all__:
+        assert getattr(mmfuse, name) is not None, name
+    assert set(mmfuse.__all__) <= set(dir(mmfuse))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        mmfuse.no_such_name  # noqa: B018

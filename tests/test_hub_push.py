@@ -36,9 +36,18 @@ def tiny_model(tiny_model_kwargs):
 
 
 @pytest.fixture
-def hub_uploads(monkeypatch):
-    """Replace the two network calls of an upload; record each commit's files and their bytes."""
+def hub_files():
+    """(repo_id, revision or None, path) of the files the mocked Hub already holds; tests add to it."""
+    return set()
+
+
+@pytest.fixture
+def hub_uploads(monkeypatch, hub_files):
+    """Replace the network calls of an upload; record each commit's files and their bytes."""
     commits = []
+
+    def file_exists(self, repo_id, filename, *, revision=None, **kwargs):
+        return (repo_id, revision, filename) in hub_files
 
     def create_repo(self, repo_id, **kwargs):
         return RepoUrl(f"https://huggingface.co/{repo_id}")
@@ -54,6 +63,7 @@ def hub_uploads(monkeypatch):
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    monkeypatch.setattr(HfApi, "file_exists", file_exists)
     return commits
 
 
@@ -99,6 +109,33 @@ def test_cli_push_of_a_model_directory_uploads_its_files_as_they_are(tiny_model,
         name: (directory / name).read_bytes() for name in MODEL_FILES
     }
     assert sorted(commit["files"]) == sorted(MODEL_FILES)
+
+
+def test_push_keeps_a_card_the_repository_already_has(tiny_model, tmp_path, hub_uploads, hub_files, caplog):
+    """A README.md written on the Hub by hand survives a new upload of the weights."""
+    hub_files.add(("derm-lab/tiny", None, "README.md"))
+    tiny_model.push_to_hub("derm-lab/tiny", metrics=METRICS)
+    run = tmp_path / "run"
+    tiny_model.save_pretrained(run / "model")
+    assert main(["push", str(run), "derm-lab/tiny"]) == 0
+    for commit in hub_uploads:
+        assert sorted(commit["files"]) == ["config.json", "model.safetensors"]
+    assert "already has a README.md: kept it" in caplog.text
+    # The card of another branch is another file: that branch gets the new card.
+    assert main(["push", str(run), "derm-lab/tiny", "--branch", "dev"]) == 0
+    assert "README.md" in hub_uploads[-1]["files"]
+
+
+def test_push_replaces_an_existing_card_when_told(tiny_model, tmp_path, hub_uploads, hub_files):
+    hub_files.add(("derm-lab/tiny", None, "README.md"))
+    run = tmp_path / "run"
+    tiny_model.save_pretrained(run / "model")
+    (run / "metrics.json").write_text(json.dumps(METRICS))
+    assert main(["push", str(run), "derm-lab/tiny", "--replace-card"]) == 0
+    tiny_model.push_to_hub("derm-lab/tiny", replace_card=True)
+    for commit in hub_uploads:
+        assert sorted(commit["files"]) == sorted(MODEL_FILES)
+    assert "| final | 81.2 | 70.1 |" in hub_uploads[0]["files"]["README.md"].decode()
 
 
 def test_cli_push_refuses_a_directory_that_holds_no_model(tmp_path, hub_uploads, capsys):

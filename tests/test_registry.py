@@ -105,6 +105,50 @@ def test_runtime_plugin_object_registers_and_unregisters():
     assert "runtime_identity" not in mmfuse.list_fusions()
 
 
+def test_a_hook_implementation_may_take_a_subset_of_the_arguments():
+    """hookspecs.py promises it (so a spec can grow): an implementation naming no argument is still called."""
+    plugin = types.ModuleType("takes_nothing")
+    calls = []
+
+    @mmfuse.hookimpl
+    def register_fusions():
+        calls.append("called")
+
+    plugin.register_fusions = register_fusions
+    name = mmfuse.register_plugin(plugin, name="takes_nothing")
+    try:
+        assert calls == ["called"]
+    finally:
+        mmfuse.unregister_plugin(name)
+
+
+def test_an_encoder_resolved_by_a_plugin_records_that_plugin(tiny_model_kwargs):
+    """config.json names the plugin that resolved an unregistered encoder name, not the hook's name."""
+    from mmfuse.hub import hub_config
+    from mmfuse.registry import encoder_entry
+
+    plugin = types.ModuleType("my_resolver")
+
+    @mmfuse.hookimpl
+    def resolve_encoder(name):
+        if name.startswith("mine:"):
+            return lambda pretrained=False, **options: mmfuse.create_encoder(
+                name.removeprefix("mine:"), **options
+            )
+        return None
+
+    plugin.resolve_encoder = resolve_encoder
+    registered = mmfuse.register_plugin(plugin, name="my_resolver")
+    try:
+        assert encoder_entry("mine:test_convnext").provider == "my_resolver"
+        assert encoder_entry("test_byobnet").provider == "mmfuse_plugins.timm_encoders"
+        kwargs = {**tiny_model_kwargs, "primary": "mine:test_convnext"}
+        providers = hub_config(mmfuse.build_model("ammfm-swin", **kwargs))["providers"]
+        assert providers["primary"]["plugin"] == "my_resolver"
+    finally:
+        mmfuse.unregister_plugin(registered)
+
+
 def _run_python(code: str, env_extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
     import os
 

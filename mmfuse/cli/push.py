@@ -28,6 +28,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the `hf auth login` token)")
     parser.add_argument("--message", default="Upload mmfuse model", help="commit message")
+    parser.add_argument(
+        "--replace-card",
+        action="store_true",
+        help="overwrite a README.md the repository already has (default: keep it, upload config and weights)",
+    )
     parser.add_argument("--license", help="the card's license (default: apache-2.0)")
     parser.add_argument(
         "--tag",
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "branch": args.branch,
         "create_pr": args.create_pr,
         "commit_message": args.message,
+        "replace_card": args.replace_card,
     }
     model_dir = run_model_dir(folder)
     if model_dir is not None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+# The page's own limit (mmfuse.demo.MAX_UPLOAD_MB); repeated here so `--help` does not import Gradio and torch.
+DEFAULT_UPLOAD_MB = 20
+
 
 def add_parser(subparsers) -> None:
-    from mmfuse.demo import MAX_UPLOAD_MB
-
     parser = subparsers.add_parser(
         "serve", help="a web page to try a model: upload images, see predictions and where the model looked"
     )
@@ -19,8 +20,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--max-upload-mb",
         type=float,
-        default=MAX_UPLOAD_MB,
-        help=f"largest upload accepted (default {MAX_UPLOAD_MB})",
+        default=DEFAULT_UPLOAD_MB,
+        help=f"largest upload accepted (default {DEFAULT_UPLOAD_MB})",
     )
     parser.add_argument(
         "--examples",
