@@ -80,17 +80,21 @@ def _dataset_name(training_config: Mapping | None) -> str | None:
 
 
 def _datasets(training_config: Mapping | None) -> list[str]:
-    """Hub dataset ids for the card: the config's ``dataset``, else ``derm7pt`` for a real Derm7pt release."""
+    """Hub dataset ids for the card: the config's ``dataset``, else the one its format names (``derm7pt``
+    for a real Derm7pt release), never for a synthetic release."""
     named = _dataset_name(training_config)
     if named:
         return [named]
     data = (training_config or {}).get("data")
-    if isinstance(data, Mapping) and data.get("format", "derm7pt") == "derm7pt" and data.get("root"):
-        from pathlib import Path
+    if not isinstance(data, Mapping) or not data.get("root") or _synthetic(training_config):
+        return []
+    from mmfuse.data.formats import DEFAULT_FORMAT, UnknownFormatError, get_format
 
-        if not (Path(str(data["root"])) / "SYNTHETIC.json").is_file():
-            return ["derm7pt"]
-    return []
+    try:
+        hub_dataset = get_format(data.get("format", DEFAULT_FORMAT)).hub_dataset
+    except UnknownFormatError:  # a run made with a plugin that is not installed here
+        return []
+    return [hub_dataset] if hub_dataset else []
 
 
 def _synthetic(training_config: Mapping | None) -> bool:
@@ -123,8 +127,10 @@ def public_recipe(training_config: Mapping) -> dict:
     import copy
     from pathlib import PurePath
 
+    from mmfuse.data.formats import path_option_keys
+
     recipe = copy.deepcopy(dict(training_config))
-    for section, key in PRIVATE_PATHS:
+    for section, key in (*PRIVATE_PATHS, *(("data", k) for k in sorted(path_option_keys()))):
         value = recipe.get(section, {}).get(key) if isinstance(recipe.get(section), Mapping) else None
         if isinstance(value, str) and value:
             recipe[section][key] = PurePath(value).name

@@ -14,6 +14,7 @@ class Derm7ptFormat(DatasetFormat):
     """The Derm7pt release: ``meta/meta.csv``, ``meta/{train,valid,test}_indexes.csv``, ``images/``."""
 
     description = "the Derm7pt release layout (meta/meta.csv, split index files, images/)"
+    hub_dataset = "derm7pt"
 
     def load(self, options: DataOptions):
         from mmfuse.data.derm7pt import load_release

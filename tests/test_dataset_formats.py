@@ -146,6 +146,32 @@ def test_a_path_option_is_made_absolute_when_a_run_starts(tmp_path, monkeypatch)
     assert resolved["schema"] == str(tmp_path / "mine" / "schema.yaml")
 
 
+class LabelsFile(DatasetFormat):
+    description = "images with their labels in a separate file"
+    options = {"labels": FormatOption("the CSV of labels", required=True, path=True)}
+    hub_dataset = "me/lesions-v2"
+
+
+def test_a_format_decides_its_card_dataset_and_private_paths(tmp_path, monkeypatch):
+    from mmfuse.model_card import _datasets, public_recipe
+
+    mmfuse.registry.register_dataset_format("labels_file")(LabelsFile)
+    try:
+        monkeypatch.chdir(tmp_path)
+        config = {"data": {"format": "labels_file", "root": "/secret/images", "labels": "secret/labels.csv"}}
+        assert absolute_paths(config)["data"]["labels"] == str(tmp_path / "secret" / "labels.csv")
+        assert public_recipe(config)["data"] == {
+            "format": "labels_file",
+            "root": "images",
+            "labels": "labels.csv",
+        }
+        assert _datasets(config) == ["me/lesions-v2"]
+        assert _datasets({"data": {**config["data"], "format": "paired_csv"}}) == []
+        assert _datasets({"data": {**config["data"], "format": "uninstalled"}}) == []
+    finally:
+        DATASET_FORMATS.unregister("labels_file")
+
+
 def test_building_the_parser_loads_no_plugin():
     """``mmfuse --help`` must not pay for plugin loading: the format choices are read lazily."""
     code = (

@@ -79,6 +79,8 @@ class DatasetFormat:
 
     description: ClassVar[str] = ""
     options: ClassVar[Mapping[str, FormatOption]] = {}
+    # The Hub dataset id a model card names for a model trained on (real, not synthetic) data of this format.
+    hub_dataset: ClassVar[str | None] = None
 
     def load(self, options: DataOptions) -> DatasetTable:
         """The parsed table; raise :class:`~mmfuse.errors.DataError` listing every table problem."""
