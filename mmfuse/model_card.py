@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from mmfuse.data.formats import DEFAULT_FORMAT, UnknownFormatError, get_format, path_option_keys
 from mmfuse.errors import UsageError
 from mmfuse.params import count_parameters
 from mmfuse.presets import list_presets, preset_config
@@ -88,8 +89,6 @@ def _datasets(training_config: Mapping | None) -> list[str]:
     data = (training_config or {}).get("data")
     if not isinstance(data, Mapping) or not data.get("root") or _synthetic(training_config):
         return []
-    from mmfuse.data.formats import DEFAULT_FORMAT, UnknownFormatError, get_format
-
     try:
         hub_dataset = get_format(data.get("format", DEFAULT_FORMAT)).hub_dataset
     except UnknownFormatError:  # a run made with a plugin that is not installed here
@@ -126,8 +125,6 @@ def public_recipe(training_config: Mapping) -> dict:
     """The training config without the training machine's paths (their last component stays)."""
     import copy
     from pathlib import PurePath
-
-    from mmfuse.data.formats import path_option_keys
 
     recipe = copy.deepcopy(dict(training_config))
     for section, key in (*PRIVATE_PATHS, *(("data", k) for k in sorted(path_option_keys()))):
