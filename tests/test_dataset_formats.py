@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 import mmfuse
@@ -146,6 +148,24 @@ def test_a_path_option_is_made_absolute_when_a_run_starts(tmp_path, monkeypatch)
     assert resolved["schema"] == str(tmp_path / "mine" / "schema.yaml")
 
 
+@given(
+    key=st.text(min_size=1).filter(lambda k: "=" not in k and k.strip()),
+    value=st.text(),
+)
+def test_an_option_value_is_kept_verbatim(key, value):
+    """``--option KEY=VALUE`` splits at the first ``=``: a value may itself hold ``=`` or spaces."""
+    from mmfuse.cli.argtypes import key_value
+
+    assert key_value(f"{key}={value}") == (key.strip(), value)
+
+
+def test_an_option_without_a_value_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "stats", "paired_csv", "anywhere", "--option", "schema"])
+    assert exit_info.value.code == 2
+    assert "expected KEY=VALUE, got 'schema'" in capsys.readouterr().err
+
+
 class LabelsFile(DatasetFormat):
     description = "images with their labels in a separate file"
     options = {"labels": FormatOption("the CSV of labels", required=True, path=True)}
@@ -253,3 +273,10 @@ def test_a_model_trains_and_evaluates_on_the_example_format(folders, tmp_path, c
     args = ["evaluate", str(tmp_path / "run"), "--split", "test", "--bootstrap", "0", "--json"]
     assert main(args) == 0  # the run's format and its option apply
     assert "malignancy" in capsys.readouterr().out
+    # A model folder knows no dataset: the format and its option come from the command line.
+    model_dir = str(tmp_path / "run" / "model")
+    args = ["evaluate", model_dir, "--data", str(folders), "--format", "paired_folders", "--bootstrap", "0"]
+    assert main([*args, "--option", "task=malignancy", "--json"]) == 0
+    assert "malignancy" in capsys.readouterr().out
+    assert main(args) == 1  # without it the task is "label": not the model's
+    assert "malignancy" in capsys.readouterr().err
