@@ -68,3 +68,12 @@ def register_presets(register: Callable[..., object]) -> None:
 
     ``config`` is plain data: the fields :func:`mmfuse.build_model` accepts (registry names and options).
     """
+
+
+@hookspec
+def register_dataset_formats(register: Callable[..., object]) -> None:
+    """Register dataset formats with ``register(name, cls, override=False)``.
+
+    ``cls()`` must return a :class:`mmfuse.data.DatasetFormat`; ``name`` is what ``data.format`` and
+    ``mmfuse data check FORMAT`` accept.
+    """

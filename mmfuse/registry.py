@@ -38,6 +38,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = tuple(
         "tformer",
         "cafnet",
         "incep_com",
+        "dataset_formats",
     )
 )
 USER_PROVIDER = "__user__"
@@ -112,6 +113,7 @@ METADATA_ENCODERS = Registry("metadata encoder")
 COMBINERS = Registry("combiner")
 HEAD_TYPES = Registry("head")
 PRESETS = Registry("preset", callable_entries=False)
+DATASET_FORMATS = Registry("dataset format")  # name -> mmfuse.data.DatasetFormat subclass (or factory)
 
 # Registration hook -> the registry it fills.
 REGISTER_HOOKS: dict[str, Registry] = {
@@ -121,6 +123,7 @@ REGISTER_HOOKS: dict[str, Registry] = {
     "register_combiners": COMBINERS,
     "register_heads": HEAD_TYPES,
     "register_presets": PRESETS,
+    "register_dataset_formats": DATASET_FORMATS,
 }
 
 _plugin_manager: pluggy.PluginManager | None = None
@@ -270,6 +273,16 @@ def register_combiner(name: str, *, override: bool = False) -> Callable:
 def register_head(name: str, *, override: bool = False) -> Callable:
     """Decorator: register a :class:`mmfuse.Head` subclass (or factory) under ``name``."""
     return _decorator(HEAD_TYPES, name, override)
+
+
+def register_dataset_format(name: str, *, override: bool = False) -> Callable:
+    """Decorator: register a :class:`mmfuse.data.DatasetFormat` subclass under ``name`` (``data.format``)."""
+    return _decorator(DATASET_FORMATS, name, override)
+
+
+def list_dataset_formats(pattern: str | None = None) -> list[str]:
+    """Registered dataset format names (``data.format``, ``mmfuse data check FORMAT``), glob-filtered."""
+    return DATASET_FORMATS.names(pattern)
 
 
 def list_encoders(pattern: str | None = None) -> list[str]:

@@ -42,3 +42,44 @@ def add_threads_option(
         metavar="N",
         help=help or "CPU threads for torch (default: auto, the cores not busy with other work)",
     )
+
+
+class DatasetFormatChoices:
+    """argparse ``choices`` that read the dataset-format registry only when a value is checked or help printed.
+
+    Building the parser therefore loads no plugin (and no torch), so ``mmfuse --help`` stays fast, while
+    ``--format`` still accepts exactly the registered formats, a third-party plugin's included.
+    """
+
+    def _names(self) -> list[str]:
+        from mmfuse.data.formats import list_formats
+
+        return list_formats()
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` (a dataset format's own option, e.g. ``--option labels=labels.csv``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def add_format_options(parser: argparse.ArgumentParser) -> None:
+    """``--schema`` and ``--option KEY=VALUE``: the options a dataset format reads besides ROOT."""
+    parser.add_argument("--schema", metavar="SCHEMA.yaml", help="YAML schema (paired_csv)")
+    parser.add_argument(
+        "--option",
+        dest="format_options",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the dataset format (repeatable; `mmfuse data formats` lists each format's)",
+    )

@@ -6,7 +6,10 @@ import argparse
 import json
 import sys
 
+from mmfuse.cli.argtypes import DatasetFormatChoices, add_format_options
 from mmfuse.errors import UsageError
+
+FORMAT_HELP = "dataset format: %(choices)s (`mmfuse data formats` describes them)"
 
 
 def add_parser(subparsers) -> None:
@@ -22,9 +25,9 @@ def add_parser(subparsers) -> None:
     synth.set_defaults(func=run_synth)
 
     probe = commands.add_parser("probe", help="logistic-regression learnability probe (needs scikit-learn)")
-    probe.add_argument("format", choices=["derm7pt", "paired_csv"])
+    probe.add_argument("format", choices=DatasetFormatChoices(), metavar="FORMAT", help=FORMAT_HELP)
     probe.add_argument("root", help="dataset folder")
-    probe.add_argument("--schema", help="YAML schema (paired_csv only)")
+    add_format_options(probe)
     probe.add_argument("--pixels", type=int, default=24, help="side of the downsampled images")
     probe.set_defaults(func=run_probe)
 
@@ -34,9 +37,9 @@ def add_parser(subparsers) -> None:
         ("prepare", "decode and resize every image once into ROOT/.mmfuse-cache/SIZE"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("format", choices=["derm7pt", "paired_csv"])
+        sub.add_argument("format", choices=DatasetFormatChoices(), metavar="FORMAT", help=FORMAT_HELP)
         sub.add_argument("root", help="dataset folder")
-        sub.add_argument("--schema", help="YAML schema (paired_csv only)")
+        add_format_options(sub)
         sub.add_argument(
             "--allow-outside-root",
             action="store_true",
@@ -55,16 +58,60 @@ def add_parser(subparsers) -> None:
             sub.add_argument("--workers", type=int, default=None)
         sub.set_defaults(func={"check": run_check, "stats": run_stats, "prepare": run_prepare}[name])
 
+    formats = commands.add_parser("formats", help="list the dataset formats (built-in and from plugins)")
+    formats.add_argument("--json", action="store_true", help="print JSON instead of text")
+    formats.set_defaults(func=run_formats)
+
 
 def _config(args: argparse.Namespace) -> dict:
-    if args.format == "paired_csv" and not args.schema:
-        raise UsageError("paired_csv needs --schema SCHEMA.yaml")
-    return {
+    """The data config of ``FORMAT ROOT --schema ... --option KEY=VALUE``; missing or foreign options fail here."""
+    from mmfuse.data.formats import get_format
+
+    fmt = get_format(args.format)
+    config = {
         "format": args.format,
         "root": args.root,
         "schema": args.schema,
         "allow_outside_root": bool(getattr(args, "allow_outside_root", False)),
     }
+    for key, value in args.format_options:
+        if key not in fmt.options:
+            takes = ", ".join(fmt.options) or "none"
+            raise UsageError(f"data format {args.format!r} has no option {key!r} (its options: {takes})")
+        config[key] = value
+    for key, option in fmt.options.items():
+        if option.required and not config.get(key):
+            flag = f"--{key} {option.metavar or key.upper()}" if key == "schema" else f"--option {key}=..."
+            raise UsageError(f"{args.format} needs {flag}")
+    return config
+
+
+def run_formats(args: argparse.Namespace) -> int:
+    from mmfuse.data.formats import get_format, list_formats
+    from mmfuse.registry import DATASET_FORMATS
+
+    described = []
+    for name in list_formats():
+        fmt = get_format(name)
+        described.append(
+            {
+                "name": name,
+                "plugin": DATASET_FORMATS.entry(name).provider,
+                "description": fmt.description,
+                "options": {
+                    key: {"help": o.help, "required": o.required, "path": o.path}
+                    for key, o in fmt.options.items()
+                },
+            }
+        )
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    for item in described:
+        print(f"{item['name']:<14} {item['description']} [{item['plugin']}]")
+        for key, option in item["options"].items():
+            print(f"{'':<14}   {key}: {option['help']}{' (required)' if option['required'] else ''}")
+    return 0
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -79,16 +126,13 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from mmfuse.data.derm7pt import check_release
-    from mmfuse.data.validate import check_paired_csv
+    from mmfuse.data.build import check_data_options
+    from mmfuse.data.formats import data_options, get_format
 
-    if args.format == "derm7pt":
-        problems = check_release(args.root, workers=args.workers, allow_outside_root=args.allow_outside_root)
-    else:
-        _config(args)
-        problems = check_paired_csv(
-            args.root, args.schema, workers=args.workers, allow_outside_root=args.allow_outside_root
-        )
+    config = _config(args)
+    check_data_options(config)
+    fmt = get_format(args.format)
+    problems = fmt.check(data_options(config, fmt), workers=args.workers)
     for problem in problems:
         print(problem)
     if problems:

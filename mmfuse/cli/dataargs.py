@@ -9,14 +9,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmfuse.cli.argtypes import DatasetFormatChoices, key_value
+
 
 def add_data_options(parser: argparse.ArgumentParser, data_help: str) -> None:
     parser.add_argument("--data", metavar="ROOT", help=data_help)
     parser.add_argument(
-        "--format", help="dataset format, 'derm7pt' or 'paired_csv' (default: the run's, else derm7pt)"
+        "--format",
+        choices=DatasetFormatChoices(),
+        metavar="FORMAT",
+        help="dataset format: %(choices)s (default: the run's, else derm7pt)",
     )
     parser.add_argument(
         "--schema", metavar="SCHEMA.yaml", help="task schema of a paired_csv dataset (default: the run's)"
+    )
+    parser.add_argument(
+        "--option",
+        dest="format_options",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the dataset format (repeatable; default: the run's)",
     )
 
 
@@ -37,10 +51,17 @@ def data_config(args: argparse.Namespace, model_arg: str) -> dict | None:
     if args.data:
         config["root"] = args.data  # the run's format and schema still apply: the same kind of data elsewhere
     if args.format and args.format != config.get("format"):
+        from mmfuse.data.formats import format_option_keys
+
         config["format"] = args.format
-        config.pop("schema", None)  # a schema belongs to the format it was given with
+        for (
+            key
+        ) in format_option_keys():  # a schema (any format option) belongs to the format it was given with
+            config.pop(key, None)
     if args.schema:
         config["schema"] = str(Path(args.schema))
+    for key, value in getattr(args, "format_options", ()):
+        config[key] = value
     if "root" not in config:
         return None
     config.setdefault("format", "derm7pt")

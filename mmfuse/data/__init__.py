@@ -1,28 +1,47 @@
-"""Paired-modality datasets: formats (Derm7pt, CSV + YAML schema), augmentation, cache, checks.
+"""Paired-modality datasets: formats (Derm7pt, CSV + YAML schema, plugins'), augmentation, cache, checks.
 
 The generic layer speaks of a *primary* and an *auxiliary* image per case; a format decides which
-modality is which (for Derm7pt: dermoscopy is primary, the clinical photograph auxiliary).
+modality is which (for Derm7pt: dermoscopy is primary, the clinical photograph auxiliary). Formats are
+registered by plugins (:class:`DatasetFormat`, the ``register_dataset_formats`` hook).
 """
 
 from mmfuse.data.build import build_dataset, fit_metadata_encoding, load_table
 from mmfuse.data.cache import PreparedCache, load_cache, prepare_cache
 from mmfuse.data.errors import DataError, Problem
+from mmfuse.data.formats import (
+    DataOptions,
+    DatasetFormat,
+    DatasetTable,
+    FormatOption,
+    UnknownFormatError,
+    get_format,
+    list_formats,
+)
 from mmfuse.data.paired import PairedDataset
 from mmfuse.data.records import CaseRecord, class_counts
 from mmfuse.data.split import SPLIT_NAMES, stratified_split
+from mmfuse.registry import register_dataset_format
 
 __all__ = [
     "SPLIT_NAMES",
     "CaseRecord",
     "DataError",
+    "DataOptions",
+    "DatasetFormat",
+    "DatasetTable",
+    "FormatOption",
     "PairedDataset",
     "PreparedCache",
     "Problem",
+    "UnknownFormatError",
     "build_dataset",
     "class_counts",
     "fit_metadata_encoding",
+    "get_format",
+    "list_formats",
     "load_cache",
     "load_table",
     "prepare_cache",
+    "register_dataset_format",
     "stratified_split",
 ]

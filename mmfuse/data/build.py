@@ -7,18 +7,16 @@ from pathlib import Path
 
 from mmfuse.data.augment import MODALITIES, build_augmenter
 from mmfuse.data.cache import load_cache
-from mmfuse.data.derm7pt import load_release
+from mmfuse.data.formats import DEFAULT_FORMAT, DatasetTable, data_options, format_option_keys, get_format
 from mmfuse.data.paired import PairedDataset
-from mmfuse.data.paired_csv import load_paired_csv
 from mmfuse.errors import DataError
 from mmfuse.metadata import EncodingReport, FieldSpec, MetadataEncoding
 from mmfuse.tasks import TaskSpec, check_same_tasks
 
-FORMATS = ("derm7pt", "paired_csv")
+# Keys every format understands; a format adds its own (paired_csv: schema) through ``options``.
 CONFIG_KEYS = {
     "format",
     "root",
-    "schema",
     "cache",
     "augment",
     "backend",
@@ -33,17 +31,18 @@ def check_data_options(data_config: Mapping) -> None:
 
     Run before anything is read, so a misspelt key is reported as such rather than as a missing file.
     """
-    unknown = set(data_config) - CONFIG_KEYS
+    name = data_config.get("format", DEFAULT_FORMAT)
+    fmt = get_format(name)  # first: which keys are known depends on the registered formats
+    known = CONFIG_KEYS | format_option_keys()
+    unknown = set(data_config) - known
     if unknown:
-        raise DataError(f"unknown data config keys {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}")
+        raise DataError(f"unknown data config keys {sorted(unknown)}; known: {sorted(known)}")
     root = data_config.get("root")
     if not isinstance(root, (str, Path)) or not str(root):
         raise DataError(f"the data config needs 'root', the dataset folder, got {root!r}")
-    fmt = data_config.get("format", "derm7pt")
-    if fmt not in FORMATS:
-        raise DataError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
-    if fmt == "paired_csv" and not data_config.get("schema"):
-        raise DataError("data format 'paired_csv' needs 'schema', the path of its YAML schema")
+    for key, option in fmt.options.items():
+        if option.required and not data_config.get(key):
+            raise DataError(f"data format {name!r} needs {key!r}, {option.help}")
     if data_config.get("cache", "auto") not in ("auto", "off"):
         raise DataError(f"data config 'cache' must be 'auto' or 'off', got {data_config['cache']!r}")
     outside = data_config.get("allow_outside_root", False)
@@ -54,16 +53,11 @@ def check_data_options(data_config: Mapping) -> None:
         raise DataError(f"data.split_seed must be an integer in [0, 2**32), got {seed!r}")
 
 
-def load_table(data_config: Mapping):
-    """The parsed release/table of a data config (raises on any table problem)."""
+def load_table(data_config: Mapping) -> DatasetTable:
+    """The parsed table of a data config, read by its registered format (raises on any table problem)."""
     check_data_options(data_config)
-    fmt = data_config.get("format", "derm7pt")
-    root = Path(data_config["root"])
-    split_seed = data_config.get("split_seed", 0)
-    outside = data_config.get("allow_outside_root", False)
-    if fmt == "derm7pt":
-        return load_release(root, split_seed=split_seed, allow_outside_root=outside)
-    return load_paired_csv(root, data_config["schema"], split_seed=split_seed, allow_outside_root=outside)
+    fmt = get_format(data_config.get("format", DEFAULT_FORMAT))
+    return fmt.load(data_options(data_config, fmt))
 
 
 def fit_metadata_encoding(
@@ -77,15 +71,16 @@ def fit_metadata_encoding(
     """
     table = load_table(data_config)
     choice = data_config.get("metadata")
-    declared = {f.name: f for f in table.metadata_fields}
+    fields = tuple(getattr(table, "metadata_fields", ()))
+    declared = {f.name: f for f in fields}
     if choice is True:
-        specs = list(table.metadata_fields)
+        specs = list(fields)
     elif isinstance(choice, (list, tuple)) and choice:
         specs = [declared.get(c, FieldSpec(c)) if isinstance(c, str) else FieldSpec.parse(c) for c in choice]
     else:
         raise DataError(f"data.metadata must be true or a list of metadata fields, got {choice!r}")
     if not specs:
-        raise DataError(f"the {data_config.get('format', 'derm7pt')} data declares no metadata fields")
+        raise DataError(f"the {data_config.get('format', DEFAULT_FORMAT)} data declares no metadata fields")
     records = table.split_records(split)
     try:
         encoding = MetadataEncoding.fit([r.metadata for r in records], specs)
@@ -117,7 +112,7 @@ def build_dataset(
     table = load_table(data_config)
     if tasks is not None:
         check_same_tasks(
-            tasks, table.tasks, f"{data_config['root']} ({data_config.get('format', 'derm7pt')})"
+            tasks, table.tasks, f"{data_config['root']} ({data_config.get('format', DEFAULT_FORMAT)})"
         )
     options = dict(data_config.get("augment") or {})
     per_modality = {m: dict(options.pop(m, None) or {}) for m in MODALITIES}

@@ -148,8 +148,15 @@ def _check(config: dict) -> None:
             f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {train['device']!r}"
         )
     data = config["data"]
-    if data.get("format") not in ("derm7pt", "paired_csv"):
-        raise ConfigError(f"data.format must be 'derm7pt' or 'paired_csv', got {data.get('format')!r}")
+    from mmfuse.data.formats import UnknownFormatError, get_format, list_formats
+
+    try:
+        get_format(data.get("format"))
+    except UnknownFormatError:
+        raise ConfigError(
+            f"data.format must be a registered dataset format ({', '.join(list_formats())}), "
+            f"got {data.get('format')!r}"
+        ) from None
     workers = data.get("num_workers")
     if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 256:
         raise ConfigError(f"data.num_workers must be an integer in [0, 256], got {workers!r}")
@@ -236,14 +243,17 @@ def load_config(path: str | Path, **overrides: Mapping) -> dict:
         ) from None
 
 
-# Path-valued keys: made absolute when a run starts, so RUN/config.yaml works from any directory.
-_PATH_KEYS = (("data", "root"), ("data", "schema"))
+def _path_keys() -> list[tuple[str, str]]:
+    """Path-valued keys: made absolute when a run starts, so RUN/config.yaml works from any directory."""
+    from mmfuse.data.formats import path_option_keys
+
+    return [("data", "root"), *(("data", key) for key in sorted(path_option_keys()))]
 
 
 def absolute_paths(config: Mapping) -> dict:
     """``config`` with its dataset paths and ``model.pretrained_files`` resolved against the working directory."""
     config = copy.deepcopy(dict(config))
-    for section, key in _PATH_KEYS:
+    for section, key in _path_keys():
         value = config.get(section, {}).get(key)
         if isinstance(value, (str, Path)) and value:
             config[section][key] = str(Path(value).expanduser().resolve())

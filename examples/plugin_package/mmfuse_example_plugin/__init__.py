@@ -13,11 +13,20 @@ Install it (``pip install -e examples/plugin_package``) and ``build_model(fusion
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import mmfuse
+from mmfuse.data import CaseRecord, DataError, DataOptions, DatasetFormat, FormatOption, Problem
+from mmfuse.data.errors import raise_for_problems
+from mmfuse.data.images import OutsideRootError, resolve_image_path
+from mmfuse.data.records import duplicate_case_ids
+from mmfuse.data.split import SPLIT_NAMES
+from mmfuse.tasks import TaskSpec
 
 
 class GatedFusion(mmfuse.FusionBlock):
@@ -123,6 +132,109 @@ class CosineHead(mmfuse.Head):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = F.normalize(x, dim=1)
         return {name: self.scale * x @ F.normalize(w, dim=1).T for name, w in self.prototypes.items()}
+
+
+@dataclass
+class FolderTable:
+    """The table :class:`PairedFolders` reads: one task, labelled by the class folders; no metadata."""
+
+    root: Path
+    records: list[CaseRecord | None]
+    splits: dict[str, list[int]]
+    tasks: tuple[TaskSpec, ...]
+    metadata_fields: tuple = ()
+
+    def split_records(self, split: str) -> list[CaseRecord]:
+        if split not in self.splits:
+            raise DataError(f"unknown split {split!r}; splits: {list(self.splits)}")
+        return [r for i in self.splits[split] if (r := self.records[i]) is not None]
+
+
+class PairedFolders(DatasetFormat):
+    """``ROOT/SPLIT/CLASS/CASE.primary.EXT`` (+ an optional ``CASE.auxiliary.EXT``), like torchvision's ImageFolder.
+
+    The splits are the folders ``train``, ``valid`` and ``test``; the class folders label one task
+    (``task``, default ``label``) whose classes are every class folder name, sorted.
+    """
+
+    description = "split/class folders of image pairs: SPLIT/CLASS/CASE.primary.EXT (+ CASE.auxiliary.EXT)"
+    options = {"task": FormatOption("the name of the task the class folders label (default: label)")}
+
+    def load(self, options: DataOptions) -> FolderTable:
+        root = options.root
+        if not root.is_dir():
+            raise DataError(f"dataset folder not found: {root}")
+        problems: list[Problem] = []
+        cases: list[tuple[str, str, str, dict[str, Path]]] = []  # (split, class, case, {role: path})
+        for split in SPLIT_NAMES:
+            if not (root / split).is_dir():
+                problems.append(Problem("missing folder", f"split folder {root / split} not found"))
+                continue
+            for class_dir in sorted(p for p in (root / split).iterdir() if not p.name.startswith(".")):
+                if not class_dir.is_dir():
+                    problems.append(Problem("unexpected file", f"{class_dir}: expected a class folder"))
+                    continue
+                for case, images in self._pairs(root, class_dir, options, problems).items():
+                    cases.append((split, class_dir.name, case, images))
+        classes = sorted({label for _, label, _, _ in cases})
+        if len(classes) < 2:
+            problems.append(
+                Problem("too few classes", f"{root}: need two or more class folders, got {classes}")
+            )
+        records: list[CaseRecord | None] = []
+        splits: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
+        task = str(options.get("task", "label"))
+        for split, label, case, images in cases:
+            if "primary" not in images:
+                where = root / split / label / case
+                problems.append(
+                    Problem("missing file", f"{where}: an auxiliary image without CASE.primary.EXT")
+                )
+                continue
+            splits[split].append(len(records))
+            metadata = {"row": len(records), "split": split}
+            records.append(
+                CaseRecord(case, images["primary"], images.get("auxiliary"), {task: label}, metadata)
+            )
+        problems += duplicate_case_ids(records, str(root))
+        problems += [
+            Problem("empty split", f"split {n!r} has no cases") for n, rows in splits.items() if not rows
+        ]
+        raise_for_problems(
+            problems, f"paired folders {root}", f"run: mmfuse data check paired_folders {root}"
+        )
+        return FolderTable(root, records, splits, (TaskSpec(task, classes),))
+
+    @staticmethod
+    def _pairs(root: Path, class_dir: Path, options: DataOptions, problems: list[Problem]) -> dict:
+        pairs: dict[str, dict[str, Path]] = {}
+        for file in sorted(p for p in class_dir.iterdir() if not p.name.startswith(".")):
+            parts = file.name.rsplit(".", 2)  # CASE.ROLE.EXT; CASE may hold dots itself
+            case, role = (parts[0], parts[1]) if len(parts) == 3 else ("", "")
+            if not case or role not in ("primary", "auxiliary"):
+                problems.append(
+                    Problem("unexpected file", f"{file}: expected CASE.primary.EXT or CASE.auxiliary.EXT")
+                )
+                continue
+            try:
+                found = resolve_image_path(
+                    class_dir, file.name, root=root, allow_outside_root=options.allow_outside_root
+                )
+            except OutsideRootError as exc:
+                problems.append(Problem("outside root", f"{file}: {exc}"))
+                continue
+            if role in pairs.setdefault(case, {}):
+                problems.append(
+                    Problem("duplicate image", f"{file}: case {case!r} already has a {role} image")
+                )
+                continue
+            pairs[case][role] = found or file
+        return pairs
+
+
+@mmfuse.hookimpl
+def register_dataset_formats(register) -> None:
+    register("paired_folders", PairedFolders)
 
 
 @mmfuse.hookimpl

@@ -1,0 +1,60 @@
+"""Built-in dataset formats: ``derm7pt`` (the Derm7pt release layout) and ``paired_csv`` (a CSV + YAML schema).
+
+Registered through ``register_dataset_formats``, the hook a third-party format uses. The loaders are
+imported when a format is used, not when plugins load.
+"""
+
+from __future__ import annotations
+
+import mmfuse
+from mmfuse.data.formats import DataOptions, DatasetFormat, FormatOption
+
+
+class Derm7ptFormat(DatasetFormat):
+    """The Derm7pt release: ``meta/meta.csv``, ``meta/{train,valid,test}_indexes.csv``, ``images/``."""
+
+    description = "the Derm7pt release layout (meta/meta.csv, split index files, images/)"
+
+    def load(self, options: DataOptions):
+        from mmfuse.data.derm7pt import load_release
+
+        return load_release(
+            options.root, split_seed=options.split_seed, allow_outside_root=options.allow_outside_root
+        )
+
+    def check(self, options: DataOptions, *, workers: int | None = None):
+        from mmfuse.data.derm7pt import check_release
+
+        return check_release(options.root, workers=workers, allow_outside_root=options.allow_outside_root)
+
+
+class PairedCsvFormat(DatasetFormat):
+    """Any paired-modality dataset described by a CSV table and a YAML schema (docs/data.md)."""
+
+    description = "a CSV table of image pairs and labels, described by a YAML schema"
+    options = {
+        "schema": FormatOption("the path of its YAML schema", required=True, path=True, metavar="SCHEMA.yaml")
+    }
+
+    def load(self, options: DataOptions):
+        from mmfuse.data.paired_csv import load_paired_csv
+
+        return load_paired_csv(
+            options.root,
+            options["schema"],
+            split_seed=options.split_seed,
+            allow_outside_root=options.allow_outside_root,
+        )
+
+    def check(self, options: DataOptions, *, workers: int | None = None):
+        from mmfuse.data.validate import check_paired_csv
+
+        return check_paired_csv(
+            options.root, options["schema"], workers=workers, allow_outside_root=options.allow_outside_root
+        )
+
+
+@mmfuse.hookimpl
+def register_dataset_formats(register) -> None:
+    register("derm7pt", Derm7ptFormat)
+    register("paired_csv", PairedCsvFormat)
