@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from mmfuse.cli import main
 
@@ -119,3 +120,49 @@ def assert_unchanged(before: dict[str, str], *roots: Path, ignore: tuple[str, ..
     assert not changed, f"files changed or removed: {changed[:5]}"
     added = [p for p in after if p not in before and not any(part in p for part in ignore)]
     assert not added, f"unexpected new files: {added[:5]}"
+
+
+def document_edits(values, actions: Iterable[str], *, key=None, max_size: int = 3):
+    """Lists of ``(where, action, value, key)`` edits for :func:`apply_edits`: ``set`` or ``delete`` the node
+    at path number ``where`` (modulo the number of paths), or ``add`` ``key: value`` beside it."""
+    return st.lists(
+        st.tuples(
+            st.integers(0, 10_000),
+            st.sampled_from(list(actions)),
+            values,
+            key if key is not None else st.text(max_size=6),
+        ),
+        min_size=1,
+        max_size=max_size,
+    )
+
+
+def key_paths(value, prefix=()):
+    """Every key path of a JSON or YAML document (mappings and lists), the root ``()`` first."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from key_paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from key_paths(item, (*prefix, index))
+
+
+def apply_edits(document, edits, *, include_root: bool = False):
+    """``document`` after each edit of :func:`document_edits`; the root is only replaced if ``include_root``."""
+    for where, action, value, key in edits:
+        paths = [p for p in key_paths(document) if include_root or p]
+        path = paths[where % len(paths)]
+        if not path:
+            document = value if action == "set" else document
+            continue
+        parent = document
+        for step in path[:-1]:
+            parent = parent[step]
+        if action == "set":
+            parent[path[-1]] = value
+        elif action == "delete":
+            del parent[path[-1]]
+        elif isinstance(parent, dict):
+            parent[key] = value
+    return document

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hostile import FUZZ, assert_contract, invoke
+from hostile import FUZZ, apply_edits, assert_contract, document_edits, invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_training_fixtures import make_release, tiny_config
@@ -51,43 +51,11 @@ hostile_values = st.one_of(
 )
 
 
-def _paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, (*prefix, index))
-
-
 @settings(FUZZ, max_examples=min(FUZZ.max_examples, 12))  # each example builds a model and a batch
-@given(
-    edits=st.lists(
-        st.tuples(
-            st.integers(0, 10_000),
-            st.sampled_from(["set", "set", "delete", "add"]),
-            hostile_values,
-            st.text(max_size=6),
-        ),
-        min_size=1,
-        max_size=2,
-    )
-)
+@given(edits=document_edits(hostile_values, ["set", "set", "delete", "add"], max_size=2))
 def test_fuzz_run_config_yaml_up_to_the_first_step(release, stop_at_first_step, edits):
     config = tiny_config(release, train={"amp": "none", "channels_last": False})
-    for where, action, value, key in edits:
-        paths = [p for p in _paths(config) if p]
-        path = paths[where % len(paths)]
-        parent = config
-        for step in path[:-1]:
-            parent = parent[step]
-        if action == "set":
-            parent[path[-1]] = value
-        elif action == "delete":
-            del parent[path[-1]]
-        elif isinstance(parent, dict):
-            parent[key] = value
+    config = apply_edits(config, edits)
     with tempfile.TemporaryDirectory() as tmp:
         config_file = Path(tmp) / "run.yaml"
         config_file.write_text(yaml.safe_dump(config))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hostile import FUZZ, assert_contract, assert_unchanged, fingerprint, invoke
+from hostile import FUZZ, apply_edits, assert_contract, assert_unchanged, document_edits, fingerprint, invoke
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -202,45 +202,13 @@ hostile_values = st.one_of(
 )
 
 
-def _paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, (*prefix, index))
-
-
 @FUZZ
-@given(
-    edits=st.lists(
-        st.tuples(
-            st.integers(0, 10_000),
-            st.sampled_from(["set", "delete", "add"]),
-            hostile_values,
-            st.text(max_size=6),
-        ),
-        min_size=1,
-        max_size=3,
-    )
-)
+@given(edits=document_edits(hostile_values, ["set", "delete", "add"]))
 def test_fuzz_paired_schema_yaml(paired, edits):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(shutil.copytree(paired, Path(tmp) / "paired"))
         schema = yaml.safe_load((root / "schema.yaml").read_text())
-        for where, action, value, key in edits:
-            paths = [p for p in _paths(schema) if p]
-            path = paths[where % len(paths)]
-            parent = schema
-            for step in path[:-1]:
-                parent = parent[step]
-            if action == "set":
-                parent[path[-1]] = value
-            elif action == "delete":
-                del parent[path[-1]]
-            elif isinstance(parent, dict):
-                parent[key] = value
+        schema = apply_edits(schema, edits)
         (root / "schema.yaml").write_text(yaml.safe_dump(schema))
         _read_commands(root, "paired_csv", "--schema", root / "schema.yaml")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from hostile import FUZZ, assert_contract, assert_unchanged, fingerprint, invoke
+from hostile import FUZZ, apply_edits, assert_contract, assert_unchanged, document_edits, fingerprint, invoke
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -168,52 +168,16 @@ hostile_values = st.one_of(
 )
 
 
-def _paths(value, prefix=()):
-    """Every key path of a JSON document (mappings and lists), so an edit can land anywhere."""
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, (*prefix, index))
-
-
-def _edit(document, path, action, value, key):
-    if not path:
-        return value if action == "set" else document
-    parent = document
-    for step in path[:-1]:
-        parent = parent[step]
-    last = path[-1]
-    if action == "set":
-        parent[last] = value
-    elif action == "delete":
-        del parent[last]
-    elif action == "add" and isinstance(parent, dict):
-        parent[key] = value
-    return document
-
-
 @FUZZ
 @given(
-    edits=st.lists(
-        st.tuples(
-            st.integers(0, 10_000),
-            st.sampled_from(["set", "set", "set", "delete", "add"]),
-            hostile_values,
-            st.text(min_size=1, max_size=8),
-        ),
-        min_size=1,
-        max_size=3,
+    edits=document_edits(
+        hostile_values, ["set", "set", "set", "delete", "add"], key=st.text(min_size=1, max_size=8)
     )
 )
 def test_fuzz_config_json_random_edits(saved, edits):
     model_dir, image = saved
     config = json.loads((model_dir / "config.json").read_text())
-    for where, action, value, key in edits:
-        paths = list(_paths(config))
-        config = _edit(config, paths[where % len(paths)], action, value, key)
+    config = apply_edits(config, edits, include_root=True)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(shutil.copytree(model_dir, Path(tmp) / "model"))
         (copy / "config.json").write_text(json.dumps(config))
