@@ -44,23 +44,21 @@ def add_threads_option(
     )
 
 
-class DatasetFormatChoices:
-    """argparse ``choices`` that read the dataset-format registry only when a value is checked or help printed.
+def dataset_format(text: str) -> str:
+    """A registered dataset format's name (``--format``, ``mmfuse data check FORMAT``).
 
-    Building the parser therefore loads no plugin (and no torch), so ``mmfuse --help`` stays fast, while
-    ``--format`` still accepts exactly the registered formats, a third-party plugin's included.
+    A ``type``, not ``choices``: argparse formats ``choices`` into every help text, which would load the
+    plugins (and torch) just to print ``--help``; a type reads the registry only when a value is given.
     """
+    from mmfuse.data.formats import list_formats
 
-    def _names(self) -> list[str]:
-        from mmfuse.data.formats import list_formats
+    names = list_formats()
+    if text not in names:
+        raise argparse.ArgumentTypeError(f"unknown data format {text!r}; registered: {', '.join(names)}")
+    return text
 
-        return list_formats()
 
-    def __contains__(self, value: object) -> bool:
-        return value in self._names()
-
-    def __iter__(self):
-        return iter(self._names())
+dataset_format.__name__ = "dataset format"
 
 
 def key_value(text: str) -> tuple[str, str]:

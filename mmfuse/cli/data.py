@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 
-from mmfuse.cli.argtypes import DatasetFormatChoices, add_format_options
+from mmfuse.cli.argtypes import add_format_options, dataset_format
 from mmfuse.errors import UsageError
 
-FORMAT_HELP = "dataset format: %(choices)s (`mmfuse data formats` describes them)"
+FORMAT_HELP = "dataset format: derm7pt, paired_csv or a plugin's (`mmfuse data formats` lists them)"
 
 
 def add_parser(subparsers) -> None:
@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
     synth.set_defaults(func=run_synth)
 
     probe = commands.add_parser("probe", help="logistic-regression learnability probe (needs scikit-learn)")
-    probe.add_argument("format", choices=DatasetFormatChoices(), metavar="FORMAT", help=FORMAT_HELP)
+    probe.add_argument("format", type=dataset_format, metavar="FORMAT", help=FORMAT_HELP)
     probe.add_argument("root", help="dataset folder")
     add_format_options(probe)
     probe.add_argument("--pixels", type=int, default=24, help="side of the downsampled images")
@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
         ("prepare", "decode and resize every image once into ROOT/.mmfuse-cache/SIZE"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("format", choices=DatasetFormatChoices(), metavar="FORMAT", help=FORMAT_HELP)
+        sub.add_argument("format", type=dataset_format, metavar="FORMAT", help=FORMAT_HELP)
         sub.add_argument("root", help="dataset folder")
         add_format_options(sub)
         sub.add_argument(

@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmfuse.cli.argtypes import DatasetFormatChoices, key_value
+from mmfuse.cli.argtypes import dataset_format, key_value
 
 
 def add_data_options(parser: argparse.ArgumentParser, data_help: str) -> None:
     parser.add_argument("--data", metavar="ROOT", help=data_help)
     parser.add_argument(
         "--format",
-        choices=DatasetFormatChoices(),
+        type=dataset_format,
         metavar="FORMAT",
-        help="dataset format: %(choices)s (default: the run's, else derm7pt)",
+        help="dataset format (`mmfuse data formats` lists them; default: the run's, else derm7pt)",
     )
     parser.add_argument(
         "--schema", metavar="SCHEMA.yaml", help="task schema of a paired_csv dataset (default: the run's)"
