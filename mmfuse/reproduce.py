@@ -218,8 +218,8 @@ def plan(name: str, out: Path, seeds: Sequence[int], only: Sequence[str] | None 
 
 def run_all(runs: Sequence[Run], base: Mapping, *, quick: bool, progress: bool | None = None) -> None:
     """Train every unfinished run (resuming a killed one); finished runs are skipped."""
+    from mmfuse.pipeline import train
     from mmfuse.training.rundir import CONFIG_FILE
-    from mmfuse.training.trainer import train
 
     for run in runs:
         if run.done:

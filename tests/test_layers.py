@@ -24,12 +24,20 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.safeweights",
         "mmfuse.interfaces",
         "mmfuse.threads",
+        "mmfuse.plots",
     ),
     ("mmfuse.registry",),
-    ("mmfuse.presets", "mmfuse.data"),
+    ("mmfuse.presets", "mmfuse.data", "mmfuse.runtime"),
     ("mmfuse.model",),
     ("mmfuse.params", "mmfuse.model_card", "mmfuse.hub", "mmfuse.factory"),
-    ("mmfuse.evaluation", "mmfuse.training", "mmfuse.export", "mmfuse.explain", "mmfuse.demo"),
+    (
+        "mmfuse.evaluation",
+        "mmfuse.training",
+        "mmfuse.pipeline",
+        "mmfuse.export",
+        "mmfuse.explain",
+        "mmfuse.demo",
+    ),
     ("mmfuse.cli", "mmfuse.__main__", "mmfuse"),
 )
 
@@ -126,6 +134,23 @@ def test_every_module_imports_only_its_own_layer_or_lower_ones():
                     f"{module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)})"
                 )
     assert not upward, "\n".join(upward)
+
+
+def test_training_and_evaluation_never_import_each_other():
+    # What both need (device, autocast, loaders, file writers, figures) lives in mmfuse.runtime,
+    # mmfuse.fileio and mmfuse.plots; a run that trains and then evaluates is put together in
+    # mmfuse.pipeline, which hands the trainer the evaluation as a value.
+    sides = ("mmfuse.training", "mmfuse.evaluation")
+    crossing = []
+    for module, targets in graph().items():
+        for side, other in (sides, sides[::-1]):
+            if module == side or module.startswith(side + "."):
+                crossing += [
+                    f"{module} imports {t}"
+                    for t in sorted(targets)
+                    if t == other or t.startswith(other + ".")
+                ]
+    assert not crossing, "\n".join(crossing)
 
 
 def test_no_import_cycle_between_modules():

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from mmfuse.errors import UsageError
+from mmfuse.plots import save_figure, task_figure
 from mmfuse.tasks import TaskSpec
 
 ECE_BINS = 15
@@ -165,9 +166,7 @@ def plot_reliability(path: str | Path, report: Mapping, tasks: Sequence[TaskSpec
 
     Marker areas are proportional to the bins' case counts, so a wild point from three cases reads as such.
     """
-    from mmfuse.evaluation.writers import _save_figure, _task_figure
-
-    figure, axes = _task_figure(tasks, 3.4, 3.2)
+    figure, axes = task_figure(tasks, 3.4, 3.2)
     for task, axis in zip(tasks, axes, strict=True):
         for name, style in (
             ("before", {"color": "grey", "marker": "o", "linestyle": "--"}),
@@ -193,7 +192,7 @@ def plot_reliability(path: str | Path, report: Mapping, tasks: Sequence[TaskSpec
         axis.plot([0, 1], [0, 1], linestyle=":", color="black", linewidth=0.8)
         axis.set(title=task.name, xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02))
         axis.legend(loc="upper left", fontsize=7)
-    return _save_figure(figure, Path(path), title)
+    return save_figure(figure, Path(path), title)
 
 
 def format_ece(report: Mapping, tasks: Sequence[TaskSpec], *, scaled: bool = True) -> str:

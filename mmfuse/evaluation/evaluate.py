@@ -26,6 +26,7 @@ from mmfuse.evaluation.writers import (
     write_predictions_csv,
 )
 from mmfuse.model import HEADS
+from mmfuse.runtime.data import dataset_options, evaluation_loader
 
 WEIGHT_SEARCH_FILE = "weight_search.json"
 CALIBRATION_FILE = "calibration.json"
@@ -64,8 +65,6 @@ def predict_split(
     progress: bool | None = None,
 ) -> Predictions:
     """Per-head probabilities for every case of ``dataset`` (see :func:`collect_predictions`)."""
-    from mmfuse.training.batches import evaluation_loader
-
     loader = evaluation_loader(dataset, batch_size=batch_size, num_workers=num_workers)
     return collect_predictions(
         model,
@@ -203,8 +202,6 @@ def evaluate_run(
 
     Returns the content of ``metrics.json``: ``{split: {head: report}, "head_weights": {...}}``.
     """
-    from mmfuse.training.config import dataset_options
-
     out = Path(out)
     evaluation, data = config["evaluation"], config["data"]
     val_split = data["val_split"]

@@ -9,7 +9,6 @@ probabilities, so every head's figures cover every case and Eq. 4 gives the prim
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -18,6 +17,20 @@ from tqdm.auto import tqdm
 
 from mmfuse.data.augment import TTA_VIEWS, apply_tta_view
 from mmfuse.errors import NonFiniteOutputError, UsageError
+from mmfuse.runtime.data import metadata_inputs
+from mmfuse.runtime.device import autocast_context
+
+__all__ = [
+    "Predictions",
+    "autocast_context",
+    "check_finite_logits",
+    "collect_predictions",
+    "metadata_inputs",
+    "probabilities_from_logits",
+    "resolve_views",
+    "scaled_logits",
+    "with_temperatures",
+]
 
 
 @dataclass
@@ -84,13 +97,6 @@ def with_temperatures(
         predictions.logits, predictions.auxiliary_present, temperatures, predictions.head_present
     )
     return replace(predictions, probabilities=probabilities, temperatures=temperatures)
-
-
-def autocast_context(device: torch.device, amp: str = "none"):
-    """bf16 or fp16 autocast on CUDA; nothing elsewhere (CPU runs stay in float32, bit-reproducible)."""
-    if device.type != "cuda" or amp == "none":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 def resolve_views(tta: bool | Sequence[str]) -> tuple[str, ...]:
@@ -205,21 +211,6 @@ def check_finite_logits(logits: Mapping[str, Mapping[str, torch.Tensor]], case_i
             f"the model produced NaN or infinite logits for {len(ids)} case(s) ({shown}) in {', '.join(where)}; "
             "its weights or inputs are broken (a diverged training run, a damaged checkpoint or image)"
         )
-
-
-def metadata_inputs(model: torch.nn.Module, batch: dict, device: torch.device | str) -> dict:
-    """The ``metadata`` / ``metadata_present`` keyword inputs of ``batch`` for a model that takes them."""
-    if not getattr(model, "uses_metadata", False):
-        return {}
-    if "metadata" not in batch:
-        raise UsageError(
-            "this model takes patient metadata but the batches carry none: build the dataset with "
-            "the model's metadata_encoding (data.metadata in a run config)"
-        )
-    return {
-        "metadata": batch["metadata"].to(device),
-        "metadata_present": batch["metadata_present"].to(device).bool(),
-    }
 
 
 def _quiet(progress: bool | None) -> bool | None:

@@ -17,6 +17,7 @@ import torch
 from mmfuse.data.degrade import CORRUPTIONS, SEVERITIES, DegradedAugmenter
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.report import split_metrics
+from mmfuse.plots import save_figure
 
 MODALITIES = ("auxiliary", "primary")
 ROBUSTNESS_FILE = "robustness.json"
@@ -131,8 +132,6 @@ def plot_robustness(path: str | Path, result: Mapping) -> Path:
     """
     from matplotlib.figure import Figure
 
-    from mmfuse.evaluation.writers import _save_figure
-
     modalities = [m for m in MODALITIES if m in result]
     corruptions = list(result["severities"])
     rows = [(m, metric) for m in modalities for metric in ("avg_auc", "avg_acc")]
@@ -167,4 +166,4 @@ def plot_robustness(path: str | Path, result: Mapping) -> Path:
             axis.set_xticks(range(0, max(SEVERITIES) + 1))
             if r == 0 and c == 0:
                 axis.legend(fontsize=7, loc="lower left")
-    return _save_figure(figure, Path(path), f"robustness on {result['split']} (dotted: modality absent)")
+    return save_figure(figure, Path(path), f"robustness on {result['split']} (dotted: modality absent)")

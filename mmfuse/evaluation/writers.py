@@ -1,14 +1,14 @@
-"""The files of a run directory: metrics.json, predictions_<split>.csv, ROC and confusion PNGs, the epoch log.
+"""The evaluation files of a run directory: metrics.json, predictions_<split>.csv, ROC and confusion PNGs.
 
 Every file is written to a temporary name and renamed, so a killed run never leaves half a report.
-Undefined metrics (NaN) are written as JSON ``null``.
+Undefined metrics (NaN) are written as JSON ``null``. ``json_safe`` and ``write_json`` live in
+:mod:`mmfuse.fileio`, the figure helpers in :mod:`mmfuse.plots`; they are importable here too.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,27 +16,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmfuse.fileio import atomic_write_bytes
+from mmfuse.fileio import atomic_write_bytes, json_safe, write_json
+from mmfuse.plots import save_figure, task_figure
 from mmfuse.tasks import TaskSpec
 
+__all__ = [
+    "METRICS_FILE",
+    "json_safe",
+    "plot_confusion_matrices",
+    "plot_roc_curves",
+    "write_json",
+    "write_predictions_csv",
+]
+
 METRICS_FILE = "metrics.json"
-LOG_FILE = "log.csv"
-
-
-def json_safe(value):
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def write_json(path: str | Path, data: Mapping) -> Path:
-    path = Path(path)
-    atomic_write_bytes(path, (json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n").encode())
-    return path
 
 
 def write_predictions_csv(
@@ -66,44 +59,6 @@ def write_predictions_csv(
     return path
 
 
-def write_epoch_log(path: str | Path, rows: Sequence[Mapping]) -> Path:
-    """The whole epoch log, rewritten each epoch (a resumed run never repeats a killed epoch's row)."""
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue().encode())
-    return path
-
-
-def _grid(n: int) -> tuple[int, int]:
-    cols = min(4, n)
-    return math.ceil(n / cols), cols
-
-
-def _task_figure(tasks: Sequence[TaskSpec], panel_width: float, panel_height: float):
-    """A figure with one panel per task, four to a row, and its axes in task order.
-
-    matplotlib's object API needs no backend (no pyplot state), so plotting is safe in any process.
-    """
-    from matplotlib.figure import Figure
-
-    rows, cols = _grid(len(tasks))
-    figure = Figure(figsize=(panel_width * cols, panel_height * rows), layout="constrained")
-    return figure, [figure.add_subplot(rows, cols, i + 1) for i in range(len(tasks))]
-
-
-def _save_figure(figure, path: Path, title: str = "") -> Path:
-    if title:
-        figure.suptitle(title)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
-
-
 def plot_roc_curves(
     path: str | Path,
     probabilities: Mapping[str, torch.Tensor],
@@ -116,7 +71,7 @@ def plot_roc_curves(
 
     from mmfuse.evaluation.metrics import class_aucs
 
-    figure, axes = _task_figure(tasks, 4, 3.6)
+    figure, axes = task_figure(tasks, 4, 3.6)
     for i, (task, axis) in enumerate(zip(tasks, axes, strict=True)):
         probs, target = probabilities[task.name].float(), labels[:, i].long()
         aucs = class_aucs(probs, target)
@@ -129,7 +84,7 @@ def plot_roc_curves(
         axis.set(title=task.name, xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
         if axis.get_lines()[:-1]:
             axis.legend(loc="lower right", fontsize=7)
-    return _save_figure(figure, Path(path), title)
+    return save_figure(figure, Path(path), title)
 
 
 def plot_confusion_matrices(
@@ -148,7 +103,7 @@ def plot_confusion_matrices(
     """
     from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-    figure, axes = _task_figure(tasks, 4.1, 3.4)
+    figure, axes = task_figure(tasks, 4.1, 3.4)
     for i, (task, axis) in enumerate(zip(tasks, axes, strict=True)):
         counts = multiclass_confusion_matrix(
             probabilities[task.name].float(), labels[:, i].long(), num_classes=task.num_classes
@@ -180,4 +135,4 @@ def plot_confusion_matrices(
         axis.set_xticks(ticks, task.classes, fontsize=7)
         axis.set_yticks(ticks, task.classes, fontsize=7)
         axis.set(title=task.name, xlabel="predicted", ylabel="true")
-    return _save_figure(figure, Path(path), title)
+    return save_figure(figure, Path(path), title)

@@ -1,10 +1,14 @@
-"""Training: run configs, the three-head loss, the SWA trainer with checkpoints and resume, repeats over seeds."""
+"""Training: run configs, the three-head loss, the SWA trainer with checkpoints and resume, repeats over seeds.
+
+``train`` and ``run_seeds`` end each run with evaluation, so they come from :mod:`mmfuse.pipeline`
+(loaded on first use): the modules of this package never import :mod:`mmfuse.evaluation`.
+"""
 
 from mmfuse.training.config import ConfigError, load_config, resolve
 from mmfuse.training.losses import multitask_loss
-from mmfuse.training.repeats import parse_seeds, run_seeds
+from mmfuse.training.repeats import parse_seeds
 from mmfuse.training.rundir import RunDirError
-from mmfuse.training.trainer import NonFiniteLossError, Trainer, TrainResult, train
+from mmfuse.training.trainer import NonFiniteLossError, Trainer, TrainResult
 
 __all__ = [
     "ConfigError",
@@ -19,3 +23,11 @@ __all__ = [
     "run_seeds",
     "train",
 ]
+
+
+def __getattr__(name: str):
+    if name in ("train", "run_seeds"):
+        from mmfuse import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

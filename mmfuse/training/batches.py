@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from mmfuse.errors import UsageError
+from mmfuse.runtime.data import evaluation_loader as evaluation_loader  # importable here as before
 from mmfuse.training.distributed import DistContext
 
 BATCH_KEYS = ("primary", "auxiliary", "auxiliary_present", "labels")
@@ -92,11 +93,6 @@ class LoaderBatches:
         self.sampler.set_epoch(epoch)
         for batch in self.loader:
             yield to_device(batch, self.device, self.channels_last)
-
-
-def evaluation_loader(dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
-    """In order, no augmentation beyond the dataset's own evaluation transform."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 
 class DeviceCacheBatches:

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from mmfuse.errors import ConfigError, DataError
+from mmfuse.runtime.data import dataset_options
 
 # Paper recipe (section 4.1) where the paper states it; our choices, documented in docs/training.md, elsewhere.
 DEFAULTS: dict = {
@@ -280,9 +281,3 @@ def model_spec(config: Mapping) -> tuple[str | dict, bool, dict]:
     preset = section.pop("preset", None)
     extra = {"pretrained_files": pretrained_files} if pretrained_files else {}
     return preset, pretrained, {**section, **extra}
-
-
-def dataset_options(config: Mapping) -> dict:
-    """The data section without the trainer's own keys: what the dataset builder receives."""
-    own = {"train_split", "val_split", "num_workers", "device_cache"}
-    return {k: v for k, v in config["data"].items() if k not in own}

@@ -11,12 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mmfuse.errors import UsageError
-from mmfuse.evaluation.writers import write_json
-from mmfuse.fileio import atomic_write_text
+from mmfuse.fileio import atomic_write_text, write_json
+
+if TYPE_CHECKING:
+    from mmfuse.training.trainer import RunEvaluator
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
@@ -118,8 +121,13 @@ def run_seeds(
     *,
     resume: bool = False,
     progress: bool | None = None,
+    evaluator: RunEvaluator | None = None,
 ) -> dict:
-    """Train once per seed into ``out/seed_<k>`` and write the summary files; returns the summary."""
+    """Train once per seed into ``out/seed_<k>`` and write the summary files; returns the summary.
+
+    Every seed's run is evaluated by ``evaluator`` (:func:`mmfuse.training.run_seeds` passes
+    :mod:`mmfuse.evaluation`'s), whose metrics the summary averages.
+    """
     from mmfuse.training.trainer import train
 
     out = Path(out)
@@ -134,7 +142,9 @@ def run_seeds(
 
             runs[seed] = json.loads((run_dir / "metrics.json").read_text())
             continue
-        result = train(seeded, run_dir, resume=resume and run_dir.exists(), progress=progress)
+        result = train(
+            seeded, run_dir, resume=resume and run_dir.exists(), progress=progress, evaluator=evaluator
+        )
         if result.metrics is None:  # a non-zero torchrun rank: rank 0 writes the summary
             continue
         runs[seed] = result.metrics

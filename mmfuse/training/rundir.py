@@ -16,6 +16,7 @@ from mmfuse.errors import RunDirError
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
 MODEL_DIR = "model"
+LOG_FILE = "log.csv"  # one row per epoch, rewritten after each
 
 # Keys that may differ between a run and its resumption without changing the trained weights.
 _RESUME_FREE = {

@@ -16,7 +16,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,9 +37,10 @@ from mmfuse.errors import (
     UsageError,
     describe_build_error,
 )
-from mmfuse.evaluation.inference import autocast_context, metadata_inputs
-from mmfuse.evaluation.writers import LOG_FILE, write_epoch_log
 from mmfuse.factory import build_model
+from mmfuse.fileio import write_csv_rows
+from mmfuse.runtime.data import metadata_inputs
+from mmfuse.runtime.device import autocast_context, parse_device, select_device
 from mmfuse.threads import AUTO, set_threads
 from mmfuse.training import checkpoint
 from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
@@ -50,6 +51,7 @@ from mmfuse.training.rundir import (
     CHECKPOINTS,
     CONFIG_FILE,
     LOCK_FILE,
+    LOG_FILE,
     MODEL_DIR,
     RECOVERY_KEYS,
     RunDirError,
@@ -76,36 +78,23 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RunEvaluator:
+    """How a run ends when it is evaluated; :mod:`mmfuse.pipeline` gives :mod:`mmfuse.evaluation`'s.
+
+    Training never imports evaluation: whoever starts a run hands the trainer these two steps.
+    ``evaluate(model, config, out, *, device, progress)`` returns the content of ``metrics.json``;
+    ``report(out)`` runs once the model is saved with those metrics (e.g. ``report.html``).
+    """
+
+    evaluate: Callable[..., dict]
+    report: Callable[[Path], object] | None = None
+
+
 def _one_line(exc: BaseException, limit: int = 400) -> str:
     """``Type: message`` on one line (torch's state-dict errors span several), shortened to ``limit``."""
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def parse_device(name: str) -> torch.device:
-    """The device ``name`` names, if this machine has it; :class:`UsageError` otherwise."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"device {name!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {name!r} needs CUDA, which is not available here; use 'auto' or 'cpu'")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise UsageError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"device {name!r} needs Apple MPS, which is not available here; use 'auto' or 'cpu'")
-    return device
-
-
-def select_device(name: str, context: DistContext) -> torch.device:
-    """``auto``: this process's GPU under torchrun, the GPU alone, else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", context.local_rank)
-        return torch.device("cpu")
-    return parse_device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -155,7 +144,14 @@ class Trainer:
         evaluate: bool = True,
         progress: bool | None = None,
         allow_changes: Sequence[str] = (),
+        evaluator: RunEvaluator | None = None,
     ) -> None:
+        if evaluate and evaluator is None:
+            raise UsageError(
+                "Trainer(evaluate=True) needs an evaluator: mmfuse.training.train passes mmfuse.evaluation's "
+                "(mmfuse.pipeline.RUN_EVALUATION); or pass evaluate=False"
+            )
+        self.evaluator = evaluator
         self.allow_changes = check_allowed_changes(allow_changes)
         self._lock: RunLock | None = None
         self._started_here = False  # this start wrote RUN/config.yaml, so a failed start removes it
@@ -586,7 +582,7 @@ class Trainer:
                     every = int(self.train_cfg["checkpoint_every"])
                     if (epoch + 1) % every == 0 or epoch + 1 == self.epochs:
                         self._save(epoch + 1)
-                    write_epoch_log(self.out / LOG_FILE, self.history)
+                    write_csv_rows(self.out / LOG_FILE, self.history)
                 epochs_bar.update(1)
                 epochs_bar.set_postfix(loss=f"{losses['loss']:.4f}", refresh=False)
                 if not self.progress and self.context.is_main:
@@ -600,16 +596,14 @@ class Trainer:
         model = self.finish()
         metrics = None
         if self.evaluate:
-            from mmfuse.evaluation.evaluate import evaluate_run
-
             self.save_model(model, None)  # the trained weights survive an evaluation that fails
             model.to(self.device)
-            metrics = evaluate_run(model, self.config, self.out, device=self.device, progress=self.progress)
+            metrics = self.evaluator.evaluate(
+                model, self.config, self.out, device=self.device, progress=self.progress
+            )
         self.save_model(model, metrics)
-        if metrics is not None:
-            from mmfuse.evaluation.html_report import write_report
-
-            write_report(self.out)
+        if metrics is not None and self.evaluator.report is not None:
+            self.evaluator.report(self.out)
         return TrainResult(self.out, model, metrics, self.history)
 
     def finish(self) -> nn.Module:
@@ -657,6 +651,7 @@ def train(
     evaluate: bool = True,
     progress: bool | None = None,
     allow_changes: Sequence[str] = (),
+    evaluator: RunEvaluator | None = None,
 ) -> TrainResult:
     """Train a model as ``config`` (from :func:`mmfuse.training.load_config`) says, into the run directory ``out``.
 
@@ -665,9 +660,18 @@ def train(
     every process calls this; rank 0 writes every file. ``allow_changes`` names the recovery keys
     (:data:`~mmfuse.training.rundir.RECOVERY_KEYS`: learning rate, gradient clipping, AMP, epochs) that may
     differ from the run's stored config on ``resume``; every other difference is refused.
+
+    ``evaluate`` needs the ``evaluator`` that ends the run (:class:`RunEvaluator`);
+    :func:`mmfuse.training.train` is this function with :mod:`mmfuse.evaluation`'s.
     """
     trainer = Trainer(
-        config, out, resume=resume, evaluate=evaluate, progress=progress, allow_changes=allow_changes
+        config,
+        out,
+        resume=resume,
+        evaluate=evaluate,
+        progress=progress,
+        allow_changes=allow_changes,
+        evaluator=evaluator,
     )
     try:
         return trainer.fit()

@@ -1,0 +1,27 @@
+"""A run is trained by mmfuse.training and evaluated by mmfuse.evaluation, put together in mmfuse.pipeline."""
+
+from __future__ import annotations
+
+import pytest
+
+import mmfuse.pipeline
+import mmfuse.training
+from mmfuse.errors import UsageError
+from mmfuse.training.trainer import Trainer
+
+
+def test_the_documented_entry_points_are_the_pipelines():
+    # `from mmfuse.training import train` (docs/training.md) still trains and evaluates.
+    from mmfuse.training import run_seeds, train
+
+    assert train is mmfuse.pipeline.train
+    assert run_seeds is mmfuse.pipeline.run_seeds
+    assert {"train", "run_seeds"} <= set(mmfuse.training.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        mmfuse.training.nothing  # noqa: B018
+
+
+def test_a_trainer_asked_to_evaluate_without_an_evaluation_stops_before_writing(tmp_path):
+    with pytest.raises(UsageError, match="needs an evaluator"):
+        Trainer({"train": {}}, tmp_path / "run", evaluate=True)
+    assert not (tmp_path / "run").exists()
