@@ -19,6 +19,8 @@ HEAVY = ("torch", "timm", "numpy", "gradio")
 COMMANDS: dict[str, list[str]] = {
     "mmfuse --help": ["--help"],
     "mmfuse train --help": ["train", "--help"],
+    "mmfuse evaluate --help": ["evaluate", "--help"],
+    "mmfuse data check --help": ["data", "check", "--help"],
     "mmfuse train (no CONFIG: usage error)": ["train"],
     "mmfuse --version": ["--version"],
 }

@@ -40,6 +40,8 @@ from mmfuse.errors import (
 _LAZY: dict[str, str] = {
     "create_transform": "mmfuse.data.transforms",
     "resolve_data_config": "mmfuse.data.transforms",
+    "DatasetFormat": "mmfuse.data.formats",
+    "UnknownFormatError": "mmfuse.data.formats",
     "build_model": "mmfuse.factory",
     "hookimpl": "mmfuse.hookspecs",
     "FusionModel": "mmfuse.hub",
@@ -61,11 +63,13 @@ _LAZY: dict[str, str] = {
     "create_head": "mmfuse.registry",
     "create_metadata_encoder": "mmfuse.registry",
     "list_combiners": "mmfuse.registry",
+    "list_dataset_formats": "mmfuse.registry",
     "list_encoders": "mmfuse.registry",
     "list_fusions": "mmfuse.registry",
     "list_heads": "mmfuse.registry",
     "list_metadata_encoders": "mmfuse.registry",
     "register_combiner": "mmfuse.registry",
+    "register_dataset_format": "mmfuse.registry",
     "register_encoder": "mmfuse.registry",
     "register_fusion": "mmfuse.registry",
     "register_head": "mmfuse.registry",
@@ -79,6 +83,7 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
+    from mmfuse.data.formats import DatasetFormat, UnknownFormatError
     from mmfuse.data.transforms import create_transform, resolve_data_config
     from mmfuse.factory import build_model
     from mmfuse.hookspecs import hookimpl
@@ -94,11 +99,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         create_head,
         create_metadata_encoder,
         list_combiners,
+        list_dataset_formats,
         list_encoders,
         list_fusions,
         list_heads,
         list_metadata_encoders,
         register_combiner,
+        register_dataset_format,
         register_encoder,
         register_fusion,
         register_head,
@@ -128,6 +135,7 @@ __all__ = [
     "DERM7PT_TASKS",
     "HEADS",
     "Combiner",
+    "DatasetFormat",
     "DuplicateNameError",
     "Encoder",
     "FusionBlock",
@@ -144,6 +152,7 @@ __all__ = [
     "PublishError",
     "StreamFusionBlock",
     "TaskSpec",
+    "UnknownFormatError",
     "UnknownNameError",
     "UnsafeCheckpointError",
     "WeightsMismatchError",
@@ -157,12 +166,14 @@ __all__ = [
     "from_pretrained",
     "hookimpl",
     "list_combiners",
+    "list_dataset_formats",
     "list_encoders",
     "list_fusions",
     "list_heads",
     "list_metadata_encoders",
     "list_presets",
     "register_combiner",
+    "register_dataset_format",
     "register_encoder",
     "register_fusion",
     "register_head",

@@ -259,7 +259,7 @@ def _stats(values: Sequence[float]) -> dict:
 
 def collect(name: str, out: Path, seeds: Sequence[int], base: Mapping, *, quick: bool) -> dict:
     """The table as data: per row ours (mean ± std over the finished seeds, %) beside the paper's."""
-    from mmfuse import FusionModel
+    from mmfuse.hub import FusionModel
 
     spec = table(name)
     rows = []

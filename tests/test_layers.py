@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.export",
         "mmfuse.explain",
         "mmfuse.demo",
+        "mmfuse.reproduce",
     ),
     ("mmfuse.cli", "mmfuse.__main__", "mmfuse"),
 )
@@ -196,3 +197,18 @@ def test_the_core_layers_import_at_the_top():
         if module_name(path) in core:
             hidden += sorted({f"{module_name(path)}:{line} imports {t}" for line, t in imports(path)[1]})
     assert not hidden, "\n".join(hidden)
+
+
+def test_the_architecture_page_lists_the_same_layers():
+    """docs/architecture.md's layer table is what a newcomer reads; it must name each module in its layer."""
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = text.split("## Layers", 1)[1].split("```", 2)[1]
+    rows = {}
+    for line in block.strip().splitlines():
+        number, _, rest = line.strip().partition(" ")
+        rows[int(number)] = set(rest.replace(",", " ").split())
+    assert sorted(rows) == list(range(1, len(LAYERS) + 1))
+    for index, modules in enumerate(LAYERS, start=1):
+        for module in modules:
+            short = module.removeprefix("mmfuse.")
+            assert short in rows[index], f"docs/architecture.md: layer {index} does not list {short}"
