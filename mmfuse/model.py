@@ -171,6 +171,89 @@ def _match_stage(reduction: int, reductions: Sequence[int]) -> int:
     return min(range(len(reductions)), key=lambda i: (abs(math.log2(reductions[i] / reduction)), -i))
 
 
+def _checked_pretrained_files(pretrained_files: Mapping[str, str] | None) -> dict[str, str]:
+    files = dict(pretrained_files or {})
+    unknown = set(files) - {"primary", "auxiliary"}
+    if unknown:
+        raise UsageError(f"pretrained_files keys must be 'primary' or 'auxiliary', got {sorted(unknown)}")
+    return files
+
+
+def _check_encoder_sharing(config: Mapping, pretrained_files: Mapping[str, str]) -> None:
+    """``share_encoder`` runs both images through one encoder: both names must be that encoder."""
+    if not config["share_encoder"]:
+        return
+    if config["auxiliary"] != config["primary"] or config["auxiliary_options"] != config["primary_options"]:
+        raise UsageError(
+            "share_encoder: true runs both images through one encoder, so 'auxiliary' and its options "
+            f"must equal 'primary' ({config['primary']!r}); got auxiliary {config['auxiliary']!r}"
+        )
+    if "auxiliary" in pretrained_files:
+        raise UsageError(
+            "share_encoder: true has one encoder; give its weights as pretrained_files['primary']"
+        )
+    if len(config["modalities"]) == 1:
+        raise UsageError("share_encoder needs both modalities; a single-modality model has one encoder")
+
+
+def _build_encoders(
+    config: Mapping, modalities: Sequence[str], pretrained: bool, pretrained_files: Mapping[str, str]
+) -> dict[str, Encoder]:
+    """One encoder per branch that has its own: the single modality, ``primary`` alone when shared, or both."""
+    if len(modalities) == 1:
+        branches = tuple(modalities)
+    else:
+        branches = ("primary",) if config["share_encoder"] else ("primary", "auxiliary")
+    encoders = {}
+    for branch in branches:
+        factory = encoder_entry(config[branch]).obj
+        options = dict(config[f"{branch}_options"])
+        if config.get("img_size") is not None and _accepts_keyword(factory, "img_size"):
+            options.setdefault("img_size", config["img_size"])
+        if branch in pretrained_files:
+            options["pretrained_file"] = pretrained_files[branch]
+        encoders[branch] = factory(pretrained=pretrained, **options)
+        if not isinstance(encoders[branch], Encoder):
+            raise PluginError(f"encoder {config[branch]!r} did not return an mmfuse.Encoder")
+    return encoders
+
+
+def _resolve_fusion_stages(requested: Sequence[int] | str | None, primary: Encoder) -> list[int]:
+    """The primary stages that fuse, sorted: ``None`` is the paper's choice, ``"all"`` every stage."""
+    num_stages = primary.num_stages
+    if requested is None:
+        stages = default_fusion_stages(primary.reductions)
+    elif requested == "all":
+        stages = list(range(num_stages))
+    else:
+        stages = requested
+    for s in stages:
+        if not -num_stages <= s < num_stages:
+            raise UsageError(
+                f"fusion stage {s} is out of range for a primary encoder with {num_stages} stages"
+            )
+    return sorted({s % num_stages for s in stages})
+
+
+def _build_metadata_encoder(config: Mapping) -> tuple[MetadataEncoding | None, MetadataEncoder | None]:
+    """The metadata encoding kept in the config and the encoder that feeds it to the combiner, or neither."""
+    if config["metadata"] is None:
+        return None, None
+    encoding = MetadataEncoding.from_dict(config["metadata"])
+    encoder = create_metadata_encoder(
+        config["metadata_encoder"], encoding.size, **config["metadata_encoder_options"]
+    )
+    if not isinstance(encoder, MetadataEncoder):
+        raise PluginError(
+            f"metadata encoder {config['metadata_encoder']!r} did not return an mmfuse.MetadataEncoder"
+        )
+    return encoding, encoder
+
+
+def _head_weight_tensor(weights: Mapping[str, float]) -> torch.Tensor:
+    return torch.tensor([float(weights[h]) for h in HEADS])
+
+
 class FusionNetwork(nn.Module):
     """AMMFM and its relatives: the architecture. Use :class:`mmfuse.FusionModel` (this plus saving and
     loading), built with :func:`mmfuse.build_model`.
@@ -188,74 +271,31 @@ class FusionNetwork(nn.Module):
     ) -> None:
         super().__init__()
         config = normalize_config(config)
-        pretrained_files = dict(pretrained_files or {})
-        unknown = set(pretrained_files) - {"primary", "auxiliary"}
-        if unknown:
-            raise UsageError(f"pretrained_files keys must be 'primary' or 'auxiliary', got {sorted(unknown)}")
+        pretrained_files = _checked_pretrained_files(pretrained_files)
         self.tasks: tuple[TaskSpec, ...] = resolve_tasks(config["tasks"])
         # The Hub id this model was fine-tuned from (set by from_pretrained(..., tasks=...)); the model card
         # names it as base_model.
         self.base_model: str | None = None
         self._config = config
-        shared = bool(config["share_encoder"])
-        if shared and (
-            config["auxiliary"] != config["primary"]
-            or config["auxiliary_options"] != config["primary_options"]
-        ):
-            raise UsageError(
-                "share_encoder: true runs both images through one encoder, so 'auxiliary' and its options "
-                f"must equal 'primary' ({config['primary']!r}); got auxiliary {config['auxiliary']!r}"
-            )
-        if shared and "auxiliary" in pretrained_files:
-            raise UsageError(
-                "share_encoder: true has one encoder; give its weights as pretrained_files['primary']"
-            )
+        _check_encoder_sharing(config, pretrained_files)
         self.modalities: tuple[str, ...] = tuple(config["modalities"])
-        single = len(self.modalities) == 1
-        if single and shared:
-            raise UsageError("share_encoder needs both modalities; a single-modality model has one encoder")
-        encoders = {}
-        branches = self.modalities if single else ("primary",) if shared else ("primary", "auxiliary")
-        for branch in branches:
-            factory = encoder_entry(config[branch]).obj
-            options = dict(config[f"{branch}_options"])
-            if config.get("img_size") is not None and _accepts_keyword(factory, "img_size"):
-                options.setdefault("img_size", config["img_size"])
-            if branch in pretrained_files:
-                options["pretrained_file"] = pretrained_files[branch]
-            encoders[branch] = factory(pretrained=pretrained, **options)
-            if not isinstance(encoders[branch], Encoder):
-                raise PluginError(f"encoder {config[branch]!r} did not return an mmfuse.Encoder")
-        if single:
+        encoders = _build_encoders(config, self.modalities, pretrained, pretrained_files)
+        # Submodules register in this order, which is the state dict's key order: do not reorder.
+        if len(self.modalities) == 1:
             self._init_single(config, encoders)
         else:
-            self._init_fused(config, encoders, shared)
-        weights = config["head_weights"]
+            self._init_fused(config, encoders)
         # Not in the state dict: config.json is the one place a saved model's head weights live.
-        self.register_buffer(
-            "head_weights", torch.tensor([float(weights[h]) for h in HEADS]), persistent=False
-        )
+        self.register_buffer("head_weights", _head_weight_tensor(config["head_weights"]), persistent=False)
         self._temperatures: dict[str, dict[str, float]] | None = None
         self.set_temperatures(config.get("temperatures"))
 
-    def _init_fused(self, config: dict, encoders: Mapping[str, Encoder], shared: bool) -> None:
-        # Both branches: encoders, fusion blocks between them, the combiner and three heads.
+    def _init_fused(self, config: dict, encoders: Mapping[str, Encoder]) -> None:
+        """Both branches: encoders, fusion blocks between them, the metadata encoder, combiner and three heads."""
         self.primary_encoder: Encoder = encoders["primary"]
-        if not shared:  # shared: auxiliary_encoder is primary_encoder, held (and saved) once
+        if "auxiliary" in encoders:  # shared: auxiliary_encoder is primary_encoder, held (and saved) once
             self._modules["auxiliary_encoder"] = encoders["auxiliary"]
-
-        stages = config["fusion_stages"]
-        num_stages = self.primary_encoder.num_stages
-        if stages is None:
-            stages = default_fusion_stages(self.primary_encoder.reductions)
-        elif stages == "all":
-            stages = list(range(num_stages))
-        for s in stages:
-            if not -num_stages <= s < num_stages:
-                raise UsageError(
-                    f"fusion stage {s} is out of range for a primary encoder with {num_stages} stages"
-                )
-        stages = sorted({s % num_stages for s in stages})
+        stages = _resolve_fusion_stages(config["fusion_stages"], self.primary_encoder)
         self._config["fusion_stages"] = stages
         self.fusion_pairs = {
             s: _match_stage(self.primary_encoder.reductions[s], self.auxiliary_encoder.reductions)
@@ -263,39 +303,18 @@ class FusionNetwork(nn.Module):
         }
         self.fusion_blocks = nn.ModuleDict(self._fusion_blocks(config))
         self.stream_channels = self._stream_channels()
-
-        self.metadata_encoding = (
-            None if config["metadata"] is None else MetadataEncoding.from_dict(config["metadata"])
-        )
-        self.metadata_encoder: MetadataEncoder | None = None
-        metadata_dim = 0
-        if self.metadata_encoding is not None:
-            self.metadata_encoder = create_metadata_encoder(
-                config["metadata_encoder"], self.metadata_encoding.size, **config["metadata_encoder_options"]
-            )
-            if not isinstance(self.metadata_encoder, MetadataEncoder):
-                raise PluginError(
-                    f"metadata encoder {config['metadata_encoder']!r} did not return an mmfuse.MetadataEncoder"
-                )
-            metadata_dim = self.metadata_encoder.out_features
-        primary_dim = self.primary_encoder.channels[-1]
-        auxiliary_dim = self.auxiliary_encoder.channels[-1]
-        fused_dims = self.stream_channels or (primary_dim, auxiliary_dim)
-        self.combiner: Combiner = create_combiner(
-            config["combiner"], *fused_dims, metadata_dim, **config["combiner_options"]
-        )
-        if not isinstance(self.combiner, Combiner):
-            raise PluginError(f"combiner {config['combiner']!r} did not return an mmfuse.Combiner")
+        self.metadata_encoding, self.metadata_encoder = _build_metadata_encoder(config)
+        self.combiner: Combiner = self._combiner(config)
         self.heads = nn.ModuleDict(
             {
-                "primary": self._head(config, primary_dim),
-                "auxiliary": self._head(config, auxiliary_dim),
+                "primary": self._head(config, self.primary_encoder.channels[-1]),
+                "auxiliary": self._head(config, self.auxiliary_encoder.channels[-1]),
                 "fusion": self._head(config, self.combiner.out_features),
             }
         )
 
     def _init_single(self, config: dict, encoders: Mapping[str, Encoder]) -> None:
-        # One branch (Tables 7, 8, 10's single-modality rows): its encoder and its head, nothing to fuse.
+        """One branch (Tables 7, 8, 10's single-modality rows): its encoder and its head, nothing to fuse."""
         if config["metadata"] is not None:
             raise UsageError("a single-modality model takes no metadata input (it has no fusion head)")
         (branch,) = self.modalities
@@ -355,6 +374,20 @@ class FusionNetwork(nn.Module):
         if blocks and isinstance(blocks[-1], StreamFusionBlock):
             return tuple(blocks[-1].out_stream_channels)
         return None
+
+    def _combiner(self, config: Mapping) -> Combiner:
+        """The fusion head's input from the final maps (or the fusion stream) and the metadata features."""
+        fused_dims = self.stream_channels or (
+            self.primary_encoder.channels[-1],
+            self.auxiliary_encoder.channels[-1],
+        )
+        metadata_dim = 0 if self.metadata_encoder is None else self.metadata_encoder.out_features
+        combiner = create_combiner(
+            config["combiner"], *fused_dims, metadata_dim, **config["combiner_options"]
+        )
+        if not isinstance(combiner, Combiner):
+            raise PluginError(f"combiner {config['combiner']!r} did not return an mmfuse.Combiner")
+        return combiner
 
     def _head(self, config: Mapping, in_features: int) -> Head:
         options = dict(config["head_options"])
