@@ -3,8 +3,8 @@
 The two packages never import each other; this module is where they meet. The trainer calls the
 evaluation it is handed (:class:`~mmfuse.training.trainer.RunEvaluator`), and :data:`RUN_EVALUATION` is
 the one every run uses: TTA predictions, temperatures and the head-weight search on the validation
-split, the report files, then ``report.html``. :func:`mmfuse.training.train` and
-:func:`mmfuse.training.run_seeds` are this module's functions.
+split, the report files, then ``report.html``. ``mmfuse.training.train``, ``run_seeds`` and ``Trainer``
+are this module's.
 """
 
 from __future__ import annotations
@@ -35,6 +35,37 @@ def _report(out: Path) -> Path:
 
 
 RUN_EVALUATION = RunEvaluator(evaluate=_evaluate, report=_report)
+
+
+class Trainer(trainer.Trainer):
+    """:class:`mmfuse.training.trainer.Trainer` whose evaluated runs end with :data:`RUN_EVALUATION`.
+
+    This is ``mmfuse.training.Trainer``: ``Trainer(config, out).fit()`` trains, evaluates and reports,
+    as :func:`train` does; pass ``evaluator`` to end runs another way.
+    """
+
+    def __init__(
+        self,
+        config: Mapping,
+        out: str | Path,
+        *,
+        resume: bool = False,
+        evaluate: bool = True,
+        progress: bool | None = None,
+        allow_changes: Sequence[str] = (),
+        evaluator: RunEvaluator | None = None,
+    ) -> None:
+        if evaluate and evaluator is None:
+            evaluator = RUN_EVALUATION
+        super().__init__(
+            config,
+            out,
+            resume=resume,
+            evaluate=evaluate,
+            progress=progress,
+            allow_changes=allow_changes,
+            evaluator=evaluator,
+        )
 
 
 def train(

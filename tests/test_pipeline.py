@@ -12,13 +12,28 @@ from mmfuse.training.trainer import Trainer
 
 def test_the_documented_entry_points_are_the_pipelines():
     # `from mmfuse.training import train` (docs/training.md) still trains and evaluates.
+    from mmfuse.training import Trainer as PublicTrainer
     from mmfuse.training import run_seeds, train
 
     assert train is mmfuse.pipeline.train
     assert run_seeds is mmfuse.pipeline.run_seeds
-    assert {"train", "run_seeds"} <= set(mmfuse.training.__all__)
+    assert PublicTrainer is mmfuse.pipeline.Trainer and issubclass(PublicTrainer, Trainer)
+    assert {"train", "run_seeds", "Trainer"} <= set(mmfuse.training.__all__)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         mmfuse.training.nothing  # noqa: B018
+
+
+def test_the_public_trainer_ends_evaluated_runs_with_the_run_evaluation(monkeypatch, tmp_path):
+    seen = {}
+
+    def core_init(self, config, out, **options):
+        seen.update(options)
+
+    monkeypatch.setattr(Trainer, "__init__", core_init)
+    mmfuse.pipeline.Trainer({}, tmp_path)
+    assert seen["evaluate"] is True and seen["evaluator"] is mmfuse.pipeline.RUN_EVALUATION
+    mmfuse.pipeline.Trainer({}, tmp_path, evaluate=False)
+    assert seen["evaluator"] is None
 
 
 def test_a_trainer_asked_to_evaluate_without_an_evaluation_stops_before_writing(tmp_path):

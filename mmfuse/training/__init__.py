@@ -1,6 +1,6 @@
 """Training: run configs, the three-head loss, the SWA trainer with checkpoints and resume, repeats over seeds.
 
-``train`` and ``run_seeds`` end each run with evaluation, so they come from :mod:`mmfuse.pipeline`
+``train``, ``run_seeds`` and ``Trainer`` end each run with evaluation, so they come from :mod:`mmfuse.pipeline`
 (loaded on first use): the modules of this package never import :mod:`mmfuse.evaluation`.
 """
 
@@ -8,7 +8,7 @@ from mmfuse.training.config import ConfigError, load_config, resolve
 from mmfuse.training.losses import multitask_loss
 from mmfuse.training.repeats import parse_seeds
 from mmfuse.training.rundir import RunDirError
-from mmfuse.training.trainer import NonFiniteLossError, Trainer, TrainResult
+from mmfuse.training.trainer import NonFiniteLossError, TrainResult
 
 __all__ = [
     "ConfigError",
@@ -26,7 +26,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name in ("train", "run_seeds"):
+    if name in ("train", "run_seeds", "Trainer"):
         from mmfuse import pipeline
 
         return getattr(pipeline, name)
