@@ -286,7 +286,7 @@ def dataset_accuracy(
     Cases without an auxiliary image are left out when a graph takes both images.
     """
     from mmfuse.evaluation.metrics import accuracy
-    from mmfuse.training.batches import evaluation_loader
+    from mmfuse.runtime.data import evaluation_loader
 
     sessions = {name: onnx_session(path) for name, path in onnx_paths.items()}
     needs_auxiliary = any("auxiliary" in graph_inputs(session) for session in sessions.values())

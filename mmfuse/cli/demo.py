@@ -110,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.data import load_table, prepare_cache
     from mmfuse.data.synth import synthesize
     from mmfuse.evaluation.report import format_table
+    from mmfuse.runtime.data import dataset_options
     from mmfuse.threads import set_threads
     from mmfuse.training import train
-    from mmfuse.training.config import dataset_options
 
     started = time.perf_counter()
     # Chosen once, before the load of our own work counts against it; the run's config.yaml records it.

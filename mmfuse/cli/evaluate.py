@@ -128,10 +128,9 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.inference import with_temperatures
     from mmfuse.evaluation.report import final_probabilities, format_class_table, format_table, split_metrics
     from mmfuse.evaluation.writers import METRICS_FILE, json_safe, write_json
+    from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
-    from mmfuse.training.distributed import DistContext
     from mmfuse.training.rundir import load_run_or_model, run_model_dir
-    from mmfuse.training.trainer import select_device
 
     set_threads(args.threads)
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
@@ -141,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = run_model_dir(args.model)
     run_dir = model_dir.parent if model_dir else None
     model = load_run_or_model(args.model)
-    device = select_device(args.device, DistContext())
+    device = select_device(args.device)
     model.to(device)
     data = data_config(args, args.model)
     if data is None:

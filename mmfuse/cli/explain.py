@@ -35,15 +35,14 @@ def run(args: argparse.Namespace) -> int:
 
     from mmfuse.cli.predict import format_prediction
     from mmfuse.explain import explain
-    from mmfuse.training.distributed import DistContext
+    from mmfuse.runtime.device import select_device
     from mmfuse.training.rundir import load_run_or_model
-    from mmfuse.training.trainer import select_device
 
     for option, image in (("--primary", args.primary), ("--auxiliary", args.auxiliary)):
         if image is not None and not Path(image).is_file():
             raise FileNotFoundError(f"{option} image not found: {image}")
     model = load_run_or_model(args.model)
-    device = select_device(args.device, DistContext())
+    device = select_device(args.device)
     result = explain(
         model.to(device),
         args.primary,

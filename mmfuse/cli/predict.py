@@ -58,10 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mmfuse.evaluation.pair import predict_pair
+    from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
-    from mmfuse.training.distributed import DistContext
     from mmfuse.training.rundir import load_run_or_model
-    from mmfuse.training.trainer import select_device
 
     for option, image in (("--primary", args.primary), ("--auxiliary", args.auxiliary)):
         if image is not None and not Path(image).is_file():
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         model,
         args.primary,
         args.auxiliary,
-        device=select_device(args.device, DistContext()),
+        device=select_device(args.device),
         metadata=metadata,
         calibrated=not args.no_temperature,
     )

@@ -34,13 +34,12 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.demo import build_app, example_pairs, launch
-    from mmfuse.training.distributed import DistContext
+    from mmfuse.runtime.device import select_device
     from mmfuse.training.rundir import load_run_or_model
-    from mmfuse.training.trainer import select_device
 
     model = load_run_or_model(args.model)
     examples = example_pairs(args.examples) if args.examples else None
-    app = build_app(model, examples=examples, device=select_device(args.device, DistContext()))
+    app = build_app(model, examples=examples, device=select_device(args.device))
     print(f"serving {args.model} on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
     launch(app, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
     return 0
