@@ -9,14 +9,18 @@ are this module's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from mmfuse.training import repeats, trainer
-from mmfuse.training.trainer import RunEvaluator, TrainResult
+from mmfuse.training.trainer import RunEvaluator
+
+Result = TypeVar("Result")
 
 
 def _evaluate(
@@ -45,64 +49,24 @@ class Trainer(trainer.Trainer):
     """
 
     def __init__(
-        self,
-        config: Mapping,
-        out: str | Path,
-        *,
-        resume: bool = False,
-        evaluate: bool = True,
-        progress: bool | None = None,
-        allow_changes: Sequence[str] = (),
-        evaluator: RunEvaluator | None = None,
+        self, config: Mapping, out: str | Path, *, evaluator: RunEvaluator | None = None, **options: Any
     ) -> None:
-        if evaluate and evaluator is None:
+        if evaluator is None and options.get("evaluate", True):
             evaluator = RUN_EVALUATION
-        super().__init__(
-            config,
-            out,
-            resume=resume,
-            evaluate=evaluate,
-            progress=progress,
-            allow_changes=allow_changes,
-            evaluator=evaluator,
-        )
+        super().__init__(config, out, evaluator=evaluator, **options)
 
 
-def train(
-    config: Mapping,
-    out: str | Path,
-    *,
-    resume: bool = False,
-    evaluate: bool = True,
-    progress: bool | None = None,
-    allow_changes: Sequence[str] = (),
-) -> TrainResult:
-    """Train a model as ``config`` (from :func:`mmfuse.training.load_config`) says, into the run directory ``out``.
+def _with_run_evaluation(function: Callable[..., Result]) -> Callable[..., Result]:
+    """``function`` (its signature and docstring too) with :data:`RUN_EVALUATION` unless given an ``evaluator``."""
 
-    ``resume`` continues from the last checkpoint in ``out``. With ``evaluate`` the run ends with TTA
-    predictions, the head-weight search on the validation split and the report files. Under torchrun
-    every process calls this; rank 0 writes every file. ``allow_changes`` names the recovery keys
-    (:data:`~mmfuse.training.rundir.RECOVERY_KEYS`: learning rate, gradient clipping, AMP, epochs) that may
-    differ from the run's stored config on ``resume``; every other difference is refused.
-    """
-    return trainer.train(
-        config,
-        out,
-        resume=resume,
-        evaluate=evaluate,
-        progress=progress,
-        allow_changes=allow_changes,
-        evaluator=RUN_EVALUATION if evaluate else None,
-    )
+    @functools.wraps(function)
+    def with_run_evaluation(*args: Any, evaluator: RunEvaluator | None = None, **kwargs: Any) -> Result:
+        return function(*args, evaluator=evaluator or RUN_EVALUATION, **kwargs)
+
+    return with_run_evaluation
 
 
-def run_seeds(
-    config: Mapping,
-    out: str | Path,
-    seeds: Sequence[int],
-    *,
-    resume: bool = False,
-    progress: bool | None = None,
-) -> dict:
-    """Train and evaluate once per seed into ``out/seed_<k>`` and write the summary files; returns the summary."""
-    return repeats.run_seeds(config, out, seeds, resume=resume, progress=progress, evaluator=RUN_EVALUATION)
+#: ``mmfuse.training.train``: train as the config says, then evaluate and report.
+train = _with_run_evaluation(trainer.train)
+#: ``mmfuse.training.run_seeds``: one evaluated run per seed, and the summary over them.
+run_seeds = _with_run_evaluation(repeats.run_seeds)

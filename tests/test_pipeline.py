@@ -31,7 +31,7 @@ def test_the_public_trainer_ends_evaluated_runs_with_the_run_evaluation(monkeypa
 
     monkeypatch.setattr(Trainer, "__init__", core_init)
     mmfuse.pipeline.Trainer({}, tmp_path)
-    assert seen["evaluate"] is True and seen["evaluator"] is mmfuse.pipeline.RUN_EVALUATION
+    assert seen.get("evaluate", True) is True and seen["evaluator"] is mmfuse.pipeline.RUN_EVALUATION
     mmfuse.pipeline.Trainer({}, tmp_path, evaluate=False)
     assert seen["evaluator"] is None
 
@@ -40,3 +40,29 @@ def test_a_trainer_asked_to_evaluate_without_an_evaluation_stops_before_writing(
     with pytest.raises(UsageError, match="needs an evaluator"):
         Trainer({"train": {}}, tmp_path / "run", evaluate=True)
     assert not (tmp_path / "run").exists()
+
+
+def test_train_and_run_seeds_keep_the_core_signatures_with_the_run_evaluation(monkeypatch, tmp_path):
+    import inspect
+
+    from mmfuse.training import repeats, trainer
+
+    assert inspect.signature(mmfuse.training.train) == inspect.signature(trainer.train)
+    assert inspect.signature(mmfuse.training.run_seeds) == inspect.signature(repeats.run_seeds)
+    evaluators = []
+
+    class Recorder:
+        def __init__(self, config, out, *, evaluator=None, **options):
+            evaluators.append(evaluator)
+
+        def fit(self):
+            return "fitted"
+
+        def _release_lock(self):
+            pass
+
+    monkeypatch.setattr(trainer, "Trainer", Recorder)
+    assert mmfuse.training.train({}, tmp_path) == "fitted"
+    mine = object()
+    mmfuse.training.train({}, tmp_path, evaluator=mine)
+    assert evaluators == [mmfuse.pipeline.RUN_EVALUATION, mine]

@@ -72,6 +72,11 @@ def key_value(text: str) -> tuple[str, str]:
 def add_format_options(parser: argparse.ArgumentParser) -> None:
     """``--schema`` and ``--option KEY=VALUE``: the options a dataset format reads besides ROOT."""
     parser.add_argument("--schema", metavar="SCHEMA.yaml", help="YAML schema (paired_csv)")
+    add_option_argument(parser, "`mmfuse data formats` lists each format's")
+
+
+def add_option_argument(parser: argparse.ArgumentParser, note: str) -> None:
+    """``--option KEY=VALUE`` (repeatable) into ``args.format_options``: a dataset format's own option."""
     parser.add_argument(
         "--option",
         dest="format_options",
@@ -79,5 +84,5 @@ def add_format_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="an option of the dataset format (repeatable; `mmfuse data formats` lists each format's)",
+        help=f"an option of the dataset format (repeatable; {note})",
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmfuse.cli.argtypes import dataset_format, key_value
+from mmfuse.cli.argtypes import add_option_argument, dataset_format
 
 
 def add_data_options(parser: argparse.ArgumentParser, data_help: str) -> None:
@@ -23,15 +23,7 @@ def add_data_options(parser: argparse.ArgumentParser, data_help: str) -> None:
     parser.add_argument(
         "--schema", metavar="SCHEMA.yaml", help="task schema of a paired_csv dataset (default: the run's)"
     )
-    parser.add_argument(
-        "--option",
-        dest="format_options",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an option of the dataset format (repeatable; default: the run's)",
-    )
+    add_option_argument(parser, "default: the run's")
 
 
 def run_data_config(model_arg: str) -> dict:
