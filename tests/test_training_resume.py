@@ -208,3 +208,21 @@ def test_resume_allows_explicit_recovery_changes_and_refuses_the_rest(release, t
     assert "lr: 0.0001" in stored and "epochs: 3" in stored
     log = (run / "config_changes.log").read_text()
     assert "epoch_0002 train.lr: 0.001 -> 0.0001" in log and "train.epochs: 2 -> 3" in log
+
+
+def test_seeds_resume_the_unfinished_runs_with_the_allowed_changes(tmp_path, monkeypatch):
+    """`mmfuse train CFG --seeds 0,1 --resume --allow-change train.lr`: the recovery reaches each seed's run."""
+    from types import SimpleNamespace
+
+    from mmfuse.training import repeats
+
+    calls = []
+
+    def record(config, out, **options):
+        calls.append((Path(out).name, options["resume"], tuple(options["allow_changes"])))
+        return SimpleNamespace(metrics=None)  # as on a non-zero torchrun rank: no summary to write
+
+    monkeypatch.setattr(trainer_module, "train", record)
+    (tmp_path / "seed_0").mkdir()  # started before, not finished
+    repeats.run_seeds({"train": {}}, tmp_path, [0, 1], resume=True, allow_changes=["train.lr"])
+    assert calls == [("seed_0", True, ("train.lr",)), ("seed_1", False, ())]

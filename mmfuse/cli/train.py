@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--allow-change only applies with --resume")
     try:
         if args.seeds:
-            summary = run_seeds(config, out, parse_seeds(args.seeds), resume=args.resume)
+            summary = run_seeds(
+                config, out, parse_seeds(args.seeds), resume=args.resume, allow_changes=args.allow_change
+            )
             if summary:
                 print(f"summary over seeds {summary['seeds']}: {out / 'summary.md'}")
             return 0

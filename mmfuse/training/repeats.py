@@ -121,12 +121,15 @@ def run_seeds(
     *,
     resume: bool = False,
     progress: bool | None = None,
+    allow_changes: Sequence[str] = (),
     evaluator: RunEvaluator | None = None,
 ) -> dict:
     """Train once per seed into ``out/seed_<k>`` and write the summary files; returns the summary.
 
     Every seed's run is evaluated by ``evaluator`` (:func:`mmfuse.training.run_seeds` passes
-    :mod:`mmfuse.evaluation`'s), whose metrics the summary averages.
+    :mod:`mmfuse.evaluation`'s), whose metrics the summary averages. With ``resume``, finished seeds are
+    kept, and an unfinished one continues with the recovery keys in ``allow_changes`` allowed to differ
+    (as ``train(..., allow_changes=...)``).
     """
     from mmfuse.training.trainer import train
 
@@ -142,8 +145,14 @@ def run_seeds(
 
             runs[seed] = json.loads((run_dir / "metrics.json").read_text())
             continue
+        resuming = resume and run_dir.exists()
         result = train(
-            seeded, run_dir, resume=resume and run_dir.exists(), progress=progress, evaluator=evaluator
+            seeded,
+            run_dir,
+            resume=resuming,
+            progress=progress,
+            allow_changes=allow_changes if resuming else (),
+            evaluator=evaluator,
         )
         if result.metrics is None:  # a non-zero torchrun rank: rank 0 writes the summary
             continue
