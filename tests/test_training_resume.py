@@ -14,6 +14,7 @@ import pytest
 import torch
 from test_training_fixtures import make_release, tiny_config, write_config
 
+from mmfuse.errors import CheckpointError
 from mmfuse.training import NonFiniteLossError, RunDirError, train
 from mmfuse.training import checkpoint as ckpt
 from mmfuse.training import trainer as trainer_module
@@ -226,3 +227,23 @@ def test_seeds_resume_the_unfinished_runs_with_the_allowed_changes(tmp_path, mon
     (tmp_path / "seed_0").mkdir()  # started before, not finished
     repeats.run_seeds({"train": {}}, tmp_path, [0, 1], resume=True, allow_changes=["train.lr"])
     assert calls == [("seed_0", True, ("train.lr",)), ("seed_1", False, ())]
+
+
+def test_a_run_of_the_old_default_architecture_is_told_its_new_preset_name(release, tmp_path):
+    """Runs saved `preset: ammfm-swin` when that name built today's ammfm-swin-fast: --resume says how to go on."""
+    import yaml
+
+    run = tmp_path / "run"
+    old = tiny_config(release, model={"preset": "ammfm-swin-fast"}, train={"epochs": 2, "swa": {"epochs": 0}})
+    train(old, run, evaluate=False)
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    stored["model"]["preset"] = "ammfm-swin"  # what such a run's config.yaml says
+    (run / "config.yaml").write_text(yaml.safe_dump(stored))
+    again = {**old, "model": {**old["model"], "preset": "ammfm-swin"}, "train": {**old["train"], "epochs": 3}}
+    with pytest.raises(CheckpointError, match=r"now named 'ammfm-swin-fast'.*Set model\.preset"):
+        train(again, run, resume=True, evaluate=False, allow_changes=["train.epochs"])
+    stored["model"]["preset"] = "ammfm-swin-fast"
+    (run / "config.yaml").write_text(yaml.safe_dump(stored))
+    fixed = {**again, "model": old["model"]}
+    result = train(fixed, run, resume=True, evaluate=False, allow_changes=["train.epochs"])
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]

@@ -39,6 +39,7 @@ from mmfuse.errors import (
 )
 from mmfuse.factory import build_model
 from mmfuse.fileio import write_csv_rows
+from mmfuse.presets import list_presets
 from mmfuse.runtime.data import metadata_inputs
 from mmfuse.runtime.device import autocast_context, parse_device, select_device
 from mmfuse.threads import AUTO, set_threads
@@ -441,10 +442,38 @@ class Trainer:
         try:
             self._restore(tensors, state)
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            renamed = self._preset_that_fits(tensors.get("model", {}))
+            if renamed is not None:
+                raise CheckpointError(
+                    f"checkpoint {path} was trained with the architecture now named {renamed!r}: mmfuse "
+                    f"versions before config_version 2 built it under the name {self.config['model']['preset']!r}, "
+                    "which now builds the paper's model. Set model.preset to "
+                    f"{renamed!r} in {self.out / CONFIG_FILE} (and in your config) and resume again"
+                ) from None
             raise CheckpointError(
                 f"checkpoint {path} does not fit this run ({_one_line(exc)}); it is damaged, or "
                 "was written by another model or version. Start a new run, or restore the checkpoint"
             ) from None
+
+    def _preset_that_fits(self, weights: Mapping[str, torch.Tensor]) -> str | None:
+        """``<preset>-fast`` when it, not the run's paper preset, has exactly the checkpoint's tensors.
+
+        A run started before the paper presets moved their fusion blocks (docs/architecture.md, "Where the
+        paper's blocks sit") names the preset that then built today's ``-fast`` configuration.
+        """
+        preset, _, overrides = model_spec(self.config)
+        fast = f"{preset}-fast" if isinstance(preset, str) else None
+        if fast is None or fast not in list_presets():
+            return None
+        overrides.pop("pretrained_files", None)
+        try:
+            candidate = build_model(fast, pretrained=False, **overrides).state_dict()
+        except (MmfuseError, *BUILD_ERRORS):  # only a hint: a model that cannot be built is not the answer
+            return None
+        fits = candidate.keys() == weights.keys() and all(
+            candidate[k].shape == weights[k].shape for k in candidate
+        )
+        return fast if fits else None
 
     def _restore(self, tensors: Mapping[str, Mapping[str, torch.Tensor]], state: Mapping) -> None:
         self.model.load_state_dict(tensors["model"])
