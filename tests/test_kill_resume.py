@@ -145,3 +145,50 @@ def _same_losses(a: Path, b: Path) -> bool:
             return [row["loss"] for row in csv.DictReader(handle)]
 
     return losses(a) == losses(b)
+
+
+@pytest.mark.slow
+def test_a_killed_reproduce_keeps_finished_runs_and_resumes_the_killed_one(tmp_path):
+    """SIGKILL `mmfuse reproduce` inside its second run; the rerun skips the first, resumes the second from its
+    checkpoint, and ends with the weights and metrics of a reproduce that was never interrupted."""
+    release = make_release(tmp_path / "data", cases=24, size=36)
+    rows = ["aff-concat-swin", "ammfm-swin"]
+
+    def reproduce(out: Path) -> subprocess.Popen:
+        args = ["table6", "--quick", "--data", str(release), "--out", str(out), "--seeds", "0"]
+        command = [
+            sys.executable,
+            str(HERE / "reproduce_tiny.py"),
+            "3",
+            "--",
+            *args,
+            "--only",
+            ",".join(rows),
+        ]
+        return subprocess.Popen(
+            command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    killed = tmp_path / "killed"
+    first, second = (killed / "runs" / row / "seed_0" for row in rows)
+    process = reproduce(killed)
+    _wait_for(process, lambda: _epoch(second) >= 1, "the second run's first checkpoint")
+    _kill(process)
+    process.stdout.close()
+    assert (first / "metrics.json").is_file() and not (second / "metrics.json").exists()
+    finished = (first / "metrics.json").stat().st_mtime_ns
+
+    rerun = reproduce(killed)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert f"done     {rows[0]} seed 0" in out and f"resume   {rows[1]} seed 0" in out
+    assert (first / "metrics.json").stat().st_mtime_ns == finished  # not trained again
+
+    straight = reproduce(tmp_path / "straight")
+    straight.communicate(timeout=300)
+    assert straight.returncode == 0
+    reference = tmp_path / "straight" / "runs" / rows[1] / "seed_0"
+    expected = from_pretrained(reference / "model").state_dict()
+    actual = from_pretrained(second / "model").state_dict()
+    assert [k for k in expected if not torch.equal(actual[k], expected[k])] == []
+    assert (second / "metrics.json").read_text() == (reference / "metrics.json").read_text()

@@ -6,6 +6,7 @@ import json
 import shlex
 
 import pytest
+from reproduce_tiny import tiny_quick
 from test_training_fixtures import make_release
 
 from mmfuse import reproduce
@@ -75,16 +76,7 @@ def test_unknown_rows_and_missing_data_are_explained(capsys, tmp_path):
 @pytest.mark.slow
 def test_table6_runs_resumes_skips_and_writes_markdown_json_and_figure(capsys, tmp_path, monkeypatch):
     # Tiny backbones stand in for Swin-T/MobileNetV3 so three trainings take seconds.
-    quick = json.loads(json.dumps(reproduce.QUICK))
-    quick["model"] = {
-        "pretrained": False,
-        "primary": "test_convnext",
-        "auxiliary": "test_efficientnet",
-        "img_size": 32,
-    }
-    quick["train"].update(epochs=1, swa={"epochs": 0, "anneal_epochs": 1})
-    quick["evaluation"]["tta"] = ["identity"]
-    monkeypatch.setattr(reproduce, "QUICK", quick)
+    monkeypatch.setattr(reproduce, "QUICK", tiny_quick(epochs=1))
     release = make_release(tmp_path / "data", cases=24, size=36)
     out = tmp_path / "out"
     args = ["reproduce", "table6", "--quick", "--data", str(release), "--out", str(out), "--seeds", "0"]
