@@ -6,9 +6,9 @@ torch and timm, and ``from mmfuse import build_model`` imports exactly what it n
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from mmfuse._lazy import lazy_exports
 from mmfuse._version import __version__
 from mmfuse.errors import (
     CheckpointError,
@@ -117,18 +117,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from mmfuse.tasks import DERM7PT_TASKS, TaskSpec, resolve_tasks
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mmfuse' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
 
 __all__ = [
     "__version__",

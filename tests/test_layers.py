@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mmfuse"
 LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "mmfuse._version",
+        "mmfuse._lazy",
         "mmfuse.errors",
         "mmfuse.tasks",
         "mmfuse.metadata",

@@ -6,7 +6,7 @@ torchmetrics' import until they compute a metric.
 
 from __future__ import annotations
 
-import importlib
+from mmfuse._lazy import lazy_exports
 
 _EXPORTS = {
     "MELANOMA_CLASSES": "derm7pt",
@@ -31,7 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
