@@ -86,3 +86,22 @@ def add_option_argument(parser: argparse.ArgumentParser, note: str) -> None:
         metavar="KEY=VALUE",
         help=f"an option of the dataset format (repeatable; {note})",
     )
+
+
+def add_image_pair_options(parser: argparse.ArgumentParser) -> None:
+    """``--primary IMG`` (required) and ``--auxiliary IMG``: one case's images, checked by :func:`check_image_pair`."""
+    parser.add_argument(
+        "--primary", required=True, metavar="IMG", help="the primary image (Derm7pt: dermoscopy)"
+    )
+    parser.add_argument(
+        "--auxiliary", metavar="IMG", help="the auxiliary image (Derm7pt: clinical); optional"
+    )
+
+
+def check_image_pair(args: argparse.Namespace) -> None:
+    """A missing ``--primary``/``--auxiliary`` file is named before any model is loaded."""
+    from pathlib import Path
+
+    for option, image in (("--primary", args.primary), ("--auxiliary", args.auxiliary)):
+        if image is not None and not Path(image).is_file():
+            raise FileNotFoundError(f"{option} image not found: {image}")

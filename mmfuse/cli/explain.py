@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mmfuse.cli.argtypes import add_image_pair_options, check_image_pair
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -11,12 +13,7 @@ def add_parser(subparsers) -> None:
         help="Grad-CAM per task and AAB attention over the primary image, as PNG overlays plus predictions.json",
     )
     parser.add_argument("model", metavar="MODEL", help="a model directory, a run directory or a Hub name")
-    parser.add_argument(
-        "--primary", required=True, metavar="IMG", help="the primary image (Derm7pt: dermoscopy)"
-    )
-    parser.add_argument(
-        "--auxiliary", metavar="IMG", help="the auxiliary image (Derm7pt: clinical); optional"
-    )
+    add_image_pair_options(parser)
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="folder for the PNGs and predictions.json"
     )
@@ -31,16 +28,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from mmfuse.cli.predict import format_prediction
     from mmfuse.explain import explain
     from mmfuse.runtime.device import select_device
     from mmfuse.training.rundir import load_run_or_model
 
-    for option, image in (("--primary", args.primary), ("--auxiliary", args.auxiliary)):
-        if image is not None and not Path(image).is_file():
-            raise FileNotFoundError(f"{option} image not found: {image}")
+    check_image_pair(args)
     model = load_run_or_model(args.model)
     device = select_device(args.device)
     result = explain(

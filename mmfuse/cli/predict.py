@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mmfuse.cli.argtypes import add_threads_option
+from mmfuse.cli.argtypes import add_image_pair_options, add_threads_option, check_image_pair
 from mmfuse.errors import UsageError
 
 
@@ -14,12 +14,7 @@ def add_parser(subparsers) -> None:
         "predict", help="per-task probabilities and predicted classes for one image pair"
     )
     parser.add_argument("model", metavar="MODEL", help="a model directory, a run directory or a Hub name")
-    parser.add_argument(
-        "--primary", required=True, metavar="IMG", help="the primary image (Derm7pt: dermoscopy)"
-    )
-    parser.add_argument(
-        "--auxiliary", metavar="IMG", help="the auxiliary image (Derm7pt: clinical); optional"
-    )
+    add_image_pair_options(parser)
     parser.add_argument(
         "--metadata",
         action="append",
@@ -55,16 +50,12 @@ def format_prediction(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from mmfuse.evaluation.pair import predict_pair
     from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
     from mmfuse.training.rundir import load_run_or_model
 
-    for option, image in (("--primary", args.primary), ("--auxiliary", args.auxiliary)):
-        if image is not None and not Path(image).is_file():
-            raise FileNotFoundError(f"{option} image not found: {image}")
+    check_image_pair(args)
     set_threads(args.threads)
     metadata = None
     if args.metadata:

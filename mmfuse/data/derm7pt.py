@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmfuse.data.errors import DataError, Problem, raise_for_problems
-from mmfuse.data.images import OutsideRootError, resolve_image_path
+from mmfuse.data.images import locate_images
 from mmfuse.data.records import CaseRecord, duplicate_case_ids, read_table
 from mmfuse.data.split import SPLIT_NAMES, stratified_split
 from mmfuse.data.validate import ImageRef, check_images
@@ -224,18 +224,16 @@ def _parse_row(
             problems.append(Problem("unknown label", f"{where}, column {column!r}: unknown label {raw!r}"))
     if len(labels) < len(TASK_COLUMNS):
         return None
-    images = root / IMAGE_DIR
-    located: dict[str, Path] = {}
     columns = [PRIMARY_COLUMN] + ([] if auxiliary_is_missing(row) else [AUXILIARY_COLUMN])
-    for column in columns:
-        written = row[column].strip()
-        try:
-            found = resolve_image_path(images, written, root=root, allow_outside_root=allow_outside_root)
-        except OutsideRootError as exc:
-            problems.append(Problem("outside root", f"{where}, column {column!r}: {exc}"))
-            continue
-        located[column] = found or images / written
-    if len(located) < len(columns):
+    located = locate_images(
+        root / IMAGE_DIR,
+        {column: row[column].strip() for column in columns},
+        root=root,
+        allow_outside_root=allow_outside_root,
+        where=where,
+        problems=problems,
+    )
+    if located is None:
         return None
     primary = located[PRIMARY_COLUMN]
     auxiliary: Path | None = located.get(AUXILIARY_COLUMN)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mmfuse.data.errors import DataError
+from mmfuse.data.errors import DataError, Problem
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,31 @@ def resolve_image_path(
     if guard and found is not None:
         check_inside(root, found, relative)  # a case-insensitive match may pass through another link
     return found
+
+
+def locate_images(
+    images: Path,
+    written: Mapping[str, str],
+    *,
+    root: Path,
+    allow_outside_root: bool,
+    where: str,
+    problems: list[Problem],
+) -> dict[str, Path] | None:
+    """Each column's image (``written``: column -> path as the table gives it) under ``images``.
+
+    A path that matches no file is kept as written (the image check reports it). ``None`` when a path
+    leads outside ``root``; each such column is appended to ``problems`` as ``outside root`` at ``where``.
+    """
+    located: dict[str, Path] = {}
+    for column, path in written.items():
+        try:
+            found = resolve_image_path(images, path, root=root, allow_outside_root=allow_outside_root)
+        except OutsideRootError as exc:
+            problems.append(Problem("outside root", f"{where}, column {column!r}: {exc}"))
+            continue
+        located[column] = found or images / path
+    return located if len(located) == len(written) else None
 
 
 def _find_image(base: Path, relative: str) -> Path | None:

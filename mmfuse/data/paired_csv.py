@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from mmfuse.data.errors import DataError, Problem, raise_for_problems
-from mmfuse.data.images import OutsideRootError, resolve_image_path
+from mmfuse.data.images import locate_images
 from mmfuse.data.records import CaseRecord, duplicate_case_ids, read_table
 from mmfuse.data.split import DEFAULT_RATIOS, SPLIT_NAMES, stratified_split
 from mmfuse.metadata import FieldSpec
@@ -206,17 +206,11 @@ def parse_paired_csv(
             continue
         aux_rel = (row.get(schema.auxiliary) or "").strip() if schema.auxiliary else ""
         primary_rel = row[schema.primary].strip()
-        located: dict[str, Path] = {}
-        for column, written in ((schema.primary, primary_rel), (schema.auxiliary, aux_rel)):
-            if not written:
-                continue
-            try:
-                found = resolve_image_path(images, written, root=root, allow_outside_root=allow_outside_root)
-            except OutsideRootError as exc:
-                problems.append(Problem("outside root", f"{where}, column {column!r}: {exc}"))
-                continue
-            located[column] = found or images / written
-        if schema.primary not in located or (aux_rel and schema.auxiliary not in located):
+        written = {c: w for c, w in ((schema.primary, primary_rel), (schema.auxiliary, aux_rel)) if w}
+        located = locate_images(
+            images, written, root=root, allow_outside_root=allow_outside_root, where=where, problems=problems
+        )
+        if located is None or schema.primary not in located:
             records.append(None)
             continue
         records.append(
