@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from mmfuse.errors import ExportError, UsageError
+from mmfuse.fileio import check_output_file, replace_file
 from mmfuse.hub import FusionModel, hub_config
 
 INPUT_NAMES = ("primary", "auxiliary")
@@ -176,7 +177,7 @@ def export_onnx(
             "metadata, or serve this one with torch (mmfuse predict --metadata)"
         )
     onnx, _ = _require_onnx()
-    path = Path(path)
+    path = check_output_file(path)
     model = model.eval()
     wrapper = FinalProbabilities(model, tuple(modalities)).eval()
     trace_inputs = example_inputs(model, 2, seed=1, modalities=wrapper.modalities)
@@ -206,7 +207,7 @@ def export_onnx(
                 f"onnxruntime differs from torch by {difference:.2e} (> {tolerance:.0e}) on a batch of "
                 f"{check_batch}; {path} was not written"
             )
-        os.replace(staged, path)
+        replace_file(staged, path)
     return ExportReport(path, path.stat().st_size, difference, check_batch)
 
 
@@ -234,7 +235,7 @@ def quantize_int8(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fp32_path = Path(fp32_path)
-    out_path = Path(out_path) if out_path is not None else int8_path(fp32_path)
+    out_path = check_output_file(out_path if out_path is not None else int8_path(fp32_path))
     with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
         staged = Path(tmp) / out_path.name
         with _quiet_tools():
@@ -248,7 +249,7 @@ def quantize_int8(
         inputs = example_inputs(model, num_inputs, seed=2, modalities=graph_inputs(fp32_session))
         reference = _run(fp32_session, inputs)
         quantized = _run(onnx_session(staged), inputs)
-        os.replace(staged, out_path)
+        replace_file(staged, out_path)
     agreement = {
         task.name: float((ref.argmax(-1) == q.argmax(-1)).mean())
         for task, ref, q in zip(model.tasks, reference, quantized, strict=True)

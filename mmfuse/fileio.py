@@ -1,28 +1,82 @@
 """Atomic file writes: readers (and a resumed run after a crash) never see half a file.
 
+Every file mmfuse writes at a path a user chose goes through :func:`atomic_write_bytes` (or, for a file
+staged elsewhere, :func:`replace_file`), so one check, :func:`check_output_file`, keeps a write from
+replacing a device, a FIFO, a socket or a directory that happens to sit at that path.
+
 JSON is written strictly (undefined metrics, NaN or inf, become ``null``), so any JSON reader accepts it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mmfuse.errors import UsageError
+
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """``path``, after refusing anything at it that is not a regular file (symlinks followed).
+
+    A write is staged beside its target and renamed over it; run as root, that rename would replace
+    ``/dev/full`` or a FIFO's node with a plain file. Raises :class:`~mmfuse.errors.UsageError` naming
+    the path and what it is. Nothing at ``path`` yet, or a regular file, passes.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return path
+    for test, kind in _NOT_REGULAR:
+        if test(mode):
+            raise UsageError(
+                f"{path} is {kind}, not a regular file; mmfuse writes its output as a new file and will not "
+                "replace or write into it: choose a file path"
+            )
+    return path
+
+
+def replace_file(staged: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename the finished file ``staged`` over ``target`` once :func:`check_output_file` allows it."""
+    os.replace(staged, check_output_file(target))
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
-    path = Path(path)
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
+
+    The temporary file is created afresh (a stale one, or a FIFO under its name, is removed first, so
+    opening it cannot block) and removed again when the write fails, a full disk for instance.
+    """
+    path = check_output_file(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with open(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        replace_file(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

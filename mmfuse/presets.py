@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 
 from mmfuse.errors import ModelConfigError, UsageError
+from mmfuse.limits import MAX_CLASSES, MAX_IMG_SIZE, MAX_METADATA_WIDTH, MAX_OPTION_VALUE, MAX_TASKS
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.registry import PRESETS as registered_presets
 from mmfuse.tasks import resolve_tasks, tasks_to_data
@@ -208,8 +209,10 @@ def _check_fraction(field: str, value: object) -> str | None:
 
 
 def _check_img_size(field: str, value: object) -> str | None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        return f"{field} must be a positive integer, got {value!r}"
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_IMG_SIZE
+    ):
+        return f"{field} must be an integer from 1 to {MAX_IMG_SIZE} (pixels a side), got {value!r}"
     return None
 
 
@@ -218,13 +221,58 @@ def _check_bool(field: str, value: object) -> str | None:
 
 
 def _check_options(field: str, value: object) -> str | None:
-    return None if isinstance(value, Mapping) else f"{field} must be an object of options, got {value!r}"
+    """An object of options whose numbers (at any depth) are finite and at most
+    :data:`~mmfuse.limits.MAX_OPTION_VALUE` in size: widths, heads and token counts size the layers."""
+    if not isinstance(value, Mapping):
+        return f"{field} must be an object of options, got {value!r}"
+    for key, number in _numbers(value, field):
+        if not math.isfinite(number) or abs(number) > MAX_OPTION_VALUE:
+            return f"{key} must be a finite number of at most {MAX_OPTION_VALUE} in size, got {number!r}"
+    return None
+
+
+def _numbers(value: object, where: str):
+    """``(key path, number)`` for every number inside nested mappings and lists (booleans excluded)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _numbers(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _numbers(item, f"{where}[{index}]")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield where, value
+
+
+def _check_tasks(field: str, value: object) -> str | None:
+    """At most :data:`~mmfuse.limits.MAX_TASKS` tasks of :data:`~mmfuse.limits.MAX_CLASSES` classes each
+    (their shapes were checked by :func:`~mmfuse.tasks.resolve_tasks`)."""
+    if len(value) > MAX_TASKS:
+        return f"{field} lists {len(value)} tasks; at most {MAX_TASKS}"
+    for task in value:
+        if len(task["classes"]) > MAX_CLASSES:
+            return f"{field}: task {task['name']!r} has {len(task['classes'])} classes; at most {MAX_CLASSES}"
+    return None
+
+
+def _check_metadata(field: str, value: object) -> str | None:
+    """A fitted encoding's width (values per case) is at most :data:`~mmfuse.limits.MAX_METADATA_WIDTH`."""
+    if value is None:
+        return None
+    fields = value.get("fields") if isinstance(value, Mapping) else None
+    if not isinstance(fields, (list, tuple)) or not all(isinstance(f, Mapping) for f in fields):
+        return f"{field} must be a fitted metadata encoding (an object with a list of fields), got {value!r}"
+    width = sum(len(f.get("categories") or ()) if f.get("kind") == "categorical" else 1 for f in fields)
+    if width > MAX_METADATA_WIDTH:
+        return f"{field} encodes {width} values per case; at most {MAX_METADATA_WIDTH}"
+    return None
 
 
 # One rule per value-carrying field: a new field adds its rule here (names and tasks are checked elsewhere:
 # registry lookups and resolve_tasks). Each rule returns the problem, or None.
 VALUE_RULES: dict[str, Callable[[str, object], str | None]] = {
     "img_size": _check_img_size,
+    "tasks": _check_tasks,
+    "metadata": _check_metadata,
     "mean": lambda f, v: _check_channels(f, v, positive=False),
     "std": lambda f, v: _check_channels(f, v, positive=True),
     "head_weights": _check_head_weights,

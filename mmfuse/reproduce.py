@@ -10,6 +10,7 @@ paper's layout, ours beside the paper's: ``OUT/tableN.md``, ``OUT/tableN.json`` 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import shlex
@@ -21,7 +22,7 @@ import numpy as np
 
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.writers import write_json
-from mmfuse.fileio import atomic_write_text
+from mmfuse.fileio import atomic_write_bytes, atomic_write_text
 from mmfuse.params import CONFIGURATIONS_BY_NAME, count_parameters
 
 # The paper's recipe beyond the run-config defaults: ImageNet weights, and FusionM4Net's weight search.
@@ -368,8 +369,10 @@ def figure(data: Mapping, path: Path) -> None:
             ax.set_ylim(max(0.0, min(values) - 10), min(100.0, max(values) + 5))
     axes[0].legend()
     fig.suptitle(data["title"] + (" (--quick)" if data["quick"] else ""), fontsize=9)
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_table(name: str, out: Path, seeds: Sequence[int], base: Mapping, *, quick: bool) -> dict:

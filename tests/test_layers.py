@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.hookspecs",
         "mmfuse.attention",
         "mmfuse.fileio",
+        "mmfuse.limits",
         "mmfuse.safeweights",
         "mmfuse.interfaces",
         "mmfuse.threads",

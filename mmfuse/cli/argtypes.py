@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from mmfuse.limits import MAX_IMG_SIZE, MAX_RESAMPLES, MAX_SEED, MAX_WORKERS
+
 
 def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
     """An ``int`` type accepting ``low <= value <= high`` (no upper bound when ``high`` is None)."""
@@ -27,6 +29,48 @@ def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 positive_int = int_in_range(1)
+seed_int = int_in_range(0, MAX_SEED)
+image_size = int_in_range(1, MAX_IMG_SIZE)
+worker_count = int_in_range(0, MAX_WORKERS)
+
+
+def open_fraction(text: str) -> float:
+    """A float strictly between 0 and 1 (an interval's coverage, ``--level``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+open_fraction.__name__ = "number"
+
+
+def add_bootstrap_options(parser: argparse.ArgumentParser, *, resamples_help: str, low: int) -> None:
+    """``--bootstrap B``, ``--bootstrap-seed`` and ``--level``, bounded while parsing.
+
+    The resamples are capped (:data:`~mmfuse.limits.MAX_RESAMPLES`) because each one is a row of a
+    ``[B, cases]`` matrix: ``--bootstrap 100000000000`` would ask for terabytes.
+    """
+    parser.add_argument(
+        "--bootstrap",
+        type=int_in_range(low, MAX_RESAMPLES),
+        default=1000,
+        metavar="B",
+        help=f"{resamples_help} (default: 1000; at most {MAX_RESAMPLES})",
+    )
+    parser.add_argument(
+        "--bootstrap-seed",
+        type=seed_int,
+        default=0,
+        metavar="SEED",
+        help=f"seed of the resamples, 0 to {MAX_SEED} (default: 0)",
+    )
+    parser.add_argument(
+        "--level", type=open_fraction, default=0.95, help="coverage of the intervals (default: 0.95)"
+    )
 
 
 def add_threads_option(

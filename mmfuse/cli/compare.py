@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mmfuse.cli.argtypes import add_bootstrap_options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -15,11 +17,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("run_a", metavar="RUN_A", help="a run directory or a --seeds folder")
     parser.add_argument("run_b", metavar="RUN_B", help="a run directory or a --seeds folder")
     parser.add_argument("--split", default="test", help="split whose predictions to compare (default: test)")
-    parser.add_argument(
-        "--bootstrap", type=int, default=1000, metavar="B", help="paired resamples (default: 1000)"
-    )
-    parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resamples (default: 0)")
-    parser.add_argument("--level", type=float, default=0.95, help="coverage of the intervals (default: 0.95)")
+    add_bootstrap_options(parser, resamples_help="paired resamples", low=1)
     parser.add_argument("--out", metavar="FILE", help="also write the comparison as JSON to FILE")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.set_defaults(func=run)
@@ -29,7 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.bootstrap import BootstrapOptions
     from mmfuse.evaluation.compare import compare_runs, format_comparison, load_run_predictions
     from mmfuse.evaluation.writers import json_safe, write_json
+    from mmfuse.fileio import check_output_file
 
+    if args.out:
+        check_output_file(args.out)  # before the predictions are read and resampled
     options = BootstrapOptions(args.bootstrap, args.bootstrap_seed, args.level)
     result = compare_runs(
         load_run_predictions(args.run_a, args.split),

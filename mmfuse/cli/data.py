@@ -6,8 +6,16 @@ import argparse
 import json
 import sys
 
-from mmfuse.cli.argtypes import add_format_options, dataset_format
+from mmfuse.cli.argtypes import (
+    add_format_options,
+    dataset_format,
+    image_size,
+    int_in_range,
+    seed_int,
+    worker_count,
+)
 from mmfuse.errors import UsageError
+from mmfuse.limits import MAX_PROBE_PIXELS, MAX_SYNTH_CASES, MAX_SYNTH_SIZE
 
 FORMAT_HELP = "dataset format: derm7pt, paired_csv or a plugin's (`mmfuse data formats` lists them)"
 
@@ -18,17 +26,23 @@ def add_parser(subparsers) -> None:
 
     synth = commands.add_parser("synth", help="write a synthetic Derm7pt-format release")
     synth.add_argument("out", help="folder to create")
-    synth.add_argument("--cases", type=int, default=200)
-    synth.add_argument("--size", type=int, default=256, help="image side in pixels")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--workers", type=int, default=None, help="drawing threads (default: all cores)")
+    synth.add_argument("--cases", type=int_in_range(1, MAX_SYNTH_CASES), default=200)
+    synth.add_argument(
+        "--size", type=int_in_range(8, MAX_SYNTH_SIZE), default=256, help="image side in pixels"
+    )
+    synth.add_argument("--seed", type=seed_int, default=0)
+    synth.add_argument(
+        "--workers", type=worker_count, default=None, help="drawing threads (default: all cores)"
+    )
     synth.set_defaults(func=run_synth)
 
     probe = commands.add_parser("probe", help="logistic-regression learnability probe (needs scikit-learn)")
     probe.add_argument("format", type=dataset_format, metavar="FORMAT", help=FORMAT_HELP)
     probe.add_argument("root", help="dataset folder")
     add_format_options(probe)
-    probe.add_argument("--pixels", type=int, default=24, help="side of the downsampled images")
+    probe.add_argument(
+        "--pixels", type=int_in_range(1, MAX_PROBE_PIXELS), default=24, help="side of the downsampled images"
+    )
     probe.set_defaults(func=run_probe)
 
     for name, text in (
@@ -53,9 +67,9 @@ def add_parser(subparsers) -> None:
                 help="also count missing and unknown metadata values per split (encoding fitted on train)",
             )
         if name == "prepare":
-            sub.add_argument("--size", type=int, required=True, help="the model's input size")
+            sub.add_argument("--size", type=image_size, required=True, help="the model's input size")
         if name in ("check", "prepare"):
-            sub.add_argument("--workers", type=int, default=None)
+            sub.add_argument("--workers", type=worker_count, default=None)
         sub.set_defaults(func={"check": run_check, "stats": run_stats, "prepare": run_prepare}[name])
 
     formats = commands.add_parser("formats", help="list the dataset formats (built-in and from plugins)")

@@ -12,8 +12,9 @@ import copy
 import time
 from pathlib import Path
 
-from mmfuse.cli.argtypes import add_threads_option
+from mmfuse.cli.argtypes import add_threads_option, image_size, int_in_range, positive_int, seed_int
 from mmfuse.errors import UsageError
+from mmfuse.limits import MAX_SYNTH_CASES
 from mmfuse.threads import AUTO
 
 MARKER = ".mmfuse-demo"
@@ -56,15 +57,20 @@ def add_parser(subparsers) -> None:
         "--out", default="mmfuse-demo", metavar="RUN", help="run directory (default: ./mmfuse-demo)"
     )
     parser.add_argument(
-        "--cases", type=int, default=DEMO_CASES, help=f"synthetic cases (default: {DEMO_CASES})"
+        "--cases",
+        type=int_in_range(1, MAX_SYNTH_CASES),
+        default=DEMO_CASES,
+        help=f"synthetic cases (default: {DEMO_CASES})",
     )
     parser.add_argument(
-        "--epochs", type=int, help=f"training epochs (default: {DEMO_CONFIG['train']['epochs']})"
+        "--epochs", type=positive_int, help=f"training epochs (default: {DEMO_CONFIG['train']['epochs']})"
     )
     parser.add_argument(
-        "--img-size", type=int, help=f"model input size (default: {DEMO_CONFIG['model']['img_size']})"
+        "--img-size", type=image_size, help=f"model input size (default: {DEMO_CONFIG['model']['img_size']})"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic release and of training")
+    parser.add_argument(
+        "--seed", type=seed_int, default=0, help="seed of the synthetic release and of training"
+    )
     add_threads_option(parser)
     parser.set_defaults(func=run)
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mmfuse.cli.argtypes import add_threads_option, int_in_range, positive_int
+from mmfuse.cli.argtypes import add_bootstrap_options, add_threads_option, positive_int, seed_int
 from mmfuse.cli.dataargs import add_data_options, data_config
 from mmfuse.errors import UsageError
 
@@ -44,15 +44,9 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="let --out replace an existing metrics.json (by default a training run's results are never replaced)",
     )
-    parser.add_argument(
-        "--bootstrap",
-        type=int_in_range(0),
-        default=1000,
-        metavar="B",
-        help="resamples of the cases for the 95%% confidence intervals (default: 1000; 0: no intervals)",
+    add_bootstrap_options(
+        parser, resamples_help="resamples of the cases for the confidence intervals (0: no intervals)", low=0
     )
-    parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resamples (default: 0)")
-    parser.add_argument("--level", type=float, default=0.95, help="coverage of the intervals (default: 0.95)")
     parser.add_argument(
         "--robustness",
         action="store_true",
@@ -65,7 +59,7 @@ def add_parser(subparsers) -> None:
         help="comma-separated subset of the corruptions for --robustness (default: all five)",
     )
     parser.add_argument(
-        "--robustness-seed", type=int, default=0, help="seed of the random parts of the degradations"
+        "--robustness-seed", type=seed_int, default=0, help="seed of the random parts of the degradations"
     )
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=run)

@@ -65,9 +65,13 @@ def _megabytes(size: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmfuse.export import INT8_OP_TYPES, export_onnx, measure_latency, quantize_int8
+    from mmfuse.export import INT8_OP_TYPES, export_onnx, int8_path, measure_latency, quantize_int8
+    from mmfuse.fileio import check_output_file
     from mmfuse.training.rundir import load_run_or_model
 
+    check_output_file(args.onnx)  # before the model is loaded and traced
+    if args.int8:
+        check_output_file(int8_path(args.onnx))
     model = load_run_or_model(args.model, revision=args.revision)
     modalities = ("primary",) if args.primary_only else ("primary", "auxiliary")
     report = export_onnx(model, args.onnx, opset=args.opset, modalities=modalities)

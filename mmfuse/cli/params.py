@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mmfuse.cli.argtypes import image_size
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -12,7 +14,7 @@ def add_parser(subparsers) -> None:
         help="parameter counts of the paper's configurations and of the peer methods (Table 5), ours beside the paper's",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--img-size", type=image_size, default=224)
     parser.set_defaults(func=run)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmfuse.cli.argtypes import add_threads_option
+from mmfuse.cli.argtypes import add_threads_option, positive_int
 from mmfuse.errors import ConfigError, UsageError
 
 
@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
         metavar="NAME",
         help="override model.preset: any of `mmfuse.list_presets()`, the peers included (same recipe)",
     )
-    parser.add_argument("--epochs", type=int, help="override train.epochs")
+    parser.add_argument("--epochs", type=positive_int, help="override train.epochs")
     parser.add_argument("--device", help="override train.device ('auto', 'cpu', 'cuda', 'cuda:1')")
     add_threads_option(
         parser,

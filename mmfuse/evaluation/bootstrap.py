@@ -20,6 +20,7 @@ import torch
 
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.metrics import ABSENT_CLASS, CLASS_METRICS
+from mmfuse.limits import MAX_RESAMPLES, MAX_SEED
 from mmfuse.tasks import TaskSpec
 
 DEFAULT_RESAMPLES = 1000
@@ -35,8 +36,12 @@ class BootstrapOptions:
     level: float = DEFAULT_LEVEL
 
     def __post_init__(self) -> None:
-        if int(self.resamples) < 1:
-            raise UsageError(f"bootstrap resamples must be a positive integer, got {self.resamples!r}")
+        if not 1 <= int(self.resamples) <= MAX_RESAMPLES:
+            raise UsageError(
+                f"bootstrap resamples must be an integer in [1, {MAX_RESAMPLES}], got {self.resamples!r}"
+            )
+        if not 0 <= int(self.seed) <= MAX_SEED:
+            raise UsageError(f"bootstrap seed must be an integer in [0, {MAX_SEED}], got {self.seed!r}")
         if not 0.0 < float(self.level) < 1.0:
             raise UsageError(f"bootstrap level must lie in (0, 1), got {self.level!r}")
 

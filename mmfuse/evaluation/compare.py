@@ -60,23 +60,43 @@ def _read_predictions(
         else:
             raise CompareError(f"{path}: unexpected column {name!r} in the header")
     specs = tuple(TaskSpec(name, tuple(classes)) for name, _, classes in tasks)
-    body = rows[1:]
-    if not body:
+    lines = [(number, r) for number, r in enumerate(rows[1:], start=2) if r]  # csv gives [] for a blank line
+    if not lines:
         raise CompareError(f"{path}: holds no cases")
-    case_ids = [r[0] for r in body]
+    case_ids = [r[0] for _, r in lines]
     if len(set(case_ids)) != len(case_ids):
         raise CompareError(f"{path}: repeats a case id")
-    labels = np.zeros((len(body), len(specs)), dtype=np.int64)
-    probabilities = {}
-    for t, (spec, (_, column, classes)) in enumerate(zip(specs, tasks, strict=True)):
-        try:
-            labels[:, t] = [spec.index(r[column]) for r in body]
-            probabilities[spec.name] = np.array(
-                [[float(v) for v in r[column + 1 : column + 1 + len(classes)]] for r in body]
-            )
-        except (ValueError, IndexError) as exc:
-            raise CompareError(f"{path}: task {spec.name}: {exc}") from None
+    labels = np.zeros((len(lines), len(specs)), dtype=np.int64)
+    probabilities = {spec.name: np.zeros((len(lines), len(spec.classes))) for spec in specs}
+    for row, (number, cells) in enumerate(lines):
+        where = f"{path}, line {number} (case {cells[0]!r})"
+        if len(cells) != len(header):
+            raise CompareError(f"{where}: {len(cells)} cells under a header of {len(header)} columns")
+        for t, (spec, (_, column, _)) in enumerate(zip(specs, tasks, strict=True)):
+            if cells[column] not in spec.classes:
+                raise CompareError(
+                    f"{where}, column {header[column]!r}: label {cells[column]!r} is none of {list(spec.classes)}"
+                )
+            labels[row, t] = spec.index(cells[column])
+            for k in range(len(spec.classes)):
+                probabilities[spec.name][row, k] = _probability(cells, column + 1 + k, header, where)
     return specs, case_ids, labels, probabilities
+
+
+def _probability(cells: Sequence[str], column: int, header: Sequence[str], where: str) -> float:
+    """One probability cell, refused unless it is a number in [0, 1]: NaN, inf or a negative value would
+    otherwise become an AUC and a p-value that look like results."""
+    text = cells[column]
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 <= value <= 1.0:  # also false for NaN
+        raise CompareError(
+            f"{where}, column {header[column]!r}: {text!r} is not a probability (a number in [0, 1]); "
+            "the predictions file is damaged: evaluate the run again"
+        )
+    return value
 
 
 def load_run_predictions(run: str | Path, split: str = "test") -> RunPredictions:

@@ -15,14 +15,17 @@ import torch
 
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.metrics import objective as score
+from mmfuse.limits import MIN_WEIGHT_STEP
 from mmfuse.model import HEADS, mix_head_logits, mix_heads
 from mmfuse.tasks import TaskSpec
 
 
 def simplex_grid(step: float = 0.05) -> list[tuple[float, float, float]]:
     """All weight triples on the simplex at ``step`` resolution (``1 / step`` must be an integer)."""
+    if not MIN_WEIGHT_STEP <= step <= 1:  # the grid grows with 1 / step**2
+        raise UsageError(f"weight search step must lie in [{MIN_WEIGHT_STEP}, 1], got {step!r}")
     n = round(1 / step)
-    if n < 1 or abs(n * step - 1) > 1e-9:
+    if abs(n * step - 1) > 1e-9:
         raise UsageError(f"weight search step must divide 1 evenly, got {step!r}")
     return [(i / n, j / n, (n - i - j) / n) for i in range(n + 1) for j in range(n + 1 - i)]
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import yaml
 
 from mmfuse.errors import ConfigError, DataError
+from mmfuse.fileio import atomic_write_text
+from mmfuse.limits import MAX_RESAMPLES, MAX_SEED, MIN_WEIGHT_STEP
 from mmfuse.runtime.data import dataset_options
 
 # Paper recipe (section 4.1) where the paper states it; our choices, documented in docs/training.md, elsewhere.
@@ -148,6 +150,9 @@ def _check(config: dict) -> None:
         raise ConfigError(
             f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {train['device']!r}"
         )
+    batch = config["evaluation"]["batch_size"]
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"evaluation.batch_size must be a positive integer, got {batch!r}")
     data = config["data"]
     from mmfuse.data.formats import UnknownFormatError, get_format, list_formats
 
@@ -166,15 +171,16 @@ def _check(config: dict) -> None:
     if float(train["lr"]) <= 0:
         raise ConfigError(f"train.lr must be positive, got {train['lr']!r}")
     step = float(config["evaluation"]["weight_search"]["step"])
-    if not 0 < step <= 1 or abs(round(1 / step) * step - 1) > 1e-9:
+    if not MIN_WEIGHT_STEP <= step <= 1 or abs(round(1 / step) * step - 1) > 1e-9:
         raise ConfigError(
-            f"evaluation.weight_search.step must divide 1 evenly (0.05, 0.1, 0.25...), got {step!r}"
+            f"evaluation.weight_search.step must divide 1 evenly and be at least {MIN_WEIGHT_STEP} "
+            f"(0.05, 0.1, 0.25...), got {step!r}"
         )
     bootstrap = config["evaluation"]["bootstrap"]
-    if not isinstance(bootstrap["resamples"], int) or bootstrap["resamples"] < 0:
-        raise ConfigError(
-            f"evaluation.bootstrap.resamples must be a non-negative integer, got {bootstrap['resamples']!r}"
-        )
+    for key, high in (("resamples", MAX_RESAMPLES), ("seed", MAX_SEED)):
+        value = bootstrap[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            raise ConfigError(f"evaluation.bootstrap.{key} must be an integer in [0, {high}], got {value!r}")
     if not 0 < float(bootstrap["level"]) < 1:
         raise ConfigError(f"evaluation.bootstrap.level must lie in (0, 1), got {bootstrap['level']!r}")
     if data.get("root") is None:
@@ -270,7 +276,7 @@ def absolute_paths(config: Mapping) -> dict:
 
 
 def dump_config(config: Mapping, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(dict(config), sort_keys=False))
 
 
 def model_spec(config: Mapping) -> tuple[str | dict, bool, dict]:

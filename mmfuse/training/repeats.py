@@ -17,14 +17,13 @@ import numpy as np
 
 from mmfuse.errors import UsageError
 from mmfuse.fileio import atomic_write_text, write_json
+from mmfuse.limits import MAX_SEED, MAX_SEEDS
 
 if TYPE_CHECKING:
     from mmfuse.training.trainer import RunEvaluator
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
-MAX_SEEDS = 1000  # one training run each: more is a typo, not a study
-MAX_SEED = 2**32 - 1  # NumPy's seed range
 
 
 def parse_seeds(text: str) -> list[int]:
