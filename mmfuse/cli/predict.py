@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from mmfuse.cli.argtypes import add_image_pair_options, add_threads_option, check_image_pair
 from mmfuse.errors import UsageError
@@ -74,5 +75,8 @@ def run(args: argparse.Namespace) -> int:
         metadata=metadata,
         calibrated=not args.no_temperature,
     )
+    if not args.json:
+        for note in result["notes"]:  # in the JSON they are the "notes" list
+            print(f"note: {note}", file=sys.stderr)
     print(json.dumps(result, indent=2) if args.json else format_prediction(result))
     return 0

@@ -54,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
     data = args.data or (str(synthetic) if args.quick else None)
     if data is None:
         raise UsageError("--data ROOT is required (the Derm7pt release); --quick alone uses a synthetic one")
+    # Checked here, before anything is planned: --dry-run hands its commands to a scheduler, whose jobs
+    # would all fail hours later on a mistyped path.
+    if args.data is not None and not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data}: no such dataset folder")
+    if args.config is not None and not Path(args.config).is_file():
+        raise UsageError(f"--config {args.config}: no such file")
     if args.quick and Path(data) == synthetic and not args.dry_run and not synthetic.is_dir():
         from mmfuse.data.synth import synthesize
 

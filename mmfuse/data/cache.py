@@ -31,7 +31,7 @@ from mmfuse.data.records import CaseRecord
 
 CACHE_DIR = ".mmfuse-cache"
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: pixels turned upright by their EXIF orientation (1: as stored)
 
 
 def cache_dir(root: str | os.PathLike, size: int) -> Path:

@@ -1,7 +1,9 @@
 """Image files: find them (with an explicit case-insensitive fallback), decode them fully, resize them.
 
-Every decode goes through :func:`load_resized`, so the prepared cache and the uncached path give the
-very same pixels.
+Every decode goes through :func:`open_rgb` (an already opened PIL image through :func:`to_rgb8`), so the
+prepared cache, the uncached path, ``predict`` and the demo page see the very same pixels: turned upright
+by the file's EXIF orientation, as a phone or camera that stores its frames sideways means them to be
+shown, then converted to 8-bit RGB (:func:`conversion_note` says what a conversion changed).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from mmfuse.data.errors import DataError, Problem
 
@@ -143,6 +145,8 @@ def open_rgb(path: Path, draft_size: int | None) -> Image.Image:
                 img.draft("RGB", (draft_size, draft_size))
             img.load()  # decode everything now: a truncated file fails here, not later
             return to_rgb8(img, path)
+    except DataError:
+        raise  # already names the file; the handlers below would prefix it a second time
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}") from None
     except UnidentifiedImageError:
@@ -160,7 +164,12 @@ _WIDE_INTEGER_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 def to_rgb8(img: Image.Image, path: Path) -> Image.Image:
-    """8-bit RGB of any supported mode; 16-bit greyscale is rescaled (65535 -> 255), never clipped."""
+    """8-bit RGB of any supported mode, upright; 16-bit greyscale is rescaled (65535 -> 255), never clipped.
+
+    The EXIF orientation is applied first: without it a portrait phone photo reaches the model on its side.
+    """
+    if img.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):  # 1: already upright
+        img = ImageOps.exif_transpose(img)
     if img.mode in _WIDE_INTEGER_MODES:
         values = np.asarray(img).astype(np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):
@@ -173,6 +182,41 @@ def to_rgb8(img: Image.Image, path: Path) -> Image.Image:
     if img.mode == "F":
         raise DataError(f"cannot decode image {path}: floating-point pixels (mode F) have no defined range")
     return img.convert("RGB")
+
+
+# Modes of one grey channel (with or without alpha): convert("RGB") copies the grey level to R, G and B.
+_GREY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def conversion_note(mode: str, image_format: str | None = None) -> str | None:
+    """What decoding an image of PIL ``mode`` to 8-bit RGB changes, as a sentence; ``None`` for plain colour.
+
+    The pixels are still used: the note tells the user why the answer may not be the one a colour photograph
+    of the same lesion would get (the models are trained on 8-bit colour images).
+    """
+    kind = f" {image_format}" if image_format else ""
+    if mode == "CMYK":
+        return f"is a CMYK{kind}; it was converted to RGB"
+    wide = mode in _WIDE_INTEGER_MODES or mode.endswith(";16")
+    if mode in _GREY_MODES:
+        depth = " with 16-bit (or wider) samples" if wide else ""
+        return (
+            f"is greyscale{depth} ({mode}); its grey level was copied to R, G and B. The model was trained on "
+            "colour images: the answer may differ from the one for a colour image of the same lesion"
+        )
+    if wide:
+        return f"has 16-bit (or wider) samples ({mode}); it was reduced to 8-bit RGB"
+    return None
+
+
+def image_note(path: str | os.PathLike) -> str | None:
+    """:func:`conversion_note` for the file at ``path``, from its header alone; ``None`` if unreadable
+    (decoding it reports that properly)."""
+    try:
+        with Image.open(path, formats=SUPPORTED_FORMATS) as img:
+            return conversion_note(img.mode, img.format)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def load_resized(path: str | os.PathLike, size: int) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
@@ -34,8 +35,11 @@ def predict_pair(
     For the Derm7pt tasks the result also holds ``seven_point``: the checklist score of the predicted
     criteria and whether it reaches the melanoma threshold. ``metadata`` (field → raw value) is the
     case's patient metadata, for a model that takes it; without it such a model answers from the heads
-    that do not read metadata (``metadata_used`` says which happened).
+    that do not read metadata (``metadata_used`` says which happened). ``notes`` lists, per image, what
+    decoding it to 8-bit RGB changed (a greyscale, CMYK or 16-bit file; see
+    :func:`mmfuse.data.images.conversion_note`).
     """
+    from mmfuse.data.images import image_note
     from mmfuse.data.transforms import resolve_data_config
 
     prep = resolve_data_config(model)
@@ -60,6 +64,11 @@ def predict_pair(
         "auxiliary_used": auxiliary is not None,
         "head_weights": model.head_weights_dict if auxiliary is not None else {"primary": 1.0},
         "temperature_scaled": bool(calibrated and model.temperatures),
+        "notes": [
+            f"the {role} image {Path(path).name} {note}"
+            for role, path in (("primary", primary), ("auxiliary", auxiliary))
+            if path is not None and (note := image_note(path))
+        ],
     }
     if getattr(model, "uses_metadata", False):
         result["metadata_used"] = bool(extra) and bool(extra["metadata_present"].all()) and y is not None
