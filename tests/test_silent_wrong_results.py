@@ -143,7 +143,7 @@ def saved_model(tmp_path_factory):
         ("head_weights", {"primary": 1.0}, "head_weights must map exactly"),
         ("std", [0, 0, 0], "std must hold 3 positive"),
         ("mean", [0.5], "mean must list 3 numbers"),
-        ("img_size", -4, "img_size must be a positive integer"),
+        ("img_size", -4, "img_size must be an integer from 1 to 1024"),
         ("head_dropout", 1.5, r"head_dropout must be a number in \[0, 1\)"),
     ],
 )
