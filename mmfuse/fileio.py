@@ -1,8 +1,8 @@
 """Atomic file writes: readers (and a resumed run after a crash) never see half a file.
 
-Every file mmfuse writes at a path a user chose goes through :func:`atomic_write_bytes` (or, for a file
-staged elsewhere, :func:`replace_file`), so one check, :func:`check_output_file`, keeps a write from
-replacing a device, a FIFO, a socket or a directory that happens to sit at that path.
+Files written at a path a user chose go through :func:`atomic_write_bytes` (or, for a file staged
+elsewhere, :func:`replace_file`), so one check, :func:`check_output_file`, keeps a write from replacing a
+device, a FIFO, a socket or a directory that happens to sit at that path.
 
 JSON is written strictly (undefined metrics, NaN or inf, become ``null``), so any JSON reader accepts it.
 """
