@@ -371,7 +371,7 @@ def test_an_exif_rotated_photo_is_decoded_upright(tmp_path):
     assert np.asarray(transform.pixels(Image.open(path)))[2, 10, 0] > 200  # and for an opened PIL image
 
 
-def test_a_greyscale_image_gets_a_note_from_predict(saved_model, tmp_path, capsys):
+def test_a_greyscale_image_gets_a_note_from_predict_and_explain(saved_model, tmp_path, capsys):
     grey = tmp_path / "grey.png"
     Image.new("L", (40, 40), 128).save(grey)
     colour = tmp_path / "colour.png"
@@ -382,6 +382,8 @@ def test_a_greyscale_image_gets_a_note_from_predict(saved_model, tmp_path, capsy
     assert main(["predict", str(saved_model), "--primary", str(grey), "--json"]) == 0
     notes = json.loads(capsys.readouterr().out)["notes"]
     assert len(notes) == 1 and "grey level was copied to R, G and B" in notes[0]
+    assert main(["explain", str(saved_model), "--primary", str(grey), "--out", str(tmp_path / "x")]) == 0
+    assert "note: the primary image grey.png is greyscale (L)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmfuse.cli.predict import format_prediction
+    from mmfuse.cli.predict import format_prediction, print_notes
     from mmfuse.explain import explain
     from mmfuse.runtime.device import select_device
     from mmfuse.training.rundir import load_run_or_model
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         calibrated=not args.no_temperature,
     )
     written = result.save(args.out)
+    print_notes(result.prediction)
     print(format_prediction(result.prediction))
     print(f"wrote {len(written) - 1} overlays and predictions.json to {args.out}")
     return 0

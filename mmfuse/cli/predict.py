@@ -50,6 +50,12 @@ def format_prediction(result: dict) -> str:
     return "\n".join(lines)
 
 
+def print_notes(prediction: dict) -> None:
+    """What decoding changed about an image (a greyscale or CMYK file), on stderr beside the table."""
+    for note in prediction.get("notes", ()):
+        print(f"note: {note}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.pair import predict_pair
     from mmfuse.runtime.device import select_device
@@ -75,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
         metadata=metadata,
         calibrated=not args.no_temperature,
     )
-    if not args.json:
-        for note in result["notes"]:  # in the JSON they are the "notes" list
-            print(f"note: {note}", file=sys.stderr)
+    if not args.json:  # the JSON holds them as its "notes" list
+        print_notes(result)
     print(json.dumps(result, indent=2) if args.json else format_prediction(result))
     return 0
