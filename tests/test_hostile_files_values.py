@@ -100,6 +100,15 @@ def test_export_onnx_to_a_fifo_is_refused_before_export_and_the_fifo_survives(tm
     assert f"{int8} is a FIFO" in err and is_fifo(int8) and not plain.exists()  # refused before any work
 
 
+def test_evaluate_refuses_a_fifo_as_metrics_json_before_inference(saved_model, tmp_path, capsys):
+    out = tmp_path / "eval"
+    out.mkdir()
+    os.mkfifo(out / "metrics.json")
+    # No --data and a model with no run: only the output check can answer, and it must come first.
+    err = one_line_error(capsys, "evaluate", saved_model, "--out", out, "--overwrite")
+    assert "metrics.json is a FIFO" in err and is_fifo(out / "metrics.json")
+
+
 def test_a_stale_fifo_under_the_temporary_name_cannot_block_a_write(tmp_path):
     target = tmp_path / "metrics.json"
     os.mkfifo(tmp_path / ".metrics.json.tmp")

@@ -101,6 +101,9 @@ def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -
 
 def _refuse_to_replace(metrics: Path, overwrite: bool) -> None:
     """A training run's metrics.json is its record (the report and model card read it): never replace it silently."""
+    from mmfuse.fileio import check_output_file
+
+    check_output_file(metrics)  # nor a device or FIFO under its name, even with --overwrite
     if metrics.exists() and not overwrite:
         from mmfuse.training.rundir import RunDirError
 
