@@ -83,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.training.rundir import run_model_dir
 
     folder = Path(args.path)
+    if args.with_space:  # before the model is uploaded: a bad Space id must not leave half a publication
+        from mmfuse.hub.space import checked_repo_id
+
+        checked_repo_id(args.with_space, "--with-space")
     upload = {
         "token": args.token,
         "private": args.private or None,
@@ -128,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"pushed {folder} to {args.repo_id}: {url}")
     if args.with_space:
-        from mmfuse.demo import push_space
+        from mmfuse.hub.space import push_space
 
         space = push_space(args.repo_id, args.with_space, token=args.token, private=args.private or None)
         print(f"demo Space {args.with_space}: {space}")

@@ -12,10 +12,15 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
+from mmfuse.data.formats import DEFAULT_FORMAT
 from mmfuse.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    from mmfuse.evaluation.inference import Predictions
 
 DATA_KEY = "data"
 
@@ -28,14 +33,14 @@ def fingerprint(case_ids: Sequence[str], labels: torch.Tensor) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def data_record(data_config: Mapping, split: str, case_ids: Sequence[str], labels: torch.Tensor) -> dict:
+def data_record(data_config: Mapping, split: str, predictions: Predictions) -> dict:
     """The record of one evaluated split (see the module docstring)."""
     return {
         "root": str(Path(str(data_config["root"])).resolve()),
-        "format": str(data_config.get("format", "derm7pt")),
+        "format": str(data_config.get("format", DEFAULT_FORMAT)),
         "split": split,
-        "cases": len(case_ids),
-        "fingerprint": fingerprint(case_ids, labels),
+        "cases": len(predictions.case_ids),
+        "fingerprint": fingerprint(predictions.case_ids, predictions.labels),
     }
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmfuse.errors import UsageError
+from mmfuse.evaluation.writers import metric_splits
 from mmfuse.fileio import atomic_write_text, write_json
 
 if TYPE_CHECKING:
@@ -77,9 +78,7 @@ def summarize(runs: Mapping[int, Mapping]) -> dict:
     """``{"seeds": [...], split: {head: {metric: {"mean", "std", "n"}}}}`` from ``{seed: metrics.json}``."""
     first = next(iter(runs.values()))
     summary: dict = {"seeds": list(runs)}
-    for split, heads in first.items():
-        if split == "head_weights":
-            continue
+    for split, heads in metric_splits(first).items():
         summary[split] = {}
         for head in heads:
             flats = [_flatten(metrics[split][head]) for metrics in runs.values()]
