@@ -123,8 +123,8 @@ def _refuse_other_data_in_run(args: argparse.Namespace, data: dict, run_dir: Pat
 
     if own and where(own) != where(data):
         raise UsageError(
-            f"--robustness on other data than the run's own ({own.get('root')}) would put results of other "
-            f"data into {run_dir}; pass --out DIR to write them to a folder of their own"
+            f"--robustness on {data.get('root')} (not the run's own data, {own.get('root')}) would put results "
+            f"of other data into {run_dir}; pass --out DIR to write them to a folder of their own"
         )
 
 

@@ -21,6 +21,7 @@ from mmfuse._version import __version__
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.provenance import DATA_KEY, check_same_data
 from mmfuse.evaluation.run_files import Field, RunFileError, read_json
+from mmfuse.evaluation.writers import METRICS_INFO_KEYS
 from mmfuse.fileio import atomic_write_bytes
 
 REPORT_FILE = "report.html"
@@ -185,7 +186,7 @@ def _training_section(run: Path) -> str:
 
 def _metric_splits(metrics: Field) -> list[tuple[str, Field]]:
     """``metrics.json``'s splits (every key but the head weights and the data records)."""
-    return [(split, heads) for split, heads in metrics.items() if split not in ("head_weights", DATA_KEY)]
+    return [(split, heads) for split, heads in metrics.items() if split not in METRICS_INFO_KEYS]
 
 
 def _metrics_section(metrics: Field | None, run: Path) -> str:
