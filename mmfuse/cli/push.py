@@ -83,9 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.training.rundir import run_model_dir
 
     folder = Path(args.path)
-    if args.with_space:  # before the model is uploaded: a bad Space id must not leave half a publication
-        from mmfuse.hub.space import checked_repo_id
+    from mmfuse.hub.space import checked_repo_id
 
+    checked_repo_id(args.repo_id, "REPO_ID")  # both before anything is uploaded: never half a publication
+    if args.with_space:
         checked_repo_id(args.with_space, "--with-space")
     upload = {
         "token": args.token,
