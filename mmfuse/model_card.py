@@ -19,7 +19,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from mmfuse.data.formats import DEFAULT_FORMAT, UnknownFormatError, get_format, path_option_keys
 from mmfuse.errors import UsageError
-from mmfuse.evaluation.writers import metric_splits
+from mmfuse.hub.names import checked_repo_id
+from mmfuse.metrics_layout import metric_splits
 from mmfuse.params import count_parameters
 from mmfuse.presets import list_presets, preset_config
 
@@ -301,8 +302,6 @@ def render_model_card(
     if metrics is not None:
         _check_metrics(metrics)
     if repo_id is not None:
-        from mmfuse.hub.space import checked_repo_id
-
         repo_id = checked_repo_id(repo_id)
     title = _title(config)
     data = ModelCardData(**card_data.to_dict())

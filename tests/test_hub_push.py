@@ -257,7 +257,7 @@ INJECTED_ID = 'a/b"); __import__("os").system("id"); ("'
 
 @pytest.mark.parametrize("repo_id", [INJECTED_ID, "a/b\ntitle: x", "a/b/c", "../b", "a/" + "b" * 200])
 def test_space_files_refuse_a_repo_id_that_is_not_one(repo_id):
-    from mmfuse.hub.space import space_files
+    from mmfuse.space import space_files
 
     with pytest.raises(mmfuse.UsageError, match="repository id"):
         space_files(repo_id)
@@ -266,7 +266,7 @@ def test_space_files_refuse_a_repo_id_that_is_not_one(repo_id):
 def test_space_files_hold_the_repo_id_only_as_quoted_literals():
     import ast
 
-    from mmfuse.hub.space import space_files
+    from mmfuse.space import space_files
 
     files = space_files("some-one/ammfm.derm7pt_v2")
     tree = ast.parse(files["app.py"])

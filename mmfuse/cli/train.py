@@ -69,7 +69,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.report import format_table
-    from mmfuse.evaluation.writers import metric_splits
+    from mmfuse.metrics_layout import metric_splits
     from mmfuse.threads import choose_threads
     from mmfuse.training import load_config, parse_seeds, run_seeds, train
     from mmfuse.training.rundir import CONFIG_FILE

@@ -21,8 +21,8 @@ from mmfuse._version import __version__
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.provenance import DATA_KEY, check_same_data
 from mmfuse.evaluation.run_files import Field, RunFileError, read_json
-from mmfuse.evaluation.writers import METRICS_INFO_KEYS
 from mmfuse.fileio import atomic_write_bytes
+from mmfuse.metrics_layout import METRICS_INFO_KEYS
 
 REPORT_FILE = "report.html"
 # The page's promise, enforced by the browser too: no script runs and nothing is fetched, whatever a run file holds.

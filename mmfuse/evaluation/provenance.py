@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 
 from mmfuse.data.formats import DEFAULT_FORMAT
 from mmfuse.errors import UsageError
+from mmfuse.metrics_layout import DATA_KEY
+
+__all__ = ["DATA_KEY", "MixedDataError", "check_same_data", "data_record", "describe", "fingerprint"]
 
 if TYPE_CHECKING:
     import torch
 
     from mmfuse.evaluation.inference import Predictions
-
-DATA_KEY = "data"
 
 
 def fingerprint(case_ids: Sequence[str], labels: torch.Tensor) -> str:

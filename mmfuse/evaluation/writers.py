@@ -16,15 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmfuse.evaluation.provenance import DATA_KEY
 from mmfuse.fileio import atomic_write_bytes, json_safe, write_json
 from mmfuse.plots import save_figure, task_figure
 from mmfuse.tasks import TaskSpec
 
 __all__ = [
     "METRICS_FILE",
-    "METRICS_INFO_KEYS",
-    "metric_splits",
     "json_safe",
     "plot_confusion_matrices",
     "plot_roc_curves",
@@ -33,13 +30,6 @@ __all__ = [
 ]
 
 METRICS_FILE = "metrics.json"
-# metrics.json keys that are not splits: the searched head weights and the record of each split's data.
-METRICS_INFO_KEYS = ("head_weights", DATA_KEY)
-
-
-def metric_splits(metrics: Mapping) -> dict:
-    """``{split: {head: report}}``: metrics.json without its :data:`METRICS_INFO_KEYS`."""
-    return {split: heads for split, heads in metrics.items() if split not in METRICS_INFO_KEYS}
 
 
 def write_predictions_csv(

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmfuse.errors import UsageError
-from mmfuse.evaluation.writers import metric_splits
 from mmfuse.fileio import atomic_write_text, write_json
+from mmfuse.metrics_layout import metric_splits
 
 if TYPE_CHECKING:
     from mmfuse.training.trainer import RunEvaluator

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from mmfuse.errors import UsageError
+from mmfuse.hub.names import checked_repo_id
 
 SPACE_APP = '''"""Hugging Face Space: the mmfuse demo page for {repo_id} (written by `mmfuse push --with-space`)."""
 
@@ -26,20 +26,6 @@ demo = build_app(model, title={literal})
 if __name__ == "__main__":
     demo.queue(default_concurrency_limit=1, max_size=64).launch(max_file_size={max_file_size})
 '''
-
-
-def checked_repo_id(repo_id: object, what: str = "repository id") -> str:
-    """``repo_id`` if it is a Hub id ``OWNER/NAME`` (huggingface_hub's rules), else a :class:`UsageError`."""
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
-        raise UsageError(f"{what} must be OWNER/NAME, got {repo_id!r}")
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as exc:
-        raise UsageError(f"{what} {repo_id!r} is not a Hub repository id: {exc}") from None
-    return repo_id
 
 
 def space_files(repo_id: str, *, mmfuse_requirement: str = "mmfuse[demo]") -> dict[str, str]:
