@@ -78,6 +78,15 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
+def _split_figure(run: Path, kind: str, split: str) -> bytes | None:
+    """``run/<kind>_<split>.png`` if it exists; a split name that is not a plain file name never leaves the run."""
+    name = f"{kind}_{split}.png"
+    if Path(name).name != name or name.startswith("."):
+        return None
+    path = run / name
+    return path.read_bytes() if path.is_file() else None
+
+
 def _missing(what: str, file: str) -> str:
     return f'<p class="note">No {_esc(what)}: this run has no <code>{_esc(file)}</code>.</p>'
 
@@ -216,7 +225,7 @@ def _metrics_section(metrics: Field | None, run: Path) -> str:
             rows.append(row)
         ci = final.get("ci")
         note = (
-            f'<p class="note">Percent; brackets: {_pct(ci["level"].number(0, 1))} % bootstrap intervals over '
+            f'<p class="note">Percent; brackets: {100 * ci["level"].number(0, 1):.0f} % bootstrap intervals over '
             f"the cases ({ci['resamples'].integer(1)} resamples, seed {ci['seed'].integer()}).</p>"
             if ci is not None
             else '<p class="note">Percent; this run has no bootstrap intervals.</p>'
@@ -246,11 +255,9 @@ def _metrics_section(metrics: Field | None, run: Path) -> str:
         parts.append("<h3>per-class AUC (%)</h3>" + _table(["task", "class", *names], task_rows))
         parts.append("<h3>task accuracy (%)</h3>" + _table(["task", *names], acc_rows))
         for kind, title in (("roc", "ROC curves"), ("confusion", "confusion matrices")):
-            figure = run / f"{kind}_{split}.png"
-            if figure.is_file():
-                parts.append(
-                    f"<h3>{title}, final prediction</h3>" + _image(figure.read_bytes(), f"{kind} {split}")
-                )
+            figure = _split_figure(run, kind, split)
+            if figure is not None:
+                parts.append(f"<h3>{title}, final prediction</h3>" + _image(figure, f"{kind} {split}"))
     return "".join(parts) or '<p class="note">metrics.json holds no split.</p>'
 
 
@@ -291,9 +298,9 @@ def _calibration_section(calibration: Field | None, run: Path) -> str:
             f"<h3>{_esc(split)}: expected calibration error of the final prediction (%)</h3>"
             + _table(["task", "ECE before", "ECE after"], rows)
         )
-        figure = run / f"reliability_{split}.png"
-        if figure.is_file():
-            parts.append(_image(figure.read_bytes(), f"reliability {split}"))
+        figure = _split_figure(run, "reliability", split)
+        if figure is not None:
+            parts.append(_image(figure, f"reliability {split}"))
     return "".join(parts)
 
 
