@@ -354,3 +354,28 @@ def test_robustness_primary_only_ignores_the_auxiliary_images_and_says_so(traine
     assert robustness["clean"]["final"] == robustness["clean"]["primary"]
     assert main(["report", str(out)]) == 0
     assert "auxiliary images ignored (<code>--primary-only</code>)" in (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_robustness_into_the_run_is_refused_when_its_dataset_changed_since_training(trained, tmp_path):
+    import csv
+
+    run, release = tmp_path / "run", tmp_path / "release"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("checkpoints"))
+    original = _load(trained / "metrics.json")["data"]["test"]["root"]
+    shutil.copytree(original, release)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace(f"root: {original}\n", f"root: {release}\n"))
+    table = release / "meta" / "meta.csv"
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:  # the same cases, relabelled since training
+        row["streaks"] = "irregular" if row["streaks"] == "absent" else "absent"
+    with open(table, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = fingerprint(run)
+    outcome = invoke("evaluate", run, "--bootstrap", "0", "--robustness", "--corruptions", "jpeg")
+    assert_contract(outcome, allowed=(1,), names=["was computed on other data than", run / "metrics.json"])
+    assert_unchanged(before, run)
