@@ -8,6 +8,8 @@ The results tables come from a training run's ``metrics.json``:
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from numbers import Real
 from typing import TYPE_CHECKING
@@ -17,6 +19,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from mmfuse.data.formats import DEFAULT_FORMAT, UnknownFormatError, get_format, path_option_keys
 from mmfuse.errors import UsageError
+from mmfuse.hub.names import checked_repo_id
+from mmfuse.metrics_layout import metric_splits
 from mmfuse.params import count_parameters
 from mmfuse.presets import list_presets, preset_config
 
@@ -47,6 +51,29 @@ the asymmetric fusion method, and studying what each modality contributes. **It 
 It has not been validated clinically and must not be used to diagnose, screen or treat anyone. Results on
 one dataset (a few hundred to a few thousand images from a small number of centres) do not carry over to
 other populations, skin types, cameras or clinics."""
+
+
+# Every ASCII punctuation mark that can start Markdown or HTML syntax; CommonMark reads "\<" as a literal "<".
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]<>()#+!|~&])")
+
+
+def _md(value: object) -> str:
+    """``value`` as literal Markdown text on one line: names from files never become markup or HTML."""
+    return _MARKDOWN_SYNTAX.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def _code(value: object) -> str:
+    """``value`` as an inline code span, or as escaped text where a backtick or a pipe would end the span
+    (GitHub tables split cells at a pipe even inside code)."""
+    text = " ".join(str(value).split())
+    return f"`{text}`" if text and not set(text) & {"`", "|"} else _md(text)
+
+
+def _fenced(info: str, text: str) -> list[str]:
+    """A fenced block longer than any run of backticks in ``text``, so the text cannot close it early."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, text, fence]
 
 
 def _percent(value: object) -> str:
@@ -144,8 +171,8 @@ def eval_results(metrics: Mapping, datasets: list[str], synthetic: bool) -> list
     if synthetic:
         name = "mmfuse synthetic Derm7pt-format release"
     results = []
-    for split, heads in metrics.items():
-        if split == "head_weights" or not isinstance(heads, Mapping):
+    for split, heads in metric_splits(metrics).items():
+        if not isinstance(heads, Mapping):
             continue
         final = heads.get("final")
         if not isinstance(final, Mapping):
@@ -174,9 +201,7 @@ def _check_metrics(metrics: Mapping) -> None:
     """Fail before anything is written when metrics.json does not have the documented shape."""
     if not isinstance(metrics, Mapping):
         raise UsageError(f"metrics must be a mapping in metrics.json format, got {type(metrics).__name__}")
-    for split, heads in metrics.items():
-        if split == "head_weights":
-            continue
+    for split, heads in metric_splits(metrics).items():
         if not isinstance(heads, Mapping):
             raise UsageError(f"metrics[{split!r}] must map head names to results, got {heads!r}")
         for head, result in heads.items():
@@ -196,13 +221,11 @@ def _results_section(metrics: Mapping, tasks: list[dict]) -> list[str]:
         "Percentages; AUC is one-vs-rest per class, averaged as in the paper's Tables 2–4; brackets are 95 % "
         "bootstrap intervals over the test cases where the run computed them.",
     ]
-    for split, heads in metrics.items():
-        if split == "head_weights":
-            continue
+    for split, heads in metric_splits(metrics).items():
         ordered = [h for h in HEAD_ORDER if h in heads] + [h for h in heads if h not in HEAD_ORDER]
-        lines += ["", f"### Split `{split}`", "", "| Head | avg AUC | avg accuracy |", "|---|---|---|"]
+        lines += ["", f"### Split {_code(split)}", "", "| Head | avg AUC | avg accuracy |", "|---|---|---|"]
         lines += [
-            f"| {h} | {_with_interval(heads[h], 'avg_auc')} | {_with_interval(heads[h], 'avg_acc')} |"
+            f"| {_md(h)} | {_with_interval(heads[h], 'avg_auc')} | {_with_interval(heads[h], 'avg_acc')} |"
             for h in ordered
         ]
         final = heads.get("final") or heads[ordered[-1]]
@@ -211,7 +234,7 @@ def _results_section(metrics: Mapping, tasks: list[dict]) -> list[str]:
             head_name = "final" if "final" in heads else ordered[-1]
             lines += [
                 "",
-                f"Per task ({head_name} prediction):",
+                f"Per task ({_md(head_name)} prediction):",
                 "",
                 "| Task | accuracy | AUC per class |",
                 "|---|---|---|",
@@ -220,14 +243,15 @@ def _results_section(metrics: Mapping, tasks: list[dict]) -> list[str]:
                 result = per_task[task]
                 classes = result.get("classes") or {}
                 aucs = ", ".join(
-                    f"{c} {_percent(v.get('auc'))}" for c, v in classes.items() if isinstance(v, Mapping)
+                    f"{_md(c)} {_percent(v.get('auc'))}" for c, v in classes.items() if isinstance(v, Mapping)
                 )
-                lines.append(f"| {task} | {_percent(result.get('acc'))} | {aucs or '–'} |")
+                lines.append(f"| {_md(task)} | {_percent(result.get('acc'))} | {aucs or '–'} |")
         mel = final.get("mel")
         if isinstance(mel, Mapping) and mel:
-            cells = [f"{k} {_percent(v)}" for k, v in mel.items() if isinstance(v, Real)]
+            cells = [f"{_md(k)} {_percent(v)}" for k, v in mel.items() if isinstance(v, Real)]
             cells += [
-                f"{k} " + ", ".join(f"{m} {_percent(x)}" for m, x in v.items() if isinstance(x, Real))
+                f"{_md(k)} "
+                + ", ".join(f"{_md(m)} {_percent(x)}" for m, x in v.items() if isinstance(x, Real))
                 for k, v in mel.items()
                 if isinstance(v, Mapping)
             ]
@@ -238,7 +262,7 @@ def _results_section(metrics: Mapping, tasks: list[dict]) -> list[str]:
         lines += [
             "",
             "Head weights found on the validation split: "
-            + ", ".join(f"{h} {float(w):.2f}" for h, w in weights.items())
+            + ", ".join(f"{_md(h)} {float(w):.2f}" for h, w in weights.items() if isinstance(w, Real))
             + ".",
         ]
     return lines
@@ -249,8 +273,8 @@ def _title(config: Mapping) -> str:
     name = config.get("preset")
     preset = preset_config(name) if name in list_presets() else None
     if preset is not None and all(config.get(k) == v for k, v in preset.items()):
-        return config["preset"]
-    return f"{config['primary']} + {config['auxiliary']}, {config['fusion']} fusion"
+        return _md(config["preset"])
+    return _md(f"{config['primary']} + {config['auxiliary']}, {config['fusion']} fusion")
 
 
 def render_model_card(
@@ -277,6 +301,8 @@ def render_model_card(
     """
     if metrics is not None:
         _check_metrics(metrics)
+    if repo_id is not None:
+        repo_id = checked_repo_id(repo_id)
     title = _title(config)
     data = ModelCardData(**card_data.to_dict())
     data.metrics = CARD_METRICS
@@ -302,9 +328,9 @@ def render_model_card(
             data.eval_results = results
     providers = config["providers"]
     params = count_parameters(model)
-    stages = ", ".join(str(s) for s in config["fusion_stages"]) or "none"
-    weights = ", ".join(f"{h} {w:.3f}" for h, w in config["head_weights"].items())
-    size = config["img_size"]
+    stages = _md(", ".join(str(s) for s in config["fusion_stages"]) or "none")
+    weights = ", ".join(f"{_md(h)} {w:.3f}" for h, w in config["head_weights"].items())
+    size = int(config["img_size"])
 
     lines = [
         f"# {title} (mmfuse)",
@@ -315,19 +341,20 @@ def render_model_card(
         "",
         "| | |",
         "|---|---|",
-        f"| Primary encoder | `{config['primary']}` (plugin `{providers['primary']['plugin']}`) |",
-        f"| Auxiliary encoder | `{config['auxiliary']}` (plugin `{providers['auxiliary']['plugin']}`) |",
-        f"| Fusion block | `{config['fusion']}` after primary stage(s) {stages} |",
+        f"| Primary encoder | {_code(config['primary'])} (plugin {_code(providers['primary']['plugin'])}) |",
+        f"| Auxiliary encoder | {_code(config['auxiliary'])} (plugin {_code(providers['auxiliary']['plugin'])}) |",
+        f"| Fusion block | {_code(config['fusion'])} after primary stage(s) {stages} |",
         f"| Parameters | {params / 1e6:.2f} M ({params:,}) |",
-        f"| Input | two RGB images, {size}×{size}, normalised with mean {config['mean']} and std {config['std']} |",
+        f"| Input | two RGB images, {size}×{size}, normalised with mean {_md(config['mean'])} and std "
+        f"{_md(config['std'])} |",
         f"| Head weights | {weights} |",
-        f"| mmfuse version | {config['mmfuse_version']} |",
+        f"| mmfuse version | {_md(config['mmfuse_version'])} |",
         "",
         "## Tasks",
         "",
         "| Task | Classes (output order) |",
         "|---|---|",
-        *[f"| {t['name']} | {', '.join(t['classes'])} |" for t in config["tasks"]],
+        *[f"| {_md(t['name'])} | {', '.join(_md(c) for c in t['classes'])} |" for t in config["tasks"]],
         "",
     ]
     if metrics:
@@ -346,9 +373,7 @@ def render_model_card(
             "The resolved training configuration of the run that produced these weights (dataset paths are "
             "shown by their last component)." + trained_on,
             "",
-            "```yaml",
-            recipe,
-            "```",
+            *_fenced("yaml", recipe),
             "",
         ]
     else:
@@ -360,7 +385,7 @@ def render_model_card(
         "import mmfuse",
         "",
         *(
-            [f'model = mmfuse.from_pretrained("{repo_id}")']
+            [f"model = mmfuse.from_pretrained({json.dumps(repo_id)})"]
             if repo_id
             else ["# FOLDER: the directory that holds this card", "model = mmfuse.from_pretrained(FOLDER)"]
         ),

@@ -250,3 +250,84 @@ def test_push_with_space_writes_an_app_that_loads_the_pushed_model(tiny_model, t
     app = space["files"]["app.py"].decode()
     compile(app, "app.py", "exec")
     assert 'from_pretrained("someone/tiny")' in app and "build_app" in app
+
+
+INJECTED_ID = 'a/b"); __import__("os").system("id"); ("'
+
+
+@pytest.mark.parametrize("repo_id", [INJECTED_ID, "a/b\ntitle: x", "a/b/c", "../b", "a/" + "b" * 200])
+def test_space_files_refuse_a_repo_id_that_is_not_one(repo_id):
+    from mmfuse.space import space_files
+
+    with pytest.raises(mmfuse.UsageError, match="repository id"):
+        space_files(repo_id)
+
+
+def test_space_files_hold_the_repo_id_only_as_quoted_literals():
+    import ast
+
+    from mmfuse.space import space_files
+
+    files = space_files("some-one/ammfm.derm7pt_v2")
+    tree = ast.parse(files["app.py"])
+    strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
+    assert "some-one/ammfm.derm7pt_v2" in strings
+    calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    assert calls == {
+        "mmfuse.from_pretrained",
+        "build_app",
+        "demo.queue(default_concurrency_limit=1, max_size=64).launch",
+        "demo.queue",
+    }
+    assert _front_matter(files["README.md"]) == {
+        "title": "ammfm.derm7pt_v2 demo",
+        "sdk": "gradio",
+        "app_file": "app.py",
+    }
+
+
+def test_push_refuses_an_injected_space_or_model_id_before_uploading_anything(
+    tiny_model, tmp_path, hub_uploads, capsys
+):
+    tiny_model.save_pretrained(tmp_path / "model")
+    assert main(["push", str(tmp_path / "model"), "me/x", "--with-space", INJECTED_ID]) == 1
+    assert main(["push", str(tmp_path / "model"), INJECTED_ID, "--with-space", "me/x-demo"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("is not a Hub repository id") == 2 and "Traceback" not in err
+    assert hub_uploads == []
+
+
+def test_model_card_shows_task_and_class_names_as_text_never_as_markup(tiny_model_kwargs, tmp_path):
+    markdown_it = pytest.importorskip("markdown_it")
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(1)>| `x` [l](javascript:alert(1))"
+    tasks = [{"name": "DIAG" + hostile, "classes": ["MEL" + hostile, "NEV"]}]
+    model = mmfuse.build_model("ammfm-swin", **tiny_model_kwargs, tasks=tasks).eval()
+    metrics = {
+        "test" + hostile: {
+            "final": {
+                "avg_auc": 0.8,
+                "avg_acc": 0.7,
+                "tasks": {"DIAG" + hostile: {"acc": 0.7, "classes": {"MEL" + hostile: {"auc": 0.9}}}},
+            },
+            "primary" + hostile: {"avg_auc": 0.7, "avg_acc": 0.6},
+        },
+        "head_weights": {"primary": 0.2, "auxiliary": 0.3, "fusion": 0.5},
+        "data": {
+            "test": {
+                "root": "/r",
+                "format": "derm7pt",
+                "split": "test",
+                "cases": 3,
+                "fingerprint": "sha256:0",
+            }
+        },
+    }
+    training_config = {"train": {"epochs": 3}, "note": "```\n<script>alert(2)</script>\n```"}
+    card = (
+        model.save_pretrained(tmp_path, metrics=metrics, training_config=training_config) / "README.md"
+    ).read_text()
+    page = markdown_it.MarkdownIt("commonmark").enable("table").render(card.split("---", 2)[2])
+    assert "<script" not in page and "<img" not in page and 'href="javascript' not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4  # the names are there, as text
+    assert "&lt;script&gt;alert(2)" in page  # the recipe stays inside its code block
+    assert "### Split `data`" not in card and "/r" not in card  # the data record is not a split

@@ -51,7 +51,7 @@ def add_parser(subparsers) -> None:
         "--robustness",
         action="store_true",
         help="also re-evaluate with each modality degraded (5 corruptions x 5 severities) and absent; writes "
-        "robustness.json and robustness.png to --out, else to the run directory",
+        "robustness.json and robustness.png to --out, else to the run directory (only on the run's own data)",
     )
     parser.add_argument(
         "--corruptions",
@@ -65,8 +65,10 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -> dict:
-    """The robustness curves, written to --out or the run directory."""
+def _robustness(
+    args: argparse.Namespace, model, device, data: dict, record: dict, run_dir: Path | None
+) -> dict:
+    """The robustness curves, written to --out or (on the run's own data) the run directory."""
     from mmfuse.evaluation.robustness import (
         ROBUSTNESS_FIGURE,
         ROBUSTNESS_FILE,
@@ -78,13 +80,16 @@ def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -
     target = Path(args.out) if args.out else run_dir
     if target is None:
         raise UsageError("--robustness needs --out DIR when RUN_OR_MODEL is not a run directory")
+    if not args.out:
+        _check_run_data(run_dir, record)
     corruptions = [c.strip() for c in args.corruptions.split(",") if c.strip()] if args.corruptions else None
     result = robustness_curves(
         model,
-        data_config(args, args.model),
+        data,
         args.split,
         device=device,
         tta=args.tta,
+        primary_only=args.primary_only,
         batch_size=args.batch_size,
         seed=args.robustness_seed,
         corruptions=corruptions,
@@ -97,6 +102,38 @@ def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -
 
         write_report(run_dir)  # the run's page now shows the curves
     return result
+
+
+def _refuse_other_data_in_run(args: argparse.Namespace, data: dict, run_dir: Path | None) -> None:
+    """Without --out, robustness files go into the run folder: only for the run's own data (before inference)."""
+    from mmfuse.cli.dataargs import run_data_config
+
+    if not args.robustness or args.out or run_dir is None:
+        return
+    own = run_data_config(args.model)
+
+    def where(config: dict) -> dict:
+        return {**config, "root": str(Path(str(config.get("root", ""))).resolve())}
+
+    if own and where(own) != where(data):
+        raise UsageError(
+            f"--robustness on {data.get('root')} (not the run's own data, {own.get('root')}) would put results "
+            f"of other data into {run_dir}; pass --out DIR to write them to a folder of their own"
+        )
+
+
+def _check_run_data(run_dir: Path, record: dict) -> None:
+    """Refuse when the run's metrics.json records other data for this split (a dataset changed since training)."""
+    from mmfuse.evaluation.provenance import DATA_KEY, check_same_data
+    from mmfuse.evaluation.run_files import read_json
+    from mmfuse.evaluation.writers import METRICS_FILE
+
+    metrics = read_json(run_dir / METRICS_FILE)
+    reference = metrics.get(DATA_KEY, record["split"]) if metrics is not None else None
+    if reference is not None:
+        check_same_data(
+            reference.mapping(), str(metrics.file), record, f"this evaluation of {record['root']}"
+        )
 
 
 def _refuse_to_replace(metrics: Path, overwrite: bool) -> None:
@@ -123,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         write_split_report,
     )
     from mmfuse.evaluation.inference import with_temperatures
+    from mmfuse.evaluation.provenance import DATA_KEY, data_record
     from mmfuse.evaluation.report import final_probabilities, format_class_table, format_table, split_metrics
     from mmfuse.evaluation.writers import METRICS_FILE, json_safe, write_json
     from mmfuse.runtime.device import select_device
@@ -144,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "--data ROOT is required (the dataset folder) unless RUN_OR_MODEL is a run directory"
         )
+    _refuse_other_data_in_run(args, data, run_dir)
     dataset = evaluation_dataset(model, data, args.split)
     raw = predict_split(
         model,
@@ -156,20 +195,21 @@ def run(args: argparse.Namespace) -> int:
     )
     temperatures = None if args.no_temperature else model.temperatures
     predictions = with_temperatures(raw, temperatures)
+    records = {args.split: data_record(data, args.split, raw)}
     weights = model.head_weights_dict
     bootstrap = BootstrapOptions(args.bootstrap, args.bootstrap_seed, args.level) if args.bootstrap else None
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         report = write_split_report(out, args.split, predictions, model.tasks, weights, bootstrap=bootstrap)
-        metrics = {args.split: report, "head_weights": weights}
+        metrics = {args.split: report, "head_weights": weights, DATA_KEY: records}
         write_json(out / METRICS_FILE, metrics)
         calibration = write_calibration(
-            out, {args.split: raw}, {args.split: predictions}, model, fitted_on=None
+            out, {args.split: raw}, {args.split: predictions}, model, fitted_on=None, data=records
         )[args.split]
     else:
         report = split_metrics(predictions, model.tasks, weights, bootstrap=bootstrap)
-        metrics = {args.split: report, "head_weights": weights}
+        metrics = {args.split: report, "head_weights": weights, DATA_KEY: records}
         calibration = calibration_report(
             final_probabilities(raw, weights),
             final_probabilities(predictions, weights),
@@ -183,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     }
     robustness = None
     if args.robustness:
-        robustness = _robustness(args, model, device, run_dir)
+        robustness = _robustness(args, model, device, data, records[args.split], run_dir)
         metrics["robustness"] = robustness
     if args.json:
         print(json.dumps(json_safe(metrics), indent=2))

@@ -83,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.training.rundir import run_model_dir
 
     folder = Path(args.path)
+    from mmfuse.hub.names import checked_repo_id
+
+    checked_repo_id(args.repo_id, "REPO_ID")  # both before anything is uploaded: never half a publication
+    if args.with_space:
+        checked_repo_id(args.with_space, "--with-space")
     upload = {
         "token": args.token,
         "private": args.private or None,
@@ -128,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"pushed {folder} to {args.repo_id}: {url}")
     if args.with_space:
-        from mmfuse.demo import push_space
+        from mmfuse.space import push_space
 
         space = push_space(args.repo_id, args.with_space, token=args.token, private=args.private or None)
         print(f"demo Space {args.with_space}: {space}")

@@ -69,6 +69,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.report import format_table
+    from mmfuse.metrics_layout import metric_splits
     from mmfuse.threads import choose_threads
     from mmfuse.training import load_config, parse_seeds, run_seeds, train
     from mmfuse.training.rundir import CONFIG_FILE
@@ -102,9 +103,8 @@ def run(args: argparse.Namespace) -> int:
     if result.model is None:
         return 0  # a non-zero torchrun rank
     if result.metrics:
-        for split, heads in result.metrics.items():
-            if split != "head_weights":
-                print(f"{split}:\n{format_table(heads, result.model.tasks)}\n")
+        for split, heads in metric_splits(result.metrics).items():
+            print(f"{split}:\n{format_table(heads, result.model.tasks)}\n")
         weights = ", ".join(f"{h} {w:.2f}" for h, w in result.metrics["head_weights"].items())
         print(f"head weights (searched on {config['data']['val_split']}): {weights}")
     report = f", report in {out / 'metrics.json'}" if result.metrics else ""

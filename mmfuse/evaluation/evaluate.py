@@ -16,6 +16,7 @@ from mmfuse.evaluation.calibration import (
     plot_reliability,
 )
 from mmfuse.evaluation.inference import Predictions, collect_predictions, scaled_logits, with_temperatures
+from mmfuse.evaluation.provenance import DATA_KEY, data_record
 from mmfuse.evaluation.report import final_probabilities, split_metrics
 from mmfuse.evaluation.weight_search import WeightSearchResult, search_head_weights
 from mmfuse.evaluation.writers import (
@@ -159,15 +160,19 @@ def write_calibration(
     *,
     fitted_on: str | None,
     plots: bool = True,
+    data: Mapping[str, Mapping] | None = None,
 ) -> dict:
     """``calibration.json`` (and ``reliability_<split>.png``): the final head's ECE before and after scaling.
 
     "Before" is the raw softmax of every head, "after" the model's temperatures, both mixed with the
-    model's head weights; the file also holds the temperatures and the split they were fitted on.
+    model's head weights; the file also holds the temperatures, the split they were fitted on and ``data``,
+    the record of each split's data (:mod:`mmfuse.evaluation.provenance`).
     """
     out = Path(out)
     weights = model.head_weights_dict
     content: dict = {"fitted_on": fitted_on, "temperatures": model.temperatures, "ece_bins": ECE_BINS}
+    if data is not None:
+        content[DATA_KEY] = {split: dict(data[split]) for split in raw}
     for split, predictions in raw.items():
         report = calibration_report(
             final_probabilities(predictions, weights),
@@ -200,7 +205,8 @@ def evaluate_run(
     Temperatures (``evaluation.temperature_scaling``) are fitted first, so the weight search mixes the
     calibrated heads the saved model will use.
 
-    Returns the content of ``metrics.json``: ``{split: {head: report}, "head_weights": {...}}``.
+    Returns the content of ``metrics.json``: ``{split: {head: report}, "head_weights": {...}, "data": {split:
+    record}}`` (see :mod:`mmfuse.evaluation.provenance` for the records).
     """
     out = Path(out)
     evaluation, data = config["evaluation"], config["data"]
@@ -215,12 +221,14 @@ def evaluate_run(
         channels_last=config["train"]["channels_last"] and torch.device(device).type == "cuda",
         progress=progress,
     )
+    data_config = dataset_options(config)
     raw = {
         split: predict_split(
-            model, evaluation_dataset(model, dataset_options(config), split), calibrated=False, **options
+            model, evaluation_dataset(model, data_config, split), calibrated=False, **options
         )
         for split in dict.fromkeys([val_split, *splits])
     }
+    records = {split: data_record(data_config, split, p) for split, p in raw.items()}
     if evaluation["temperature_scaling"]:
         val = raw[val_split]
         model.set_temperatures(fit_temperatures(val.logits, val.labels, model.tasks, val.auxiliary_present))
@@ -239,7 +247,11 @@ def evaluate_run(
     if result is None:
         write_json(
             out / WEIGHT_SEARCH_FILE,
-            {"split": val_split, "skipped": "single-modality model: one head, no weights to search"},
+            {
+                "split": val_split,
+                "skipped": "single-modality model: one head, no weights to search",
+                DATA_KEY: records[val_split],
+            },
         )
     else:
         write_json(
@@ -255,6 +267,7 @@ def evaluate_run(
                 "surface": [
                     {**dict(zip(HEADS, point, strict=True)), "score": v} for point, v in result.surface
                 ],
+                DATA_KEY: records[val_split],
             },
         )
     raw = {split: replace(p, combine=model.head_combine) for split, p in raw.items()}
@@ -267,6 +280,7 @@ def evaluate_run(
         model,
         fitted_on=val_split if evaluation["temperature_scaling"] else None,
         plots=evaluation["plots"],
+        data=records,
     )
     metrics: dict = {
         split: write_split_report(
@@ -281,5 +295,6 @@ def evaluate_run(
         for split in splits
     }
     metrics["head_weights"] = {h: round(weights[h], 6) for h in HEADS}  # the model stores float32
+    metrics[DATA_KEY] = {split: records[split] for split in splits}
     write_json(out / METRICS_FILE, metrics)
     return metrics

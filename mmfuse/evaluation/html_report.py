@@ -13,16 +13,20 @@ import base64
 import csv
 import html
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmfuse._version import __version__
 from mmfuse.errors import UsageError
+from mmfuse.evaluation.provenance import DATA_KEY, check_same_data
+from mmfuse.evaluation.run_files import Field, RunFileError, read_json
 from mmfuse.fileio import atomic_write_bytes
+from mmfuse.metrics_layout import METRICS_INFO_KEYS
 
 REPORT_FILE = "report.html"
+# The page's promise, enforced by the browser too: no script runs and nothing is fetched, whatever a run file holds.
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;
@@ -43,16 +47,17 @@ def _esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _pct(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{100 * value:.1f}"
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}"
 
 
-def _with_ci(value, interval) -> str:
-    text = _pct(value)
-    if interval and interval[0] is not None and text != "n/a":
-        text += f' <span class="ci">[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]</span>'
+def _with_ci(value: Field | None, interval: Field | None) -> str:
+    """A metric in percent, then its bootstrap interval when the report has one."""
+    number = value.fraction() if value is not None else None
+    text = _pct(number)
+    bounds = interval.interval() if interval is not None else None
+    if bounds is not None and number is not None:
+        text += f' <span class="ci">[{_pct(bounds[0])}, {_pct(bounds[1])}]</span>'
     return text
 
 
@@ -73,20 +78,34 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
+def _split_figure(run: Path, kind: str, split: str) -> bytes | None:
+    """``run/<kind>_<split>.png`` if it exists; a split name that is not a plain file name never leaves the run."""
+    name = f"{kind}_{split}.png"
+    if Path(name).name != name or name.startswith("."):
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not valid JSON ({exc})") from None
+    path = run / name
+    return path.read_bytes() if path.is_file() else None
 
 
 def _missing(what: str, file: str) -> str:
     return f'<p class="note">No {_esc(what)}: this run has no <code>{_esc(file)}</code>.</p>'
 
 
+def _data_note(record: Field | None) -> str:
+    if record is None:
+        return ""
+    return (
+        f'<p class="note">Data: <code>{_esc(record["root"].text())}</code> ({_esc(record["format"].text())}), '
+        f"{record['cases'].integer()} cases, fingerprint <code>{_esc(record['fingerprint'].text()[:19])}</code>.</p>"
+    )
+
+
 # -- sections ---------------------------------------------------------------------------------------------
+
+
+def _text(path: Path) -> str:
+    """A file shown as it is (undecodable bytes replaced: the page shows, it does not interpret)."""
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def _config_section(run: Path) -> str:
@@ -94,26 +113,39 @@ def _config_section(run: Path) -> str:
     if (run / "config.yaml").is_file():
         parts.append(
             f"<details open><summary><b>config.yaml</b> (the run's resolved configuration)</summary>"
-            f"<pre>{_esc((run / 'config.yaml').read_text())}</pre></details>"
+            f"<pre>{_esc(_text(run / 'config.yaml'))}</pre></details>"
         )
     model_config = run / "model" / "config.json"
     if model_config.is_file():
         parts.append(
             "<details><summary><b>model/config.json</b> (architecture, head weights, temperatures)</summary>"
-            f"<pre>{_esc(model_config.read_text())}</pre></details>"
+            f"<pre>{_esc(_text(model_config))}</pre></details>"
         )
     return "".join(parts) or _missing("configuration", "config.yaml")
 
 
-def _read_log(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+def _read_log(path: Path) -> list[dict[str, float]]:
+    """``log.csv`` as numbers, one dict per epoch; every row needs its ``epoch``."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise RunFileError(f"{path}: not a readable CSV table ({exc})") from None
+    if rows and "epoch" not in header:
+        raise RunFileError(f"{path}: no 'epoch' column (columns: {', '.join(map(str, header))})")
     parsed = []
     for number, row in enumerate(rows, start=2):
+        if None in row:
+            raise RunFileError(f"{path}, row {number}: more cells than the header has columns")
         try:
-            parsed.append({k: float(v) for k, v in row.items() if v not in (None, "")})
+            values = {k: float(v) for k, v in row.items() if v not in (None, "")}
         except ValueError as exc:
-            raise UsageError(f"{path}, row {number}: {exc}") from None
+            raise RunFileError(f"{path}, row {number}: {exc}") from None
+        if not math.isfinite(values.get("epoch", math.nan)):
+            raise RunFileError(f"{path}, row {number}: the epoch must be a number, got {row['epoch']!r}")
+        parsed.append(values)
     return parsed
 
 
@@ -137,7 +169,7 @@ def _training_section(run: Path) -> str:
         if key in rows[0]:
             losses.plot(
                 epochs,
-                [r[key] for r in rows],
+                [r.get(key, math.nan) for r in rows],
                 style,
                 label=key.replace("loss_", "") if "_" in key else "total",
             )
@@ -146,149 +178,174 @@ def _training_section(run: Path) -> str:
         if swa:
             axis.axvspan(min(swa) - 0.5, max(swa) + 0.5, color="grey", alpha=0.12, label="SWA")
     losses.set(title="training loss (sum over tasks)", xlabel="epoch", ylabel="loss")
-    losses.legend(fontsize=8)
+    if losses.get_lines():
+        losses.legend(fontsize=8)
     rate.plot(epochs, [r.get("lr", math.nan) for r in rows], color="tab:purple")
     rate.set(title="learning rate", xlabel="epoch", ylabel="lr")
-    seconds = sum(r.get("seconds", 0.0) for r in rows)
+    seconds = math.fsum(r.get("seconds", 0.0) for r in rows)
     speed = [r["pairs_per_s"] for r in rows if "pairs_per_s" in r]
     summary = (
         f"<p>{len(rows)} epochs, {seconds:.0f} s of training"
         + (f", {sum(speed) / len(speed):.0f} image pairs/s on average" if speed else "")
-        + (f"; SWA over epochs {int(min(swa))}–{int(max(swa))}" if swa else "")
+        + (f"; SWA over epochs {min(swa):g}–{max(swa):g}" if swa else "")
         + ".</p>"
     )
     return summary + _image(_png(figure), "training curves")
 
 
-def _metrics_section(metrics: Mapping | None, run: Path) -> str:
+def _metric_splits(metrics: Field) -> list[tuple[str, Field]]:
+    """``metrics.json``'s splits (every key but the head weights and the data records)."""
+    return [(split, heads) for split, heads in metrics.items() if split not in METRICS_INFO_KEYS]
+
+
+def _metrics_section(metrics: Field | None, run: Path) -> str:
     if metrics is None:
         return _missing("metrics", "metrics.json")
     parts = []
-    for split, heads in metrics.items():
-        if not isinstance(heads, Mapping) or "final" not in heads:
-            continue
+    records = metrics.get(DATA_KEY)
+    for split, heads in _metric_splits(metrics):
+        final = heads["final"]
         parts.append(f"<h3>{_esc(split)}</h3>")
-        has_mel = any("mel" in r for r in heads.values())
+        parts.append(_data_note(records.get(split) if records is not None else None))
+        names = heads.keys()
+        has_mel = any(head.get("mel") is not None for _, head in heads.items())
         header = ["head", "AVG AUC", "AVG ACC"] + (
             ["MEL AUC", "MEL sensitivity", "MEL specificity"] if has_mel else []
         )
         rows = []
-        for head, report in heads.items():
-            ci = report.get("ci", {})
-            row = [
-                _esc(head),
-                _with_ci(report["avg_auc"], ci.get("avg_auc")),
-                _with_ci(report["avg_acc"], ci.get("avg_acc")),
+        for name, report in heads.items():
+            row = [_esc(name)] + [
+                _with_ci(report.get(m), report.get("ci", m)) for m in ("avg_auc", "avg_acc")
             ]
             if has_mel:
-                mel, mel_ci = report.get("mel", {}), ci.get("mel", {})
-                row += [_with_ci(mel.get(m), mel_ci.get(m)) for m in ("auc", "sensitivity", "specificity")]
+                row += [
+                    _with_ci(report.get("mel", m), report.get("ci", "mel", m))
+                    for m in ("auc", "sensitivity", "specificity")
+                ]
             rows.append(row)
-        ci = heads["final"].get("ci")
+        ci = final.get("ci")
         note = (
-            f'<p class="note">Percent; brackets: {100 * ci["level"]:.0f} % bootstrap intervals over the cases '
-            f"({ci['resamples']} resamples, seed {ci['seed']}).</p>"
-            if ci
+            f'<p class="note">Percent; brackets: {100 * ci["level"].number(0, 1):.0f} % bootstrap intervals over '
+            f"the cases ({ci['resamples'].integer(1)} resamples, seed {ci['seed'].integer()}).</p>"
+            if ci is not None
             else '<p class="note">Percent; this run has no bootstrap intervals.</p>'
         )
         parts.append(_table(header, rows) + note)
-        names = list(heads)
-        task_rows = []
-        for task, entry in heads["final"]["tasks"].items():
-            for cls in entry["classes"]:
+        task_rows, acc_rows = [], []
+        for task, entry in final["tasks"].items():
+            for cls in entry["classes"].keys():
                 cells = [_esc(task), _esc(cls)]
-                for head in names:
-                    value = heads[head]["tasks"][task]["classes"][cls]["auc"]
-                    interval = heads[head].get("ci", {}).get("tasks", {}).get(task, {}).get("classes", {})
-                    cells.append(
-                        _with_ci(value, interval.get(cls, {}).get("auc")) if head == "final" else _pct(value)
-                    )
+                for name in names:
+                    value = heads[name].get("tasks", task, "classes", cls, "auc")
+                    if name == "final":
+                        cells.append(_with_ci(value, final.get("ci", "tasks", task, "classes", cls, "auc")))
+                    else:
+                        cells.append(_with_ci(value, None))
                 task_rows.append(cells)
+            acc_rows.append(
+                [_esc(task)]
+                + [
+                    _with_ci(
+                        heads[name].get("tasks", task, "acc"),
+                        final.get("ci", "tasks", task, "acc") if name == "final" else None,
+                    )
+                    for name in names
+                ]
+            )
         parts.append("<h3>per-class AUC (%)</h3>" + _table(["task", "class", *names], task_rows))
-        acc_rows = [
-            [_esc(task)]
-            + [
-                _with_ci(
-                    heads[h]["tasks"][task]["acc"],
-                    heads[h].get("ci", {}).get("tasks", {}).get(task, {}).get("acc"),
-                )
-                if h == "final"
-                else _pct(heads[h]["tasks"][task]["acc"])
-                for h in names
-            ]
-            for task in heads["final"]["tasks"]
-        ]
         parts.append("<h3>task accuracy (%)</h3>" + _table(["task", *names], acc_rows))
         for kind, title in (("roc", "ROC curves"), ("confusion", "confusion matrices")):
-            figure = run / f"{kind}_{split}.png"
-            if figure.is_file():
-                parts.append(
-                    f"<h3>{title}, final prediction</h3>" + _image(figure.read_bytes(), f"{kind} {split}")
-                )
+            figure = _split_figure(run, kind, split)
+            if figure is not None:
+                parts.append(f"<h3>{title}, final prediction</h3>" + _image(figure, f"{kind} {split}"))
     return "".join(parts) or '<p class="note">metrics.json holds no split.</p>'
 
 
-def _calibration_section(calibration: Mapping | None, run: Path) -> str:
+def _calibration_section(calibration: Field | None, run: Path) -> str:
     if calibration is None:
         return _missing("calibration report", "calibration.json")
     parts = []
     fitted = calibration.get("fitted_on")
     parts.append(
-        f"<p>Temperatures fitted on the <b>{_esc(fitted)}</b> split, one per head and task, applied by "
+        f"<p>Temperatures fitted on the <b>{_esc(fitted.text())}</b> split, one per head and task, applied by "
         "<code>predict</code> (off with <code>--no-temperature</code>).</p>"
-        if fitted
+        if fitted is not None
         else "<p>No temperature scaling was fitted for this run.</p>"
     )
-    temperatures = calibration.get("temperatures") or {}
-    if temperatures:
-        tasks = list(next(iter(temperatures.values())))
-        rows = [[_esc(h)] + [f"{per.get(t, 1.0):.2f}" for t in tasks] for h, per in temperatures.items()]
+    temperatures = calibration.get("temperatures")
+    if temperatures is not None and temperatures.keys():
+        tasks = next(per for _, per in temperatures.items()).keys()
+        rows = [
+            [_esc(head)] + [_temperature(per.get(t)) for t in tasks] for head, per in temperatures.items()
+        ]
         parts.append("<h3>temperatures</h3>" + _table(["head", *tasks], rows))
     for split, report in calibration.items():
-        if not isinstance(report, Mapping) or "before" not in report:
+        if split in ("fitted_on", "temperatures", "ece_bins", DATA_KEY):
             continue
         before, after = report["before"], report["after"]
-        rows = [[_esc(t), _pct(before["ece"][t]), _pct(after["ece"][t])] for t in before["ece"]]
+        rows = [
+            [_esc(task), _pct(ece.fraction()), _with_ci(after.get("ece", task), None)]
+            for task, ece in before["ece"].items()
+        ]
         rows.append(
-            ["<b>mean</b>", f"<b>{_pct(before['mean_ece'])}</b>", f"<b>{_pct(after['mean_ece'])}</b>"]
+            [
+                "<b>mean</b>",
+                f"<b>{_pct(before['mean_ece'].fraction())}</b>",
+                f"<b>{_pct(after['mean_ece'].fraction())}</b>",
+            ]
         )
         parts.append(
             f"<h3>{_esc(split)}: expected calibration error of the final prediction (%)</h3>"
             + _table(["task", "ECE before", "ECE after"], rows)
         )
-        figure = run / f"reliability_{split}.png"
-        if figure.is_file():
-            parts.append(_image(figure.read_bytes(), f"reliability {split}"))
+        figure = _split_figure(run, "reliability", split)
+        if figure is not None:
+            parts.append(_image(figure, f"reliability {split}"))
     return "".join(parts)
 
 
-def _robustness_section(robustness: Mapping | None, run: Path) -> str:
+def _temperature(value: Field | None) -> str:
+    return "1.00" if value is None else f"{value.number(1e-6):.2f}"  # absent: the task is left unscaled
+
+
+def _robustness_section(robustness: Field | None, run: Path) -> str:
     if robustness is None:
         return '<p class="note">Not computed; run <code>mmfuse evaluate RUN --robustness</code>.</p>'
     from mmfuse.evaluation.robustness import MODALITIES
 
     modalities = [m for m in MODALITIES if m in robustness]
+    if not modalities:
+        raise robustness.fail(f"an object with the curves of {' or '.join(MODALITIES)}")
     header = ["degradation", "severity"] + [f"{m} {k}" for m in modalities for k in ("AVG AUC", "AVG ACC")]
 
-    def cells(entries):
+    def cells(entries: Sequence[Field | None]) -> list[str]:
         return [
-            _pct((entry or {}).get("final", {}).get(k)) for entry in entries for k in ("avg_auc", "avg_acc")
+            _with_ci(entry.get("final", k) if entry is not None else None, None)
+            for entry in entries
+            for k in ("avg_auc", "avg_acc")
         ]
 
     rows = [["clean", "0", *cells([robustness["clean"]] * len(modalities))]]
-    for corruption in robustness["severities"]:
-        for i, point in enumerate(robustness[modalities[0]][corruption]):
-            rows.append(
-                [
-                    _esc(corruption),
-                    str(point["severity"]),
-                    *cells([robustness[m][corruption][i]["heads"] for m in modalities]),
-                ]
+    for corruption in robustness["severities"].keys():
+        curves = [robustness[m][corruption].list() for m in modalities]
+        if len({len(points) for points in curves}) != 1:
+            raise robustness[modalities[-1]][corruption].fail(
+                f"as many severities as {modalities[0]}'s {corruption} curve"
             )
-    rows.append(["absent", "–", *cells([robustness[m]["absent"] for m in modalities])])
+        for points in zip(*curves, strict=True):
+            severity = points[0]["severity"].integer(1)
+            rows.append([_esc(corruption), str(severity), *cells([p["heads"] for p in points])])
+    rows.append(["absent", "–", *cells([robustness[m].get("absent") for m in modalities])])
+    primary_only = robustness.get("primary_only")
+    mode = (
+        "the auxiliary images ignored (<code>--primary-only</code>), the primary image degraded"
+        if primary_only is not None and primary_only.value is True
+        else "one modality degraded"
+    )
     parts = [
-        f"<p>{_esc(robustness['split'])} split, {robustness['cases']} cases; final prediction (%) with one "
-        "modality degraded. Per-head curves are in the figure and in <code>robustness.json</code>.</p>",
+        f"<p>{_esc(robustness['split'].text())} split, {robustness['cases'].integer()} cases; final prediction "
+        f"(%) with {mode}. Per-head curves are in the figure and in <code>robustness.json</code>.</p>",
+        _data_note(robustness.get(DATA_KEY)),
         _table(header, rows),
     ]
     figure = run / "robustness.png"
@@ -297,58 +354,76 @@ def _robustness_section(robustness: Mapping | None, run: Path) -> str:
     return "".join(parts)
 
 
-def _weights_section(metrics: Mapping | None, search: Mapping | None) -> str:
+def _weights_section(metrics: Field | None, search: Field | None) -> str:
     if search is None:
-        weights = (metrics or {}).get("head_weights")
-        if not weights:
+        weights = metrics.get("head_weights") if metrics is not None else None
+        if weights is None or not weights.keys():
             return _missing("head-weight search", "weight_search.json")
-        return _table(["head", "weight"], [[_esc(h), f"{w:.2f}"] for h, w in weights.items()])
+        return _table(["head", "weight"], [[_esc(h), f"{w.number(0, 1):.2f}"] for h, w in weights.items()])
     if "skipped" in search:  # a single-modality model: one head, nothing to weigh
-        return f"<p>No search: {_esc(search['skipped'])}.</p>"
-    weights = search["weights"]
-    combine = search.get("combine", "probabilities")
+        return f"<p>No search: {_esc(search['skipped'].text())}.</p>"
+    weights = {head: value.number(0, 1) for head, value in search["weights"].items()}
+    combine = search.get("combine")
+    objective = search["objective"].text()
+    head_scores = search.get("head_scores")
     parts = [
-        f"<p>Searched on the <b>{_esc(search['split'])}</b> split, objective <code>{_esc(search['objective'])}</code>, "
-        f"heads combined by <code>{_esc(combine)}</code>, "
-        f"grid step {search['step']}: score {_pct(search['score'])} % (single heads: "
-        + ", ".join(f"{_esc(h)} {_pct(v)}" for h, v in search.get("head_scores", {}).items())
+        f"<p>Searched on the <b>{_esc(search['split'].text())}</b> split, objective <code>{_esc(objective)}</code>, "
+        f"heads combined by <code>{_esc(combine.text() if combine is not None else 'probabilities')}</code>, "
+        f"grid step {search['step'].number(0, 1):g}: score {_pct(search['score'].fraction())} % (single heads: "
+        + ", ".join(
+            f"{_esc(h)} {_pct(v.fraction())}"
+            for h, v in (head_scores.items() if head_scores is not None else ())
+        )
         + ").</p>",
         _table(["head", "weight"], [[_esc(h), f"{w:.2f}"] for h, w in weights.items()]),
     ]
     surface = search.get("surface")
-    if surface:
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(5.2, 4.4), layout="constrained")
-        axis = figure.add_subplot(1, 1, 1)
-
-        def xy(point):  # barycentric -> an equilateral triangle: primary left, fusion right, auxiliary top
-            return point["fusion"] + point["auxiliary"] / 2, point["auxiliary"] * math.sqrt(3) / 2
-
-        finite = [p for p in surface if p["score"] is not None and math.isfinite(p["score"])]
-        xs, ys = zip(*(xy(p) for p in finite), strict=True)
-        dots = axis.scatter(xs, ys, c=[100 * p["score"] for p in finite], cmap="viridis", s=40)
-        figure.colorbar(dots, ax=axis, label=f"{search['objective']} (%)")
-        bx, by = xy(weights)
-        axis.scatter([bx], [by], marker="*", s=220, color="red", edgecolor="white", label="chosen")
-        for label, (x, y) in (
-            ("primary", (0, 0)),
-            ("fusion", (1, 0)),
-            ("auxiliary", (0.5, math.sqrt(3) / 2)),
-        ):
-            axis.annotate(
-                label, (x, y), textcoords="offset points", xytext=(0, -12 if y == 0 else 6), ha="center"
-            )
-        axis.set_aspect("equal")
-        axis.set_axis_off()
-        axis.legend(loc="upper right", fontsize=8)
-        axis.set_title("weight search surface", pad=18)
-        parts.append(_image(_png(figure), "weight search surface"))
+    points = [] if surface is None else [_surface_point(p) for p in surface.list()]
+    finite = [p for p in points if p["score"] is not None]
+    if finite:
+        parts.append(_image(_png(_surface_figure(finite, weights, objective)), "weight search surface"))
         parts.append(
             '<p class="note">Every grid point of the simplex, coloured by its validation score; each corner is '
             "one head alone, the star the chosen weights.</p>"
         )
     return "".join(parts)
+
+
+def _surface_point(point: Field) -> dict[str, float | None]:
+    return {
+        **{head: point[head].number(0, 1) for head in ("primary", "auxiliary", "fusion")},
+        "score": point["score"].fraction(),
+    }
+
+
+def _surface_figure(points: list[dict], weights: Mapping[str, float], objective: str):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.2, 4.4), layout="constrained")
+    axis = figure.add_subplot(1, 1, 1)
+
+    def xy(point):  # barycentric -> an equilateral triangle: primary left, fusion right, auxiliary top
+        fusion, auxiliary = point.get("fusion", 0.0), point.get("auxiliary", 0.0)
+        return fusion + auxiliary / 2, auxiliary * math.sqrt(3) / 2
+
+    xs, ys = zip(*(xy(p) for p in points), strict=True)
+    dots = axis.scatter(xs, ys, c=[100 * p["score"] for p in points], cmap="viridis", s=40)
+    figure.colorbar(dots, ax=axis, label=f"{objective} (%)")
+    bx, by = xy(weights)
+    axis.scatter([bx], [by], marker="*", s=220, color="red", edgecolor="white", label="chosen")
+    for label, (x, y) in (
+        ("primary", (0, 0)),
+        ("fusion", (1, 0)),
+        ("auxiliary", (0.5, math.sqrt(3) / 2)),
+    ):
+        axis.annotate(
+            label, (x, y), textcoords="offset points", xytext=(0, -12 if y == 0 else 6), ha="center"
+        )
+    axis.set_aspect("equal")
+    axis.set_axis_off()
+    axis.legend(loc="upper right", fontsize=8)
+    axis.set_title("weight search surface", pad=18)
+    return figure
 
 
 def _cost_section(run: Path) -> str:
@@ -390,6 +465,24 @@ def _cost_section(run: Path) -> str:
     )
 
 
+def _check_one_data(metrics: Field | None, calibration: Field | None, robustness: Field | None) -> None:
+    """Refuse a page that would show results of different data side by side (files without records pass)."""
+    records = metrics.get(DATA_KEY) if metrics is not None else None
+    if records is None:
+        return
+    others = (
+        []
+        if calibration is None or calibration.get(DATA_KEY) is None
+        else list(calibration[DATA_KEY].items())
+    )
+    if robustness is not None and robustness.get(DATA_KEY) is not None:
+        others.append((robustness[DATA_KEY]["split"].text(), robustness[DATA_KEY]))
+    for split, record in others:
+        reference = records.get(split)
+        if reference is not None:
+            check_same_data(reference.mapping(), str(metrics.file), record.mapping(), str(record.file))
+
+
 def build_report(run: str | Path) -> str:
     """The HTML of ``run``'s report (see the module docstring)."""
     run = Path(run)
@@ -401,10 +494,11 @@ def build_report(run: str | Path) -> str:
         raise UsageError(
             f"{run} is not a training run directory (no config.yaml, metrics.json, log.csv or model/){hint}"
         )
-    metrics = _read_json(run / "metrics.json")
-    search = _read_json(run / "weight_search.json")
-    calibration = _read_json(run / "calibration.json")
-    robustness = _read_json(run / "robustness.json")
+    metrics = read_json(run / "metrics.json")
+    search = read_json(run / "weight_search.json")
+    calibration = read_json(run / "calibration.json")
+    robustness = read_json(run / "robustness.json")
+    _check_one_data(metrics, calibration, robustness)
     sections = [
         ("config", "Configuration", _config_section(run)),
         ("training", "Training", _training_section(run)),
@@ -421,6 +515,7 @@ def build_report(run: str | Path) -> str:
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>mmfuse run report: {_esc(run.resolve().name)}</title>'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"><style>{_STYLE}</style></head>'
         f"<body><h1>Run report: {_esc(run.resolve().name)}</h1>"
         f'<p class="note">Written by mmfuse {_esc(__version__)} from the files of this run directory.</p>'

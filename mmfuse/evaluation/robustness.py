@@ -5,6 +5,11 @@ of :mod:`mmfuse.data.degrade` at severities 1–5, then the modality removed alt
 means the primary branch answers alone (as :meth:`FusionModel.predict` does without it), ``absent`` primary
 that the auxiliary branch does. Every point reports ``avg_auc`` and ``avg_acc`` of each head present and of the
 final prediction (Eq. 4 with the model's weights and temperatures). Severity 0 is the clean split.
+
+With ``primary_only`` (``evaluate --robustness --primary-only``) the auxiliary images are ignored at every
+point, as they are for the metrics: only the primary modality is degraded, and it has no ``absent`` point
+(nothing would be left to answer). The result records the setting (``primary_only``) and the data it was
+computed on (``data``, see :mod:`mmfuse.evaluation.provenance`).
 """
 
 from __future__ import annotations
@@ -38,14 +43,25 @@ def robustness_curves(
     tta: bool = False,
     batch_size: int = 64,
     seed: int = 0,
-    modalities: Sequence[str] = MODALITIES,
+    primary_only: bool = False,
+    modalities: Sequence[str] | None = None,
     corruptions: Sequence[str] | None = None,
     severities: Sequence[int] = SEVERITIES,
     progress=None,
 ) -> dict:
-    """``{"clean": {head: {avg_auc, avg_acc}}, "auxiliary": {corruption: [...], "absent": ...}, "primary": ...}``."""
-    from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split
+    """``{"clean": {head: {avg_auc, avg_acc}}, "auxiliary": {corruption: [...], "absent": ...}, "primary": ...}``.
 
+    ``modalities`` defaults to both, or to ``("primary",)`` with ``primary_only``.
+    """
+    from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split
+    from mmfuse.evaluation.provenance import DATA_KEY, data_record
+
+    if modalities is None:
+        modalities = ("primary",) if primary_only else MODALITIES
+    if primary_only and "auxiliary" in modalities:
+        raise UsageError(
+            "with primary_only the auxiliary images are ignored: degrading them would measure nothing"
+        )
     corruptions = list(CORRUPTIONS) if corruptions is None else list(corruptions)
     for name in corruptions:
         if name not in CORRUPTIONS:
@@ -54,16 +70,22 @@ def robustness_curves(
         if modality not in MODALITIES:
             raise UsageError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
     weights = model.head_weights_dict
-    options = dict(device=device, tta=tta, batch_size=batch_size, progress=progress)
+    options = dict(
+        device=device, tta=tta, batch_size=batch_size, progress=progress, primary_only=primary_only
+    )
 
     def evaluate(dataset, **flags) -> dict:
-        predictions = predict_split(model, dataset, **options, **flags)
-        return _summary(split_metrics(predictions, model.tasks, weights))
+        return _summary(
+            split_metrics(predict_split(model, dataset, **{**options, **flags}), model.tasks, weights)
+        )
 
     clean_dataset = evaluation_dataset(model, data_config, split)
+    clean = predict_split(model, clean_dataset, **options)
     result: dict = {
         "split": split,
         "cases": len(clean_dataset),
+        DATA_KEY: data_record(data_config, split, clean),
+        "primary_only": bool(primary_only),
         "tta": bool(tta),
         "seed": int(seed),
         "head_weights": weights,
@@ -72,7 +94,7 @@ def robustness_curves(
             name: {"parameter": CORRUPTIONS[name][0], "values": list(CORRUPTIONS[name][1])}
             for name in corruptions
         },
-        "clean": evaluate(clean_dataset),
+        "clean": _summary(split_metrics(clean, model.tasks, weights)),
     }
     for modality in modalities:
         curves: dict = {}
@@ -88,8 +110,9 @@ def robustness_curves(
                 )
                 points.append({"severity": int(severity), "heads": evaluate(dataset)})
             curves[corruption] = points
-        flag = "primary_only" if modality == "auxiliary" else "auxiliary_only"
-        curves["absent"] = evaluate(clean_dataset, **{flag: True})
+        if not primary_only:  # with primary_only, the primary image absent leaves nothing to answer
+            flag = "primary_only" if modality == "auxiliary" else "auxiliary_only"
+            curves["absent"] = evaluate(clean_dataset, **{flag: True})
         result[modality] = curves
     return result
 
@@ -100,8 +123,13 @@ def format_robustness(result: Mapping, head: str = "final") -> str:
     header = f"{'degradation':<20}{'sev':>4}" + "".join(
         f"{m + ' AUC':>15}{m + ' ACC':>15}" for m in modalities
     )
+    degraded = (
+        "auxiliary images ignored, primary degraded"
+        if result.get("primary_only")
+        else "one modality degraded"
+    )
     lines = [
-        f"{result['split']} ({result['cases']} cases), {head} prediction, one modality degraded (%)",
+        f"{result['split']} ({result['cases']} cases), {head} prediction, {degraded} (%)",
         header,
     ]
 
@@ -121,7 +149,7 @@ def format_robustness(result: Mapping, head: str = "final") -> str:
         for i, point in enumerate(result[modalities[0]][corruption]):
             entries = [result[m][corruption][i]["heads"] for m in modalities]
             lines.append(f"{corruption:<20}{point['severity']:>4}" + cells(entries))
-    lines.append(f"{'absent':<20}{'-':>4}" + cells([result[m]["absent"] for m in modalities]))
+    lines.append(f"{'absent':<20}{'-':>4}" + cells([result[m].get("absent") for m in modalities]))
     return "\n".join(lines)
 
 
@@ -158,7 +186,7 @@ def plot_robustness(path: str | Path, result: Mapping) -> Path:
                     label=head,
                     linewidth=1.5 if head == "final" else 1,
                 )
-                absent = result[modality]["absent"].get(head)
+                absent = (result[modality].get("absent") or {}).get(head)
                 if absent is not None:
                     axis.axhline(100 * absent[metric], color=colours[head], linestyle=":", linewidth=1)
             label = "AVG AUC" if metric == "avg_auc" else "AVG ACC"

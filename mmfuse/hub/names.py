@@ -43,16 +43,25 @@ def hub_namespace() -> str:
 
 
 def _is_repo_id(text: str) -> bool:
+    try:
+        checked_repo_id(text)
+    except UsageError:
+        return False
+    return True
+
+
+def checked_repo_id(repo_id: object, what: str = "repository id") -> str:
+    """``repo_id`` if it is a Hub id ``OWNER/NAME`` (huggingface_hub's rules), else a :class:`UsageError`."""
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    if text.count("/") != 1:
-        return False
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise UsageError(f"{what} must be OWNER/NAME, got {repo_id!r}")
     try:
-        validate_repo_id(text)
-    except HFValidationError:
-        return False
-    return True
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise UsageError(f"{what} {repo_id!r} is not a Hub repository id: {exc}") from None
+    return repo_id
 
 
 def _hub_location(spec: str, revision: str | None, original: str) -> ModelLocation:

@@ -18,6 +18,7 @@ import numpy as np
 from mmfuse.errors import UsageError
 from mmfuse.fileio import atomic_write_text, write_json
 from mmfuse.limits import MAX_SEED, MAX_SEEDS
+from mmfuse.metrics_layout import metric_splits
 
 if TYPE_CHECKING:
     from mmfuse.training.trainer import RunEvaluator
@@ -76,9 +77,7 @@ def summarize(runs: Mapping[int, Mapping]) -> dict:
     """``{"seeds": [...], split: {head: {metric: {"mean", "std", "n"}}}}`` from ``{seed: metrics.json}``."""
     first = next(iter(runs.values()))
     summary: dict = {"seeds": list(runs)}
-    for split, heads in first.items():
-        if split == "head_weights":
-            continue
+    for split, heads in metric_splits(first).items():
         summary[split] = {}
         for head in heads:
             flats = [_flatten(metrics[split][head]) for metrics in runs.values()]

@@ -1,0 +1,16 @@
+"""The layout of ``metrics.json``, shared by the code that writes it and every reader (report, model card,
+seed summaries): ``{split: {head: report}}`` plus keys that are not splits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# The record of each split's data (mmfuse.evaluation.provenance).
+DATA_KEY = "data"
+# metrics.json keys that are not splits: the searched head weights and the data records.
+METRICS_INFO_KEYS = ("head_weights", DATA_KEY)
+
+
+def metric_splits(metrics: Mapping) -> dict:
+    """``{split: {head: report}}``: metrics.json without its :data:`METRICS_INFO_KEYS`."""
+    return {split: heads for split, heads in metrics.items() if split not in METRICS_INFO_KEYS}
