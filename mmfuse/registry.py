@@ -360,5 +360,3 @@ def register_preset(name: str, config: dict, *, override: bool = False) -> dict:
     if not isinstance(config, dict):
         raise PluginError(f"preset {name!r} must be a dict of model config fields, got {config!r}")
     return PRESETS.register(name, config, override=override, provider=_caller_module())
-
-

@@ -79,7 +79,9 @@ def test_taken_name_is_an_error_unless_override():
 def test_presets_are_one_registry_filled_by_plugins():
     """The paper's presets arrive through register_presets like the peers': one list, one provider each."""
     assert mmfuse.list_presets() == PRESETS.names()
-    assert {"ammfm-swin", "ammfm-swin-fast", "baseline-resnet", "fusionm4net", "tformer"} <= set(PRESETS.names())
+    assert {"ammfm-swin", "ammfm-swin-fast", "baseline-resnet", "fusionm4net", "tformer"} <= set(
+        PRESETS.names()
+    )
     assert PRESETS.entry("ammfm-swin").provider == "mmfuse_plugins.ammfm_presets"
     assert PRESETS.entry("fusionm4net").provider == "mmfuse_plugins.fusionm4net"
 
@@ -89,7 +91,8 @@ def test_a_taken_preset_name_is_refused_unless_override(tiny_model_kwargs):
     original = PRESETS.entry("ammfm-swin")
     mine = {**original.obj, "fusion": "bab"}
     with pytest.raises(
-        mmfuse.DuplicateNameError, match="'ammfm-swin' is already registered by 'mmfuse_plugins.ammfm_presets'"
+        mmfuse.DuplicateNameError,
+        match="'ammfm-swin' is already registered by 'mmfuse_plugins.ammfm_presets'",
     ):
         mmfuse.register_preset("ammfm-swin", mine)
     assert mmfuse.build_model("ammfm-swin", **tiny_model_kwargs).config["fusion"] == "aab"
