@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,8 +33,6 @@ RELEASE_DOC = REPO / "docs" / "release.md"
 # The source folder of each top-level package in the wheel (pyproject.toml's package-dir).
 PACKAGE_DIRS = {"mmfuse": "mmfuse", "mmfuse_plugins": "plugins"}
 TINY_MODEL = {"primary": "test_convnext", "auxiliary": "test_efficientnet", "img_size": 32}
-
-pytestmark = pytest.mark.slow
 
 
 def _run(args: list[str], *, cwd: Path, env: dict | None = None, timeout: float = 300) -> str:
@@ -143,6 +142,7 @@ def _wheel_files(path: Path) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist() if ".dist-info/" not in name}
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_every_module_of_the_source_tree(release):
     names = set(_wheel_files(release["wheel"]))
     for package, folder in PACKAGE_DIRS.items():
@@ -156,10 +156,12 @@ def test_the_wheel_holds_every_module_of_the_source_tree(release):
     assert {"mmfuse/hub", "mmfuse/runtime", "mmfuse/cli", "mmfuse_plugins"} <= packages
 
 
+@pytest.mark.slow
 def test_the_sdist_builds_the_same_wheel_as_the_tree(release):
     assert _wheel_files(release["wheel"]) == _wheel_files(release["direct"])
 
 
+@pytest.mark.slow
 def test_the_wheel_metadata_is_complete(release):
     with zipfile.ZipFile(release["wheel"]) as archive:
         metadata = archive.read(f"mmfuse-{mmfuse.__version__}.dist-info/METADATA").decode()
@@ -173,6 +175,7 @@ def test_the_wheel_metadata_is_complete(release):
     assert "Project-URL: " in metadata and "Apache License" in licence
 
 
+@pytest.mark.slow
 def test_the_installed_package_is_the_wheel_not_the_checkout(release):
     where = json.loads(
         _in_venv(
@@ -188,6 +191,7 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(release):
     assert where[2] == where[3] == mmfuse.__version__
 
 
+@pytest.mark.slow
 def test_the_command_line_runs(release):
     assert _in_venv(release, "mmfuse", "--version").split() == ["mmfuse", mmfuse.__version__]
     formats = _in_venv(release, "mmfuse", "data", "formats")
@@ -205,6 +209,7 @@ print(json.dumps(shapes))
 """
 
 
+@pytest.mark.slow
 def test_every_preset_builds_the_checkouts_model(release):
     installed = json.loads(_in_venv(release, "python", "-c", BUILD_EVERY_PRESET))
     # The checkout's environment also has the example plugin; the wheel brings exactly mmfuse's own presets.
@@ -218,6 +223,7 @@ def test_every_preset_builds_the_checkouts_model(release):
         assert hashlib.sha256(layout.encode()).hexdigest() == digest, name
 
 
+@pytest.mark.slow
 def test_a_tiny_pipeline_runs_from_outside_the_tree(release):
     cwd = release["cwd"]
     _in_venv(release, "mmfuse", "data", "synth", "release", "--cases", "40", "--size", "40", "--workers", "1")
@@ -247,3 +253,10 @@ def test_a_tiny_pipeline_runs_from_outside_the_tree(release):
     image = sorted((cwd / "release").rglob("*.jpg"))[0]
     prediction = json.loads(_in_venv(release, "mmfuse", "predict", "run", "--primary", str(image), "--json"))
     assert set(prediction["tasks"]) == {task.name for task in mmfuse.DERM7PT_TASKS}
+
+
+def test_the_changelog_has_a_section_for_this_version():
+    """The release procedure (docs/release.md) renames Unreleased to the version being released."""
+    changelog = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## [Unreleased]" in changelog
+    assert re.search(rf"^## \[{re.escape(mmfuse.__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M)
