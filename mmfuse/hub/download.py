@@ -16,7 +16,7 @@ from mmfuse.hub.names import LOCAL_PREFIX, NAMED_MODELS, NAMESPACE_ENV, ModelLoc
 
 @dataclass(frozen=True)
 class HubDownload:
-    """How files are fetched from the Hub: huggingface_hub's download keywords, as ``from_pretrained`` took them.
+    """How files are fetched from the Hub: the download keywords ``from_pretrained`` was given.
 
     They mean what they mean to :func:`huggingface_hub.hf_hub_download`; a local folder ignores them.
     """
@@ -66,9 +66,9 @@ def fetch(
     except LocalEntryNotFoundError:
         raise ModelNotFoundError(
             f"{filename} of {where} is not in the Hugging Face cache and cannot be downloaded (offline: "
-            "HF_HUB_OFFLINE is set, local_files_only=True or the Hub is unreachable). Download it once where there is network "
-            f"(`hf download {location.target}`, then copy the cache and point HF_HUB_CACHE or cache_dir at "
-            f"it), or load a local copy with '{LOCAL_PREFIX}PATH'"
+            "HF_HUB_OFFLINE is set, local_files_only=True or the Hub is unreachable). Download it once where "
+            f"there is network (`hf download {location.target}`, then copy the cache and point HF_HUB_CACHE or "
+            f"cache_dir at it), or load a local copy with '{LOCAL_PREFIX}PATH'"
         ) from None
     except GatedRepoError:
         raise ModelNotFoundError(
