@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 .PHONY: setup demo test lint clean
 
 # The venv is the stamp: make test / make demo create it on a fresh clone.
-$(BIN)/mmfuse: pyproject.toml examples/plugin_package/pyproject.toml
+$(BIN)/mmfuse: pyproject.toml setup.py examples/plugin_package/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -e '.[dev,demo]' -e examples/plugin_package
 	touch $(BIN)/mmfuse

@@ -1,7 +1,8 @@
 """Model configuration as plain data: the fields and their defaults, the named presets, validation.
 
-A configuration is plain data. Presets name the paper's setups (plugins add theirs through the
-``register_presets`` hook); keyword overrides change any field, so
+A configuration is plain data. Presets name the paper's setups and the peers' (every one registered
+through the ``register_presets`` hook: the paper's by the built-in ``mmfuse_plugins.ammfm_presets``,
+which imports the backbone names below); keyword overrides change any field, so
 ``build_model("ammfm-swin", fusion="bab")`` is the AFF+BAB row of Table 9. This module sits below the
 model: it never builds one (:mod:`mmfuse.factory` does).
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping
 from mmfuse.errors import ModelConfigError, UsageError
 from mmfuse.limits import MAX_CLASSES, MAX_IMG_SIZE, MAX_METADATA_WIDTH, MAX_OPTION_VALUE, MAX_TASKS
 from mmfuse.metadata import MetadataEncoding
-from mmfuse.registry import PRESETS as registered_presets
+from mmfuse.registry import PRESETS as REGISTERED_PRESETS
 from mmfuse.tasks import resolve_tasks, tasks_to_data
 
 # The three heads every model has, in Eq. 4 order (plain data: the model and the checks share it).
@@ -76,67 +77,21 @@ COMPONENT_FIELDS: dict[str, str] = {
     "metadata_encoder": "metadata encoder",
 }
 
-# The fast configuration's attention: keys and values pooled to at most 196 positions per map.
-FAST_FUSION_OPTIONS = {"max_key_tokens": 196}
-
-PRESETS: dict[str, dict] = {
-    # AMMFM as the paper builds it (Tables 6, 7, 10): a light auxiliary encoder, a heavy primary one, an
-    # asymmetric attention block after each of the primary's first three stages (reductions 4, 8, 16),
-    # exact Eq. 1 over every position.
-    "ammfm-swin": {"primary": SWIN, "auxiliary": MOBILENET, "fusion": "aab", "fusion_stages": [0, 1, 2]},
-    "ammfm-resnet": {"primary": RESNET, "auxiliary": MOBILENET, "fusion": "aab", "fusion_stages": [1, 2, 3]},
-    "ammfm-convnext": {
-        "primary": CONVNEXT,
-        "auxiliary": MOBILENET,
-        "fusion": "aab",
-        "fusion_stages": [0, 1, 2],
-    },
-    # This project's faster configuration (not the paper's): one block at reduction 16, keys pooled to 196.
-    "ammfm-swin-fast": {
-        "primary": SWIN,
-        "auxiliary": MOBILENET,
-        "fusion": "aab",
-        "fusion_stages": [2],
-        "fusion_options": FAST_FUSION_OPTIONS,
-    },
-    "ammfm-resnet-fast": {
-        "primary": RESNET,
-        "auxiliary": MOBILENET,
-        "fusion": "aab",
-        "fusion_stages": [3],
-        "fusion_options": FAST_FUSION_OPTIONS,
-    },
-    "ammfm-convnext-fast": {
-        "primary": CONVNEXT,
-        "auxiliary": MOBILENET,
-        "fusion": "aab",
-        "fusion_stages": [2],
-        "fusion_options": FAST_FUSION_OPTIONS,
-    },
-    # The symmetric baselines: the same backbone twice, fused only by the concatenating head.
-    "baseline-swin": {"primary": SWIN, "auxiliary": SWIN, "fusion": "concat"},
-    "baseline-resnet": {"primary": RESNET, "auxiliary": RESNET, "fusion": "concat"},
-    "baseline-convnext": {"primary": CONVNEXT, "auxiliary": CONVNEXT, "fusion": "concat"},
-}
-
-
 # build_model() with no name builds the paper's model: a name-less call is what a user reproducing
 # the paper types first, and the fast variant is one word away (docs/architecture.md).
 DEFAULT_PRESET = "ammfm-swin"
 
 
-def list_presets() -> list[str]:
-    """The core's presets and those plugins register (``register_presets`` hook)."""
-    return sorted({*PRESETS, *registered_presets.names()})
+def list_presets(pattern: str | None = None) -> list[str]:
+    """Every registered preset (the paper's, the peers', third parties'), optionally glob-filtered."""
+    return REGISTERED_PRESETS.names(pattern)
 
 
 def preset_config(name: str) -> dict:
-    """The plain-data fields of preset ``name`` (the core's, else a plugin's)."""
-    if name in PRESETS:
-        return copy.deepcopy(PRESETS[name])
-    if name in registered_presets:
-        return copy.deepcopy(dict(registered_presets.entry(name).obj))
-    raise UsageError(f"unknown preset {name!r}; available: {list_presets()}")
+    """A copy of the plain-data fields of preset ``name``."""
+    if name not in REGISTERED_PRESETS:
+        raise UsageError(f"unknown preset {name!r}; available: {list_presets()}")
+    return copy.deepcopy(dict(REGISTERED_PRESETS.entry(name).obj))
 
 
 def normalize_config(config: Mapping) -> dict:

@@ -29,6 +29,7 @@ BUILTIN_PACKAGE = "mmfuse_plugins"  # installed from the plugins/ folder
 DEFAULT_PLUGINS: tuple[str, ...] = tuple(
     f"{BUILTIN_PACKAGE}.{name}"
     for name in (
+        "ammfm_presets",
         "timm_encoders",
         "fusions",
         "heads",
@@ -352,12 +353,10 @@ def create_head(name: str, in_features: int, tasks, **options):
 
 
 def register_preset(name: str, config: dict, *, override: bool = False) -> dict:
-    """Register a named model configuration (plain data) at run time; plugins use ``register_presets``."""
+    """Register a named model configuration (plain data) at run time; plugins use ``register_presets``.
+
+    A taken name (``ammfm-swin`` included) raises :class:`DuplicateNameError` unless ``override=True``.
+    """
     if not isinstance(config, dict):
         raise PluginError(f"preset {name!r} must be a dict of model config fields, got {config!r}")
     return PRESETS.register(name, config, override=override, provider=_caller_module())
-
-
-def list_registered_presets(pattern: str | None = None) -> list[str]:
-    """Presets that plugins registered (the core's own presets live in :mod:`mmfuse.presets`)."""
-    return PRESETS.names(pattern)

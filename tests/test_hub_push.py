@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import yaml
-from huggingface_hub import HfApi
+from huggingface_hub import CommitOperationDelete, HfApi
 from huggingface_hub.hf_api import CommitInfo, RepoUrl
 
 import mmfuse
@@ -50,20 +50,28 @@ def hub_uploads(monkeypatch, hub_files):
         return (repo_id, revision, filename) in hub_files
 
     def create_repo(self, repo_id, **kwargs):
-        return RepoUrl(f"https://huggingface.co/{repo_id}")
+        owner = "" if "/" in repo_id else "me/"  # the Hub puts a bare name in the token owner's namespace
+        return RepoUrl(f"https://huggingface.co/{owner}{repo_id}")
+
+    def list_repo_files(self, repo_id, *, revision=None, **kwargs):
+        return sorted(path for repo, rev, path in hub_files if (repo, rev) == (repo_id, revision))
 
     def create_commit(self, repo_id, operations, **kwargs):
-        files = {}
+        files, deleted = {}, []
         for op in operations:
+            if isinstance(op, CommitOperationDelete):
+                deleted.append(op.path_in_repo)
+                continue
             with open(op.path_or_fileobj, "rb") as f:
                 files[op.path_in_repo] = f.read()
-        commits.append({"repo_id": repo_id, "files": files, **kwargs})
+        commits.append({"repo_id": repo_id, "files": files, "deleted": deleted, **kwargs})
         url = f"https://huggingface.co/{repo_id}/commit/{'0' * 40}"
         return CommitInfo(commit_url=url, commit_message="", commit_description="", oid="0" * 40)
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "create_commit", create_commit)
     monkeypatch.setattr(HfApi, "file_exists", file_exists)
+    monkeypatch.setattr(HfApi, "list_repo_files", list_repo_files)
     return commits
 
 
@@ -77,6 +85,39 @@ def test_push_to_hub_uploads_exactly_config_weights_and_card(tiny_model, tmp_pat
     assert json.loads(commit["files"]["config.json"]) == json.loads((local / "config.json").read_text())
     card = commit["files"]["README.md"].decode()
     assert 'mmfuse.from_pretrained("derm-lab/tiny")' in card and "81.2" in card
+
+
+def test_save_pretrained_pushes_the_folder_it_wrote_like_the_mixin(tiny_model, tmp_path, hub_uploads):
+    """save_pretrained(..., push_to_hub=True, repo_id=...) as huggingface_hub's mixin: the upload keywords
+    go with it, the commit URL comes back, and the repository defaults to the folder's name."""
+    url = tiny_model.save_pretrained(
+        tmp_path / "model",
+        push_to_hub=True,
+        repo_id="derm-lab/tiny",
+        private=True,
+        branch="dev",
+        commit_message="first weights",
+        model_card_kwargs={"metrics": METRICS, "license": "mit"},
+    )
+    assert url == f"https://huggingface.co/derm-lab/tiny/commit/{'0' * 40}"
+    (commit,) = hub_uploads
+    assert commit["revision"] == "dev" and commit["commit_message"] == "first weights"
+    assert commit["files"] == {name: (tmp_path / "model" / name).read_bytes() for name in MODEL_FILES}
+    card = commit["files"]["README.md"].decode()
+    assert 'mmfuse.from_pretrained("derm-lab/tiny")' in card and "81.2" in card and "license: mit" in card
+
+    tiny_model.save_pretrained(tmp_path / "named-after-me", push_to_hub=True)
+    assert hub_uploads[1]["repo_id"] == "me/named-after-me"
+
+
+def test_push_patterns_choose_the_files_and_delete_stale_ones(tiny_model, hub_uploads, hub_files):
+    hub_files.update({("derm-lab/tiny", None, "old.bin"), ("derm-lab/tiny", None, "config.json")})
+    tiny_model.push_to_hub(
+        "derm-lab/tiny", ignore_patterns="*.safetensors", delete_patterns=["*.bin", "*.json"]
+    )
+    (commit,) = hub_uploads
+    assert sorted(commit["files"]) == ["README.md", "config.json"]
+    assert commit["deleted"] == ["old.bin"]  # config.json matches too, but is being uploaded
 
 
 def test_cli_push_of_a_run_fills_the_card_from_its_metrics_and_config(

@@ -14,7 +14,7 @@ import torch
 
 import mmfuse
 from mmfuse import hookspecs
-from mmfuse.registry import ENCODERS, FUSIONS
+from mmfuse.registry import ENCODERS, FUSIONS, PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,6 +74,49 @@ def test_taken_name_is_an_error_unless_override():
         assert FUSIONS.entry("concat").obj is FUSIONS.entry("aab").obj
     finally:
         FUSIONS.register("concat", original.obj, override=True, provider=original.provider)
+
+
+def test_presets_are_one_registry_filled_by_plugins():
+    """The paper's presets arrive through register_presets like the peers': one list, one provider each."""
+    assert mmfuse.list_presets() == PRESETS.names()
+    assert {"ammfm-swin", "ammfm-swin-fast", "baseline-resnet", "fusionm4net", "tformer"} <= set(
+        PRESETS.names()
+    )
+    assert PRESETS.entry("ammfm-swin").provider == "mmfuse_plugins.ammfm_presets"
+    assert PRESETS.entry("fusionm4net").provider == "mmfuse_plugins.fusionm4net"
+
+
+def test_a_taken_preset_name_is_refused_unless_override(tiny_model_kwargs):
+    """Before one store, register_preset("ammfm-swin", ...) was accepted and silently ignored."""
+    original = PRESETS.entry("ammfm-swin")
+    mine = {**original.obj, "fusion": "bab"}
+    with pytest.raises(
+        mmfuse.DuplicateNameError,
+        match="'ammfm-swin' is already registered by 'mmfuse_plugins.ammfm_presets'",
+    ):
+        mmfuse.register_preset("ammfm-swin", mine)
+    assert mmfuse.build_model("ammfm-swin", **tiny_model_kwargs).config["fusion"] == "aab"
+    try:
+        mmfuse.register_preset("ammfm-swin", mine, override=True)
+        assert mmfuse.build_model("ammfm-swin", **tiny_model_kwargs).config["fusion"] == "bab"
+    finally:
+        PRESETS.register("ammfm-swin", original.obj, override=True, provider=original.provider)
+
+
+def test_a_plugin_registering_a_taken_preset_name_is_refused():
+    plugin = types.ModuleType("preset_squatter")
+
+    @mmfuse.hookimpl
+    def register_presets(register):
+        register("tformer", {"fusion": "concat"})
+
+    plugin.register_presets = register_presets
+    try:
+        with pytest.raises(mmfuse.DuplicateNameError, match="preset 'tformer' is already registered"):
+            mmfuse.register_plugin(plugin, name="preset_squatter")
+        assert PRESETS.entry("tformer").provider == "mmfuse_plugins.tformer"
+    finally:
+        mmfuse.unregister_plugin("preset_squatter")
 
 
 def test_unknown_names_list_what_is_available(tiny_model_kwargs):

@@ -7,19 +7,28 @@ huggingface_hub's cache, ``HF_HUB_OFFLINE``, ``HF_TOKEN`` and revisions apply; i
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from mmfuse.errors import ModelNotFoundError
 from mmfuse.hub.names import LOCAL_PREFIX, NAMED_MODELS, NAMESPACE_ENV, ModelLocation, hub_namespace
 
 
+@dataclass(frozen=True)
+class HubDownload:
+    """How files are fetched from the Hub: the download keywords ``from_pretrained`` was given.
+
+    They mean what they mean to :func:`huggingface_hub.hf_hub_download`; a local folder ignores them.
+    """
+
+    token: str | bool | None = None
+    cache_dir: str | os.PathLike | None = None
+    force_download: bool = False
+    local_files_only: bool = False
+
+
 def fetch(
-    location: ModelLocation,
-    filename: str,
-    *,
-    token: str | bool | None,
-    cache_dir: str | os.PathLike | None,
-    required: bool = True,
+    location: ModelLocation, filename: str, download: HubDownload, *, required: bool = True
 ) -> Path | None:
     """The local path of ``filename``; ``None`` when it does not exist and ``required`` is False."""
     if not location.on_hub:
@@ -48,16 +57,18 @@ def fetch(
                 location.target,
                 filename,
                 revision=location.revision,
-                cache_dir=cache_dir,
-                token=token,
+                cache_dir=download.cache_dir,
+                token=download.token,
+                force_download=download.force_download,
+                local_files_only=download.local_files_only,
             )
         )
     except LocalEntryNotFoundError:
         raise ModelNotFoundError(
             f"{filename} of {where} is not in the Hugging Face cache and cannot be downloaded (offline: "
-            "HF_HUB_OFFLINE is set or the Hub is unreachable). Download it once where there is network "
-            f"(`hf download {location.target}`, then copy the cache and point HF_HUB_CACHE or cache_dir at "
-            f"it), or load a local copy with '{LOCAL_PREFIX}PATH'"
+            "HF_HUB_OFFLINE is set, local_files_only=True or the Hub is unreachable). Download it once where "
+            f"there is network (`hf download {location.target}`, then copy the cache and point HF_HUB_CACHE or "
+            f"cache_dir at it), or load a local copy with '{LOCAL_PREFIX}PATH'"
         ) from None
     except GatedRepoError:
         raise ModelNotFoundError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from collections.abc import Mapping
@@ -10,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import ModelHubMixin
 
+from mmfuse.errors import UsageError
+from mmfuse.hub import loading
 from mmfuse.hub.files import CARD_FILE, WEIGHTS_FILE
-from mmfuse.hub.loading import load_pretrained
 from mmfuse.hub.serialization import hub_config
 from mmfuse.hub.upload import upload_model_files
 from mmfuse.model import FusionNetwork
@@ -19,6 +21,11 @@ from mmfuse.model_card import render_model_card
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
+
+# The card's inputs that save_pretrained and push_to_hub also take as keywords of their own.
+CARD_KEYWORDS = frozenset(
+    p.name for p in inspect.signature(render_model_card).parameters.values() if p.kind is p.KEYWORD_ONLY
+) - {"card_data", "repo_id"}
 
 
 class HubMixin(
@@ -32,7 +39,8 @@ class HubMixin(
 
     huggingface_hub's :class:`~huggingface_hub.ModelHubMixin` supplies the card metadata and the save
     flow; mmfuse replaces its loader (which tries a same-named local folder first, loads non-strictly
-    and falls back to pickles) with :func:`from_pretrained`.
+    and falls back to pickles) with :func:`mmfuse.hub.loading.from_pretrained`, keeping the mixin's
+    keywords. ``tests/test_hub_contract.py`` holds the three methods to the installed mixin's signatures.
     """
 
     def _save_pretrained(self, save_directory: Path) -> None:
@@ -51,94 +59,99 @@ class HubMixin(
         self,
         save_directory: str | os.PathLike,
         *,
-        metrics: Mapping | None = None,
-        training_config: Mapping | None = None,
+        config: Mapping | None = None,
         repo_id: str | None = None,
-        **card: Any,
-    ) -> Path:
+        push_to_hub: bool = False,
+        model_card_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Path | str:
         """Write config.json, model.safetensors and README.md (the model card) into ``save_directory``.
 
-        ``metrics`` (a run's metrics.json) fills the card's results table and ``model-index``;
-        ``training_config`` its recipe; ``repo_id`` its loading example. ``card`` takes the Hub metadata
-        ``license``, ``tags``, ``datasets`` and ``base_model`` (see
-        :func:`mmfuse.model_card.render_model_card`). Returns the directory.
+        The keywords are :meth:`huggingface_hub.ModelHubMixin.save_pretrained`'s, with its meaning:
+        ``push_to_hub=True`` then uploads the folder to ``repo_id`` (default: the folder's name) with
+        :meth:`push_to_hub`'s upload keywords (``token``, ``private``, ``branch``...) and returns the commit
+        URL; otherwise the directory is returned. ``config`` may only repeat the model's own config:
+        config.json is always the model's, since another one would not load its weights.
+
+        The card's inputs, in ``model_card_kwargs`` or as keywords of their own: ``metrics`` (a run's
+        metrics.json: the results table and ``model-index``), ``training_config`` (the recipe), and the Hub
+        metadata ``license``, ``tags``, ``datasets``, ``base_model`` (:func:`mmfuse.model_card.render_model_card`).
         """
+        card = {**(model_card_kwargs or {}), **{k: kwargs.pop(k) for k in CARD_KEYWORDS & kwargs.keys()}}
+        if kwargs and not push_to_hub:
+            raise TypeError(f"save_pretrained() got unexpected keyword arguments {sorted(kwargs)}")
         directory = Path(save_directory)
-        card = self.generate_model_card(
-            metrics=metrics, training_config=training_config, repo_id=repo_id, **card
-        )
+        if push_to_hub and repo_id is None:
+            repo_id = directory.name  # as the mixin does; the card's loading example names it
+        config = self._checked_config(config)
+        model_card = self.generate_model_card(repo_id=repo_id, **card)
         directory.mkdir(parents=True, exist_ok=True)
-        card.save(directory / CARD_FILE)  # written first, so the mixin keeps it rather than its template
-        super().save_pretrained(directory, config=hub_config(self))
+        # Written first, so that the mixin keeps it rather than writing its template.
+        model_card.save(directory / CARD_FILE)
+        super().save_pretrained(directory, config=config)
+        if push_to_hub:
+            return upload_model_files(directory, repo_id, **kwargs)
         return directory
 
-    def generate_model_card(
-        self,
-        *args,
-        metrics: Mapping | None = None,
-        training_config: Mapping | None = None,
-        repo_id: str | None = None,
-        license: str | None = None,
-        tags: list[str] | None = None,
-        datasets: list[str] | None = None,
-        base_model: str | list[str] | None = None,
-        **kwargs,
-    ) -> ModelCard:
+    def _checked_config(self, config: Mapping | None) -> dict:
+        saved = hub_config(self)
+        if config is not None and dict(config) not in (saved, self.config):
+            raise UsageError(
+                "config= must be the model's own config (model.config): config.json describes the "
+                "architecture of the saved weights; build a model from the other config instead"
+            )
+        return saved
+
+    def generate_model_card(self, *args, repo_id: str | None = None, **card: Any) -> ModelCard:
         return render_model_card(
-            self,
-            hub_config(self),
-            card_data=self._hub_mixin_info.model_card_data,
-            metrics=metrics,
-            training_config=training_config,
-            repo_id=repo_id,
-            license=license,
-            tags=tags,
-            datasets=datasets,
-            base_model=base_model,
+            self, hub_config(self), card_data=self._hub_mixin_info.model_card_data, repo_id=repo_id, **card
         )
 
     def push_to_hub(
         self,
         repo_id: str,
         *,
-        metrics: Mapping | None = None,
-        training_config: Mapping | None = None,
-        token: str | None = None,
-        private: bool | None = None,
-        branch: str | None = None,
-        create_pr: bool = False,
+        config: Mapping | None = None,
         commit_message: str = "Upload mmfuse model",
+        private: bool | None = None,
+        token: str | None = None,
+        branch: str | None = None,
+        create_pr: bool | None = None,
+        allow_patterns: list[str] | str | None = None,
+        ignore_patterns: list[str] | str | None = None,
+        delete_patterns: list[str] | str | None = None,
+        model_card_kwargs: Mapping[str, Any] | None = None,
         replace_card: bool = False,
         **card: Any,
     ) -> str:
         """Save into a temporary folder and upload its config, weights and card in one commit.
 
-        ``card`` takes ``license``, ``tags``, ``datasets`` and ``base_model`` as :meth:`save_pretrained` does.
-        A README.md already on the Hub is kept unless ``replace_card`` (see :func:`upload_model_files`).
+        The keywords are :meth:`huggingface_hub.ModelHubMixin.push_to_hub`'s, with its meaning (the
+        patterns filter config.json, model.safetensors and README.md, the only files uploaded), plus
+        ``replace_card``: a README.md already on the Hub is kept unless it is set
+        (:func:`~mmfuse.hub.upload.upload_model_files`). The card's inputs are :meth:`save_pretrained`'s.
+        Returns the commit URL.
         """
         with tempfile.TemporaryDirectory() as tmp:
-            folder = self.save_pretrained(
+            return self.save_pretrained(
                 Path(tmp) / "model",
-                metrics=metrics,
-                training_config=training_config,
+                config=config,
                 repo_id=repo_id,
-                **card,
-            )
-            return upload_model_files(
-                folder,
-                repo_id,
-                token=token,
+                push_to_hub=True,
+                model_card_kwargs=model_card_kwargs,
+                commit_message=commit_message,
                 private=private,
+                token=token,
                 branch=branch,
                 create_pr=create_pr,
-                commit_message=commit_message,
+                allow_patterns=allow_patterns,
+                ignore_patterns=ignore_patterns,
+                delete_patterns=delete_patterns,
                 replace_card=replace_card,
+                **card,
             )
 
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs) -> FusionModel:
-        """Same as :func:`mmfuse.from_pretrained`, building this class."""
-        return load_pretrained(cls, name_or_path, **kwargs)
+    from_pretrained = classmethod(loading.from_pretrained)
 
 
 class FusionModel(FusionNetwork, HubMixin):
@@ -150,33 +163,5 @@ class FusionModel(FusionNetwork, HubMixin):
     """
 
 
-def from_pretrained(
-    name_or_path: str | os.PathLike,
-    *,
-    revision: str | None = None,
-    token: str | bool | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    trust_pickle: bool = False,
-    map_location: Any = "cpu",
-    tasks: Any = None,
-) -> FusionModel:
-    """Load a model saved by :meth:`FusionModel.save_pretrained`, locally or from the Hub.
-
-    :mod:`mmfuse.hub` says how ``name_or_path`` is resolved. The architecture is built from
-    ``config.json`` with backbone ``pretrained=False`` (no ImageNet download just to overwrite it),
-    then ``model.safetensors`` is loaded strictly. The model is returned in eval mode.
-
-    ``tasks`` (a task preset name or task specs) starts fine-tuning on another dataset: when they differ
-    from the saved tasks, the heads are new (:meth:`FusionModel.reset_heads`) while the encoders and fusion
-    blocks keep the loaded weights; the model remembers a Hub source as its card's ``base_model``.
-    """
-    return load_pretrained(
-        FusionModel,
-        name_or_path,
-        revision=revision,
-        token=token,
-        cache_dir=cache_dir,
-        trust_pickle=trust_pickle,
-        map_location=map_location,
-        tasks=tasks,
-    )
+# The same function as FusionModel.from_pretrained (one signature): a name that reads well at the top level.
+from_pretrained = FusionModel.from_pretrained

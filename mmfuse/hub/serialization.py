@@ -24,7 +24,7 @@ from mmfuse.errors import (
     UnsafeCheckpointError,
     WeightsMismatchError,
 )
-from mmfuse.hub.download import fetch
+from mmfuse.hub.download import HubDownload, fetch
 from mmfuse.hub.files import CONFIG_FILE, HUB_PICKLE_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE
 from mmfuse.hub.names import ModelLocation
 from mmfuse.model import FusionNetwork
@@ -193,10 +193,8 @@ def _local_pickles(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in PICKLE_SUFFIXES)
 
 
-def weights_file(
-    location: ModelLocation, *, trust_pickle: bool, token: str | bool | None, cache_dir: Any
-) -> Path:
-    weights = fetch(location, WEIGHTS_FILE, token=token, cache_dir=cache_dir, required=False)
+def weights_file(location: ModelLocation, download: HubDownload, *, trust_pickle: bool) -> Path:
+    weights = fetch(location, WEIGHTS_FILE, download, required=False)
     if weights is not None:
         return weights
     if location.on_hub:
@@ -215,7 +213,7 @@ def weights_file(
         raise ModelNotFoundError(
             f"{location.describe()} holds several pickle checkpoints {candidates}; keep exactly one"
         )
-    return fetch(location, candidates[0], token=token, cache_dir=cache_dir)
+    return fetch(location, candidates[0], download)
 
 
 def load_weights(model: nn.Module, path: Path, *, map_location: Any = "cpu") -> None:
