@@ -322,7 +322,8 @@ def build_app(
         gr.Markdown(
             "Grad-CAM (library `grad-cam`) of each task's predicted class on the primary encoder's last stage; "
             "AAB attention: how much attention the clinical image's features put on each dermoscopic position. "
-            f"Uploads up to {MAX_UPLOAD_MB} MB and {MAX_PIXELS / 1e6:.0f} megapixels."
+            f"Uploads up to {MAX_UPLOAD_MB} MiB and {MAX_PIXELS / 1e6:.0f} megapixels; the maps are made on a "
+            f"copy at most {EXPLAIN_MAX_SIDE} pixels a side."
         )
     app.mmfuse_examples = examples
     return app
