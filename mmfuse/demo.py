@@ -216,7 +216,7 @@ def example_pairs(directory: str | os.PathLike, *, cases: int = EXAMPLE_CASES, s
     root = Path(directory)
     if not (root / META_FILE).is_file():
         synthesize(root, cases=cases, size=EXAMPLE_SIZE, seed=seed, workers=1)
-    refusal = f"cannot serve examples from {root}"
+    refusal = f"cannot serve examples from {root} (the page never serves a file outside the release)"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a release without split files is fine for examples
