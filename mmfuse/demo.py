@@ -10,7 +10,11 @@ decoded gets a message on the page, and the server keeps serving.
 
 from __future__ import annotations
 
+import errno
+import logging
+import math
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -23,6 +27,8 @@ import torch
 
 from mmfuse.errors import UsageError
 
+log = logging.getLogger(__name__)
+
 NOTICE = (
     "**For research only — not a medical device.** This page shows what a machine-learning model "
     "answers for the images you upload; it does not diagnose, and its output must not guide the care "
@@ -34,6 +40,9 @@ MAX_UPLOAD_MB = 20
 MAX_PIXELS = 50_000_000
 # Fewer pixels than this a side carry no lesion to classify.
 MIN_SIDE = 16
+# Maps and overlays are computed on a copy of the upload whose longest side is at most this: a 7000 x 7000
+# upload then costs what a 1024 x 1024 one does (it took 94 s and 8.6 GB at full size).
+EXPLAIN_MAX_SIDE = 1024
 EXAMPLE_CASES = 8
 EXAMPLE_SIZE = 256
 
@@ -95,11 +104,15 @@ def check_upload(path: str | os.PathLike, label: str, name: str | None = None) -
 
 class DemoService:
     """The model behind the page: one request at a time (a CPU gains nothing from more, and the
-    Grad-CAM hooks must not see another request's forward pass)."""
+    Grad-CAM hooks must not see another request's forward pass), its maps made on a copy of the
+    upload no larger than ``max_side`` a side, so one request's memory is bounded whatever is uploaded."""
 
-    def __init__(self, model, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, model, device: torch.device | str = "cpu", *, max_side: int = EXPLAIN_MAX_SIDE
+    ) -> None:
         self.model = model.to(device).eval()
         self.device = device
+        self.max_side = max_side
         self._lock = threading.Lock()
 
     def analyse(
@@ -116,7 +129,9 @@ class DemoService:
             notes += check_upload(auxiliary, "the clinical image", auxiliary_name)
         try:
             with self._lock:
-                result = explain(self.model, primary, auxiliary or None, device=self.device)
+                result = explain(
+                    self.model, primary, auxiliary or None, device=self.device, max_side=self.max_side
+                )
         except DataError as exc:
             message = str(exc)
             for path, name in ((primary, primary_name), (auxiliary, auxiliary_name)):
@@ -129,7 +144,8 @@ class DemoService:
                 "No clinical image: the dermoscopic (primary) head answered alone; the fusion blocks and "
                 "the auxiliary and fusion heads were not used.",
             )
-        overlays = [(result.image, "dermoscopic image as uploaded")]
+        height, width = result.image.shape[:2]
+        overlays = [(result.image, f"dermoscopic image as uploaded (shown at {width}×{height})")]
         for task, pixels in result.overlays().items():
             overlays.append((pixels, _caption(task, result.prediction)))
         return Analysis(result.prediction, overlays, notes)
@@ -182,34 +198,52 @@ def head_weights_markdown(prediction: dict) -> str:
 
 
 def example_pairs(directory: str | os.PathLike, *, cases: int = EXAMPLE_CASES, seed: int = 0) -> list[list]:
-    """``[[primary, auxiliary or None], ...]`` from a small synthetic Derm7pt-format release written to ``directory``.
+    """``[[primary, auxiliary or None], ...]`` from a Derm7pt-format release in ``directory`` (a small
+    synthetic one is written there when it holds no ``meta/meta.csv``).
 
-    Three cases with both images and one without its clinical image (when the release has one).
+    Three cases with both images and one without its clinical image (when the release has one). The
+    page serves these files to every visitor, so the release is read by the loader of training data,
+    whose dataset-root rule refuses a path that leads outside ``directory`` (absolute, ``../``, a
+    symlink), and each chosen image must be a regular file that decodes; anything else is a
+    :class:`~mmfuse.data.errors.DataError` naming the row and column. There is no way to allow a path
+    outside the release here.
     """
-    import csv
-
-    from mmfuse.data.derm7pt import (
-        AUXILIARY_COLUMN,
-        IMAGE_DIR,
-        META_FILE,
-        PRIMARY_COLUMN,
-        auxiliary_is_missing,
-    )
+    from mmfuse.data.derm7pt import META_FILE, load_release
+    from mmfuse.data.errors import DataError
+    from mmfuse.data.images import verify_image
     from mmfuse.data.synth import synthesize
 
     root = Path(directory)
     if not (root / META_FILE).is_file():
         synthesize(root, cases=cases, size=EXAMPLE_SIZE, seed=seed, workers=1)
-    with (root / META_FILE).open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    images = root / IMAGE_DIR
-    paired = [
-        [str(images / r[PRIMARY_COLUMN]), str(images / r[AUXILIARY_COLUMN])]
-        for r in rows
-        if not auxiliary_is_missing(r)
+    refusal = f"cannot serve examples from {root} (the page never serves a file outside the release)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a release without split files is fine for examples
+            release = load_release(root)
+    except DataError as exc:
+        raise DataError(f"{refusal}: {exc}") from None
+    records = [r for r in release.records if r is not None]
+    chosen = [r for r in records if r.auxiliary_path is not None][:3]
+    chosen += [r for r in records if r.auxiliary_path is None][:1]
+    for record in chosen:
+        for path in (record.primary_path, record.auxiliary_path):
+            if path is None:
+                continue
+            if not path.is_file():
+                raise DataError(f"{refusal}: example image {path} (case {record.case_id}) is not a file")
+            if (reason := verify_image(path)) is not None:
+                raise DataError(f"{refusal}: case {record.case_id}: {reason}")
+    return [
+        [str(r.primary_path), None if r.auxiliary_path is None else str(r.auxiliary_path)] for r in chosen
     ]
-    alone = [[str(images / r[PRIMARY_COLUMN]), None] for r in rows if auxiliary_is_missing(r)]
-    return paired[:3] + alone[:1]
+
+
+def example_files(examples: Sequence[Sequence] | None) -> list[str]:
+    """The example images as absolute paths with every symlink followed: the only local files the
+    server may hand out besides uploads and its own outputs (Gradio's ``allowed_paths``). Never
+    their folders, which would expose every file beside them."""
+    return sorted({os.path.realpath(p) for pair in examples or () for p in pair if p})
 
 
 def build_app(
@@ -288,7 +322,8 @@ def build_app(
         gr.Markdown(
             "Grad-CAM (library `grad-cam`) of each task's predicted class on the primary encoder's last stage; "
             "AAB attention: how much attention the clinical image's features put on each dermoscopic position. "
-            f"Uploads up to {MAX_UPLOAD_MB} MB and {MAX_PIXELS / 1e6:.0f} megapixels."
+            f"Uploads up to {MAX_UPLOAD_MB} MiB and {MAX_PIXELS / 1e6:.0f} megapixels; the maps are made on a "
+            f"copy at most {EXPLAIN_MAX_SIDE} pixels a side."
         )
     app.mmfuse_examples = examples
     return app
@@ -349,19 +384,88 @@ def launch(
     max_upload_mb: float = MAX_UPLOAD_MB,
     block: bool = True,
 ):
-    """Start ``app`` with a bounded queue (one request computes at a time, 64 may wait)."""
+    """Start ``app`` with a bounded queue (one request computes at a time, 64 may wait).
+
+    The only local files it serves besides uploads and its outputs are the example images themselves
+    (:func:`example_files`). A host, port or upload limit it cannot use is a :class:`UsageError`
+    naming the value, raised before Gradio starts.
+    """
+    import gradio as gr
+
+    upload_bytes = _upload_bytes(max_upload_mb)
+    check_listen_address(host, port)
     app.queue(default_concurrency_limit=1, max_size=64)
-    allowed = sorted({str(Path(p).parent) for e in getattr(app, "mmfuse_examples", []) or [] for p in e if p})
+    _log_refused_paths(app, gr)
     return app.launch(
         server_name=host,
         server_port=port,
-        max_file_size=f"{max_upload_mb}mb",
-        allowed_paths=allowed,
+        max_file_size=upload_bytes,
+        allowed_paths=example_files(getattr(app, "mmfuse_examples", None)),
         ssr_mode=False,
         share=False,
         quiet=True,
         prevent_thread_lock=not block,
     )
+
+
+def _upload_bytes(max_upload_mb: float) -> int:
+    """Gradio takes an ``int`` of bytes or ``"<int>mb"``: ``f"{20.0}mb"`` is neither."""
+    if isinstance(max_upload_mb, bool) or not isinstance(max_upload_mb, (int, float)):
+        raise UsageError(f"max_upload_mb must be a number of MiB, got {max_upload_mb!r}")
+    if not math.isfinite(max_upload_mb) or max_upload_mb <= 0:
+        raise UsageError(f"max_upload_mb must be a finite number above 0, got {max_upload_mb!r}")
+    return max(1, int(max_upload_mb * 1024 * 1024))
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """Raise :class:`UsageError` naming ``host`` or ``port`` unless the server could listen there.
+
+    Gradio answers any failure to bind with "Cannot find empty port", even for a host that is not an
+    address of this machine.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise UsageError(f"port must be a whole number from 1 to 65535, got {port!r}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UsageError(
+            f"cannot serve on host {host!r}: not an address or name of this machine ({reason})"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(f"port {port} on host {host!r} is in use; choose another --port") from None
+            raise UsageError(
+                f"cannot serve on host {host!r}, port {port}: {exc.strerror or exc} "
+                "(use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0)"
+            ) from None
+
+
+def _log_refused_paths(app, gr) -> None:
+    """A request naming a file it may not read is logged in one line, not with Gradio's traceback.
+
+    Gradio refuses such a file (e.g. ``{"path": "/etc/passwd"}`` in an API call) while preparing the
+    inputs and prints the whole traceback of its ``InvalidPathError``; one line per refusal keeps the
+    log readable when someone probes the page. The visitor gets the same refusal as before.
+    """
+    from gradio.exceptions import InvalidPathError
+
+    original = app.preprocess_data
+
+    async def preprocess_data(*args, **kwargs):
+        try:
+            return await original(*args, **kwargs)
+        except InvalidPathError as exc:
+            log.warning("refused a request for a file it may not read: %s", exc)
+            error = gr.Error(f"refused: {exc}")
+            error.print_exception = False
+            raise error from None
+
+    app.preprocess_data = preprocess_data
 
 
 SPACE_APP = '''"""Hugging Face Space: the mmfuse demo page for {repo_id} (written by `mmfuse push --with-space`)."""

@@ -1,6 +1,8 @@
 """Where the model looked: per-task Grad-CAM on the primary encoder's last stage, and AAB attention.
 
-Two kinds of map, both at the primary image's own size (``height x width`` of the file):
+Two kinds of map, both at the primary image's own size (``height x width`` of the file), or with
+``max_side`` at the size of a copy whose longest side is at most ``max_side`` (what the demo page uses,
+so that a 7000 x 7000 upload costs what a 1024 x 1024 one does):
 
 - ``gradcam[task]`` — Grad-CAM (Selvaraju et al.) of the predicted class, computed by the ``grad-cam``
   library on the output of the primary encoder's last stage. The class score is the log of the Eq. 4
@@ -230,16 +232,21 @@ def explain(
     tasks: list[str] | None = None,
     device: torch.device | str = "cpu",
     calibrated: bool = True,
+    max_side: int | None = None,
 ) -> Explanation:
     """Predict one image pair and compute the maps of :mod:`mmfuse.explain` (``tasks``: all by default).
 
     The prediction is :func:`mmfuse.evaluation.pair.predict_pair`'s, so it equals ``mmfuse predict``'s.
-    Without ``auxiliary`` there is no attention map (the fusion blocks do not run).
+    Without ``auxiliary`` there is no attention map (the fusion blocks do not run). ``max_side`` bounds
+    the longest side of the image the maps and overlays are made at (the aspect ratio is kept; the
+    model sees its own input size either way); ``None`` keeps the file's size.
     """
     from mmfuse.evaluation.pair import load_image, predict_pair
 
+    if max_side is not None and max_side < 1:
+        raise UsageError(f"max_side must be at least 1 pixel, got {max_side}")
     prediction = predict_pair(model, primary, auxiliary, device=device, calibrated=calibrated)
-    image = load_rgb(primary)
+    image = load_rgb(primary, max_side)
     height, width = image.shape[:2]
     prep = model.data_config
     x = load_image(primary, prep).to(device)
@@ -267,8 +274,17 @@ def explain(
     )
 
 
-def load_rgb(path: str | os.PathLike) -> np.ndarray:
-    """The whole image as H x W x 3 uint8, through mmfuse's image loader (same checks, same errors)."""
+def load_rgb(path: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
+    """The image as H x W x 3 uint8, through mmfuse's image loader (same checks, same errors).
+
+    With ``max_side``, shrunk (aspect kept) until its longest side is at most ``max_side``; a JPEG is
+    decoded at a reduced scale to begin with.
+    """
+    from PIL import Image
+
     from mmfuse.data.images import open_rgb
 
-    return np.array(open_rgb(Path(path), None))
+    img = open_rgb(Path(path), max_side)
+    if max_side is not None and max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.array(img)

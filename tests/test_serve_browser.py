@@ -116,6 +116,9 @@ def test_page_shows_predicts_classes_and_survives_bad_uploads(server, tmp_path):
         WebDriverWait(driver, 60).until(ec.presence_of_element_located(("id", "classify")))
         page = driver.find_element("tag name", "body").text
         assert "not a medical device" in page
+        # an example (served as the file itself: its folder is not allowed) fills the uploads and answers
+        driver.find_elements("css selector", "tbody tr")[0].click()
+        WebDriverWait(driver, 90).until(lambda d: "Result ready" in d.find_element("id", "status").text)
         bad = bad_inputs(tmp_path / "bad")["not an image"]
         assert "is not an image file" in _upload(driver, bad, None, "Cannot use this upload")
         status = _upload(driver, primary, auxiliary, "Result ready")

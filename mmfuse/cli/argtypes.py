@@ -73,6 +73,22 @@ def add_bootstrap_options(parser: argparse.ArgumentParser, *, resamples_help: st
     )
 
 
+def positive_number(text: str) -> float:
+    """A finite number above zero (``--max-upload-mb 0.5``); ``nan``, ``inf``, ``0`` and ``-1`` are refused."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
+    return value
+
+
+positive_number.__name__ = "number"
+
+
 def add_threads_option(
     parser: argparse.ArgumentParser, *, default: object = "auto", help: str | None = None
 ) -> None:

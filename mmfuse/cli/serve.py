@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mmfuse.cli.argtypes import int_in_range, positive_number
+
 # The page's own limit (mmfuse.demo.MAX_UPLOAD_MB); repeated here so `--help` does not import Gradio and torch.
 DEFAULT_UPLOAD_MB = 20
 
@@ -16,12 +18,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
     )
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--port", type=int_in_range(1, 65535), default=7860, help="port (default 7860)")
     parser.add_argument(
         "--max-upload-mb",
-        type=float,
+        type=positive_number,
         default=DEFAULT_UPLOAD_MB,
-        help=f"largest upload accepted (default {DEFAULT_UPLOAD_MB})",
+        metavar="MB",
+        help=f"largest upload accepted, in MiB (default {DEFAULT_UPLOAD_MB})",
     )
     parser.add_argument(
         "--examples",
@@ -33,12 +36,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmfuse.demo import build_app, example_pairs, launch
+    from mmfuse.demo import build_app, check_listen_address, example_pairs, launch
     from mmfuse.runtime.device import select_device
     from mmfuse.training.rundir import load_run_or_model
 
-    model = load_run_or_model(args.model)
+    check_listen_address(args.host, args.port)  # before the model loads: a wrong host fails at once
     examples = example_pairs(args.examples) if args.examples else None
+    model = load_run_or_model(args.model)
     app = build_app(model, examples=examples, device=select_device(args.device))
     print(f"serving {args.model} on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
     launch(app, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
