@@ -7,6 +7,7 @@ import torch
 
 import mmfuse
 from mmfuse.interfaces import StreamFusionBlock
+from mmfuse.model import _match_stage
 from mmfuse.params import PEER_CONFIGURATIONS
 from mmfuse.registry import PRESETS
 
@@ -177,3 +178,26 @@ def test_training_cli_trains_a_peer_preset(tmp_path):
     assert main([*run, "--preset", "tformer"]) == 0
     loaded = mmfuse.from_pretrained(tmp_path / "run" / "model")
     assert loaded.config["combiner"] == "metadata_attention" and loaded.uses_metadata
+
+
+def test_stage_pairing_ties_go_to_the_same_depth():
+    # An encoder with repeated reductions: the shared Swin of TFormer is cut after each patch merging
+    # and again after its last blocks (reductions 4, 8, 16, 32, 32). Stage 3 must pair with stage 3,
+    # not with the deeper stage 4 of the same reduction.
+    swin = {"embed_dim": 16, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)}
+    model = mmfuse.build_model(
+        "tformer",
+        img_size=64,
+        primary_options=swin,
+        auxiliary_options=swin,
+        fusion_stage_options={s: {"num_heads": 2} for s in "1234"},
+        combiner_options={"dim": 8, "num_heads": 2},
+        metadata_encoder_options={"hidden": 8, "out_features": 8},
+    )
+    assert model.primary_encoder.reductions == [4, 8, 16, 32, 32]
+    assert model.fusion_pairs == {1: 1, 2: 2, 3: 3, 4: 4}
+    # Between different encoders: the nearest reduction first, then the nearest depth, then the deeper.
+    assert _match_stage(2, 16, [4, 8, 16, 16, 32]) == 2
+    assert _match_stage(3, 16, [4, 8, 16, 16, 32]) == 3
+    assert _match_stage(0, 4, [2, 4, 8, 16, 32]) == 1
+    assert _match_stage(1, 8, [4, 16]) == 1
