@@ -205,3 +205,28 @@ def test_stage_pairing_ties_go_to_the_same_depth():
     assert _match_stage(3, 16, [4, 8, 16, 16, 32]) == 3
     assert _match_stage(0, 4, [2, 4, 8, 16, 32]) == 1
     assert _match_stage(1, 8, [4, 16]) == 1
+
+
+@pytest.mark.slow
+def test_a_run_fits_fusionm4nets_second_stage_on_the_validation_split(tmp_path):
+    pytest.importorskip("sklearn")
+    import json
+
+    from test_training_fixtures import make_release, tiny_config, write_config
+
+    from mmfuse.cli import main
+
+    release = make_release(tmp_path / "derm7pt", cases=40, size=32)
+    config = tiny_config(
+        release,
+        model={"primary": TINY, "auxiliary": TINY, **SMALL["fusionm4net"]},
+        train={"epochs": 1, "swa": {"epochs": 0, "anneal_epochs": 1}},
+        evaluation={"second_stage": "logistic", "bootstrap": {"resamples": 0}},
+    )
+    run = ["train", str(write_config(tmp_path / "run.yaml", config)), "--out", str(tmp_path / "run")]
+    assert main([*run, "--preset", "fusionm4net"]) == 0
+    report = json.loads((tmp_path / "run" / "second_stage.json").read_text())
+    assert (report["classifier"], report["fitted_on"]) == ("logistic", "valid")
+    assert set(report) == {"classifier", "fitted_on", "test"}  # reported on the splits it was not fitted on
+    for stage in ("second_stage", "first_stage"):
+        assert 0 <= report["test"][stage]["avg_acc"] <= 1

@@ -305,4 +305,17 @@ def evaluate_run(
     }
     metrics["head_weights"] = {h: round(weights[h], 6) for h in HEADS}  # the model stores float32
     write_json(out / METRICS_FILE, metrics)
+    if evaluation.get("second_stage") and getattr(model, "single_modality", None) is None:
+        from mmfuse.evaluation.second_stage import run_second_stage
+
+        run_second_stage(
+            model,
+            dataset_options(config),
+            predictions,
+            fit_split=val_split,
+            splits=[s for s in splits if s != val_split],
+            classifier=evaluation["second_stage"],
+            train_split=data["train_split"],
+            out=out,
+        )
     return metrics

@@ -70,6 +70,9 @@ DEFAULTS: dict = {
         "bootstrap": {"resamples": 1000, "seed": 0, "level": 0.95},
         # Fit one temperature per head and task on the validation split; stored in the model's config.json.
         "temperature_scaling": True,
+        # null, "svm" or "logistic": FusionM4Net's second stage (per-task classifier on the final probabilities
+        # and the metadata), fitted on the validation split; its report goes to second_stage.json.
+        "second_stage": None,
     },
 }
 
@@ -83,6 +86,7 @@ _CHOICES = {
     ("evaluation", "weight_search", "combine"): ("probabilities", "logits"),
     ("evaluation", "weight_search", "method"): ("simplex", "fusionm4net"),
     ("evaluation", "weight_search", "schedule"): ("linear", "cosine"),
+    ("evaluation", "second_stage"): (None, "svm", "logistic"),
 }
 
 
