@@ -28,6 +28,11 @@ CONFIGURATIONS: tuple[str, ...] = (
     "ammfm-convnext",
     "baseline-convnext",
     "ammfm-swin-all-stages",
+    # This project's own configurations, beside the paper's: the -fast variants and the projected AAB reading.
+    "ammfm-swin-fast",
+    "ammfm-resnet-fast",
+    "ammfm-convnext-fast",
+    "ammfm-swin-projected",
 )
 DESCRIPTIONS = {c.name: c for c in PAPER_CONFIGURATIONS}
 # Not a row of the paper: the cost of fusing at every stage (the option the default stage replaces).

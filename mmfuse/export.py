@@ -1,8 +1,10 @@
 """ONNX export of a model's final prediction, optional int8 dynamic quantisation, and their checks.
 
 The exported graph takes two normalised NCHW float tensors named ``primary`` and ``auxiliary`` (any
-batch size, the model's ``img_size``) and returns one output per task, in task order and named after
-the task: the final class probabilities of Eq. 4 with the model's stored head weights. The model's
+batch size, the model's ``img_size``) and, for a model with a metadata input, a third float tensor
+``metadata`` ``[batch, size]`` (the encoded vector of :meth:`FusionModel.encode_metadata`); it returns
+one output per task, in task order and named after the task: the final class probabilities of Eq. 4
+with the model's stored head weights. The model's
 config (tasks and class names, input size, mean, std, head weights) travels in the ONNX metadata under
 ``mmfuse_config``, so a deployment needs the .onnx file alone. Every export is checked against torch on
 onnxruntime before it is moved into place; a failed check leaves no file behind.
@@ -32,6 +34,7 @@ from mmfuse.fileio import check_output_file, replace_file
 from mmfuse.hub import FusionModel, hub_config
 
 INPUT_NAMES = ("primary", "auxiliary")
+METADATA_INPUT = "metadata"
 DEFAULT_OPSET = 17
 PARITY_TOLERANCE = 1e-4
 METADATA_KEY = "mmfuse_config"
@@ -45,7 +48,8 @@ class FinalProbabilities(nn.Module):
     """``forward(*images)`` → the tuple of per-task final probabilities, in task order.
 
     ``modalities`` names the inputs: both (Eq. 4), or one of them alone (that branch's head, as
-    :meth:`FusionModel.predict` answers when the other image is missing).
+    :meth:`FusionModel.predict` answers when the other image is missing). With both images, a model with a
+    metadata input takes it last (``input_names``).
     """
 
     def __init__(self, model: FusionModel, modalities: tuple[str, ...] = INPUT_NAMES) -> None:
@@ -54,11 +58,19 @@ class FinalProbabilities(nn.Module):
             raise UsageError(f"modalities must be a non-empty subset of {INPUT_NAMES}, got {modalities}")
         self.model = model
         self.modalities = tuple(m for m in INPUT_NAMES if m in modalities)
+        self.input_names = self.modalities + (
+            (METADATA_INPUT,) if _takes_metadata(model, self.modalities) else ()
+        )
         self.task_names = [task.name for task in model.tasks]
 
-    def forward(self, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        probabilities = self.model.predict(**dict(zip(self.modalities, images, strict=True)))
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        probabilities = self.model.predict(**dict(zip(self.input_names, inputs, strict=True)))
         return tuple(probabilities[name] for name in self.task_names)
+
+
+def _takes_metadata(model: FusionModel, modalities: tuple[str, ...]) -> bool:
+    """Whether a graph of these image inputs needs the metadata too (only the fusion head reads it)."""
+    return bool(getattr(model, "uses_metadata", False)) and set(modalities) == set(INPUT_NAMES)
 
 
 @dataclass
@@ -118,10 +130,15 @@ def _quiet_tools():
 def example_inputs(
     model: FusionModel, batch: int, seed: int = 0, modalities: tuple[str, ...] = INPUT_NAMES
 ) -> dict[str, torch.Tensor]:
-    """Random normalised inputs of the model's size (a seeded generator: reports are reproducible)."""
+    """Random normalised inputs of the model's size (a seeded generator: reports are reproducible), and a
+    random 0/1 ``metadata`` vector when the model takes one with these images."""
     size = model.preprocessing["img_size"]
     generator = torch.Generator().manual_seed(seed)
-    return {name: torch.randn(batch, 3, size, size, generator=generator) for name in modalities}
+    inputs = {name: torch.randn(batch, 3, size, size, generator=generator) for name in modalities}
+    if _takes_metadata(model, tuple(modalities)):
+        size = model.metadata_encoding.size
+        inputs[METADATA_INPUT] = (torch.rand(batch, size, generator=generator) > 0.5).float()
+    return inputs
 
 
 def onnx_session(path: str | os.PathLike, threads: int | None = None):
@@ -140,7 +157,10 @@ def graph_inputs(session) -> tuple[str, ...]:
 
 
 def _run(session, inputs: Mapping[str, torch.Tensor]) -> list[np.ndarray]:
-    wanted = graph_inputs(session)
+    wanted = [i.name for i in session.get_inputs()]
+    missing = [name for name in wanted if name not in inputs]
+    if missing:
+        raise UsageError(f"the ONNX graph takes {wanted}; these inputs are missing: {missing}")
     return session.run(None, {name: inputs[name].numpy() for name in wanted})
 
 
@@ -170,19 +190,13 @@ def export_onnx(
     primary branch alone (one input, the primary head's probabilities) for cases without the auxiliary
     image.
     """
-    if model.uses_metadata:
-        raise ExportError(
-            "this model takes patient metadata; ONNX export covers the image inputs only, and a graph "
-            "without the metadata input would silently drop the fusion head. Export a model without "
-            "metadata, or serve this one with torch (mmfuse predict --metadata)"
-        )
     onnx, _ = _require_onnx()
     path = check_output_file(path)
     model = model.eval()
     wrapper = FinalProbabilities(model, tuple(modalities)).eval()
     trace_inputs = example_inputs(model, 2, seed=1, modalities=wrapper.modalities)
     output_names = wrapper.task_names
-    dynamic_axes = {name: {0: "batch"} for name in (*wrapper.modalities, *output_names)}
+    dynamic_axes = {name: {0: "batch"} for name in (*wrapper.input_names, *output_names)}
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         staged = Path(tmp) / path.name
@@ -191,7 +205,7 @@ def export_onnx(
                 wrapper,
                 tuple(trace_inputs.values()),
                 str(staged),
-                input_names=list(wrapper.modalities),
+                input_names=list(wrapper.input_names),
                 output_names=output_names,
                 dynamic_axes=dynamic_axes,
                 opset_version=opset,
@@ -302,6 +316,8 @@ def dataset_accuracy(
         if not keep.any():
             continue
         inputs = {name: batch[name][keep].float() for name in INPUT_NAMES}
+        if METADATA_INPUT in batch:
+            inputs[METADATA_INPUT] = batch[METADATA_INPUT][keep].float()
         for name, session in sessions.items():
             outputs[name].append(_run(session, inputs))
         labels.append(batch["labels"][keep])

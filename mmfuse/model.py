@@ -163,12 +163,17 @@ def _pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
 
 
-def _match_stage(reduction: int, reductions: Sequence[int]) -> int:
+def _match_stage(stage: int, reduction: int, reductions: Sequence[int]) -> int:
     """Index of the auxiliary stage whose reduction is nearest (in log scale) to ``reduction``.
 
-    Ties go to the deeper stage.
+    ``stage`` is the primary stage being paired. Ties go to the auxiliary stage nearest that depth (the
+    same stage of an encoder with repeated reductions, e.g. a Swin cut after its last patch merging and
+    again after its last blocks, reductions [4, 8, 16, 32, 32]); then to the deeper one.
     """
-    return min(range(len(reductions)), key=lambda i: (abs(math.log2(reductions[i] / reduction)), -i))
+    return min(
+        range(len(reductions)),
+        key=lambda i: (abs(math.log2(reductions[i] / reduction)), abs(i - stage), -i),
+    )
 
 
 def _checked_pretrained_files(pretrained_files: Mapping[str, str] | None) -> dict[str, str]:
@@ -298,7 +303,7 @@ class FusionNetwork(nn.Module):
         stages = _resolve_fusion_stages(config["fusion_stages"], self.primary_encoder)
         self._config["fusion_stages"] = stages
         self.fusion_pairs = {
-            s: _match_stage(self.primary_encoder.reductions[s], self.auxiliary_encoder.reductions)
+            s: _match_stage(s, self.primary_encoder.reductions[s], self.auxiliary_encoder.reductions)
             for s in stages
         }
         self.fusion_blocks = nn.ModuleDict(self._fusion_blocks(config))

@@ -85,29 +85,39 @@ PAPER_CONFIGURATIONS: tuple[PaperConfiguration, ...] = (
     PaperConfiguration(
         "ammfm-convnext-fast", "ours", None, "ammfm-convnext-fast", concat="aff-concat-convnext"
     ),
+    # The other reading of the paper's AAB width (docs/architecture.md): its Δ over concat is the AAB at the
+    # primary width (the paper's 0.58 M) plus the auxiliary projection, reported apart as ``projection``.
+    PaperConfiguration(
+        "ammfm-swin-projected", "ours", None, "ammfm-swin-projected", concat="aff-concat-swin"
+    ),
 )
 
 CONFIGURATIONS_BY_NAME = {c.name: c for c in PAPER_CONFIGURATIONS}
 
 
-def configuration_parameters(config: PaperConfiguration, img_size: int = 224) -> int:
-    """Our parameter count for one configuration (backbones built with ``pretrained=False``)."""
-    return count_parameters(FusionNetwork(config.config(img_size)))
+def _projection_parameters(model: nn.Module) -> int:
+    """Parameters of the fusion blocks' auxiliary projections (``auxiliary_projection: true``)."""
+    blocks = getattr(model, "fusion_blocks", {})
+    return sum(count_parameters(b.projection) for b in blocks.values() if getattr(b, "projection", None))
 
 
 def parameter_report(img_size: int = 224) -> list[dict]:
     """One row per configuration: ``name``, ``tables``, ``params`` (ours), ``paper_params`` (or ``None``),
     ``concat`` and the deltas over it, ``delta`` (ours) and ``paper_delta``."""
-    rows = [
-        {
+    rows = []
+    for c in PAPER_CONFIGURATIONS:
+        model = FusionNetwork(c.config(img_size))
+        row = {
             "name": c.name,
             "tables": c.tables,
-            "params": configuration_parameters(c, img_size),
+            "params": count_parameters(model),
             "paper_params": None if c.paper_millions is None else round(c.paper_millions * 1e6),
             "concat": c.concat,
         }
-        for c in PAPER_CONFIGURATIONS
-    ]
+        projection = _projection_parameters(model)
+        if projection:
+            row["projection"] = projection
+        rows.append(row)
     by_name = {r["name"]: r for r in rows}
     for r in rows:
         base = by_name.get(r["concat"]) if r["concat"] else None
@@ -122,7 +132,9 @@ class PeerConfiguration:
     """A method of the paper's Table 5, built from its preset, beside the count the paper gives.
 
     ``bound`` is ``"="`` for counts from the authors' code, ``">"`` / ``"≫"`` for the paper's estimates;
-    ``reference_unused`` counts parameters the reference code builds but never uses (and so counts).
+    ``reference_unused`` counts parameters the reference code builds but never uses (and so counts);
+    ``reference_branch_heads`` is False where the reference has no primary and auxiliary heads (mmfuse
+    always trains three), so the reference's count leaves ours out.
     """
 
     name: str
@@ -130,6 +142,7 @@ class PeerConfiguration:
     bound: str
     note: str
     reference_unused: int = 0
+    reference_branch_heads: bool = True
 
 
 PEER_CONFIGURATIONS: tuple[PeerConfiguration, ...] = (
@@ -144,13 +157,20 @@ PEER_CONFIGURATIONS: tuple[PeerConfiguration, ...] = (
         "tformer",
         77.76,
         "=",
-        "+2 linear heads (37k) mmfuse trains; reference's unused Swin classifier (769k) not built",
+        "reference = ours - the 2 branch heads mmfuse trains (36,912) + its unused Swin classifier, "
+        "Linear(768, 128) as its config sets 128 classes (98,432), not built here",
+        reference_unused=768 * 128 + 128,
+        reference_branch_heads=False,
     ),
     PeerConfiguration(
         "cafnet", 51.2, "≫", "paper's estimate: 2 x ResNet-50 plus attention; ours: BAB at 4 stages"
     ),
     PeerConfiguration(
-        "incep-com", 57.4, ">", "paper's estimate counts 2 x torchvision Inception-v3 with aux/fc heads"
+        "incep-com",
+        57.4,
+        ">",
+        "no code to count; 57.4 M cannot be derived: 2 x torchvision Inception-v3 with aux and 1000-class "
+        "heads is 54.32 M, without them 43.57 M",
     ),
 )
 
@@ -160,7 +180,11 @@ def peer_report(img_size: int | None = None) -> list[dict]:
     rows = []
     for c in PEER_CONFIGURATIONS:
         overrides = {} if img_size is None else {"img_size": img_size}
-        params = count_parameters(FusionNetwork(resolve_config(c.name, **overrides)))
+        model = FusionNetwork(resolve_config(c.name, **overrides))
+        params = count_parameters(model)
+        reference = params + c.reference_unused
+        if not c.reference_branch_heads:
+            reference -= count_parameters(model.heads["primary"]) + count_parameters(model.heads["auxiliary"])
         rows.append(
             {
                 "name": c.name,
@@ -168,7 +192,7 @@ def peer_report(img_size: int | None = None) -> list[dict]:
                 "params": params,
                 "paper_params": round(c.paper_millions * 1e6),
                 "paper_bound": c.bound,
-                "reference_params": params + c.reference_unused,
+                "reference_params": reference,
                 "note": c.note,
             }
         )
@@ -226,6 +250,12 @@ def format_report(rows: list[dict]) -> str:
         f"ammfm-swin / baseline-swin = {by_name['ammfm-swin'] / by_name['baseline-swin']:.3f} (paper 0.565); "
         f"aab over concat (asymmetric) = {by_name['ammfm-swin'] / by_name['aff-concat-swin'] - 1:+.2%} (paper +1.8%)"
     )
+    for r in rows:
+        if r.get("projection") and r.get("delta") is not None:
+            lines.append(
+                f"{r['name']}: Δ = AAB at the primary width {r['delta'] - r['projection']:,} "
+                f"+ auxiliary projection {r['projection']:,} (paper's AAB: 0.58 M)"
+            )
     if peers:
         lines += ["", format_peer_report(peers)]
     return "\n".join(lines)

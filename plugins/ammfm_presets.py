@@ -18,6 +18,16 @@ AMMFM_PRESETS: dict[str, dict] = {
     # asymmetric attention block after each of the primary's first three stages (reductions 4, 8, 16),
     # exact Eq. 1 over every position.
     "ammfm-swin": {"primary": SWIN, "auxiliary": MOBILENET, "fusion": "aab", "fusion_stages": [0, 1, 2]},
+    # The other reading of Sec. 3.2's AAB (C and D both H×W×C): the auxiliary map projected to the
+    # primary width before the block, whose 1×1 convolutions then all act at that width (the paper's
+    # 0.58 M). Not the default: see docs/architecture.md.
+    "ammfm-swin-projected": {
+        "primary": SWIN,
+        "auxiliary": MOBILENET,
+        "fusion": "aab",
+        "fusion_stages": [0, 1, 2],
+        "fusion_options": {"auxiliary_projection": True},
+    },
     "ammfm-resnet": {"primary": RESNET, "auxiliary": MOBILENET, "fusion": "aab", "fusion_stages": [1, 2, 3]},
     "ammfm-convnext": {
         "primary": CONVNEXT,

@@ -49,8 +49,8 @@ class SumCombiner(mmfuse.Combiner):
 class TokenCrossAttention(nn.Module):
     """A pre-norm transformer layer in which ``query`` tokens attend to themselves and ``context``.
 
-    Keys and values come from ``[query, context]`` (as in TFormer's cross-attention); the MLP widens by
-    ``mlp_ratio``. Shapes: ``query [B, Nq, C]``, ``context [B, Nc, C]`` → ``[B, Nq, C]``.
+    Keys and values come from ``[query, context]`` and the query is added back before the output
+    projection (both as in TFormer's cross-attention); the MLP widens by ``mlp_ratio``. Shapes: ``query [B, Nq, C]``, ``context [B, Nc, C]`` → ``[B, Nq, C]``.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 1.0) -> None:
@@ -79,7 +79,9 @@ class TokenCrossAttention(nn.Module):
             self._heads(self.to_q(q_in)), self._heads(k), self._heads(v)
         )
         b, _, n, _ = attended.shape
-        x = q_in + self.proj(attended.transpose(1, 2).reshape(b, n, -1))
+        # The reference adds the (normalised) query to the attended values before ``proj``, and the
+        # layer's residual adds it once more after.
+        x = q_in + self.proj(attended.transpose(1, 2).reshape(b, n, -1) + q_in)
         return x + self.mlp(self.norm_mlp(x))
 
 

@@ -53,17 +53,34 @@ class AsymmetricAttentionBlock(mmfuse.FusionBlock):
 
     ``C_k, C_q = conv1x1(aux)``, ``D_v = conv1x1(primary)``, ``primary' = D_v · softmax(C_k C_qᵀ) + D``;
     the auxiliary map passes through unchanged.
+
+    ``auxiliary_projection=True`` reads Sec. 3.2's "C and D of the same shape H×W×C" literally: a 1×1
+    convolution and a BatchNorm (``projection``) first take the auxiliary map to the primary width, so the
+    key and query convolutions act at the primary width too. Without it (the default), they read the
+    auxiliary map's own width.
     """
 
-    def __init__(self, primary_channels: int, auxiliary_channels: int, **options) -> None:
+    def __init__(
+        self, primary_channels: int, auxiliary_channels: int, *, auxiliary_projection: bool = False, **options
+    ) -> None:
         super().__init__(primary_channels, auxiliary_channels)
         self.attention = AttentionOptions(**options)
-        self.key = nn.Conv2d(auxiliary_channels, primary_channels, 1)
-        self.query = nn.Conv2d(auxiliary_channels, primary_channels, 1)
+        self.projection = (
+            nn.Sequential(
+                nn.Conv2d(auxiliary_channels, primary_channels, 1), nn.BatchNorm2d(primary_channels)
+            )
+            if auxiliary_projection
+            else None
+        )
+        width = primary_channels if auxiliary_projection else auxiliary_channels
+        self.key = nn.Conv2d(width, primary_channels, 1)
+        self.query = nn.Conv2d(width, primary_channels, 1)
         self.value = nn.Conv2d(primary_channels, primary_channels, 1)
 
     def forward(self, primary: torch.Tensor, auxiliary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         aligned = resize_to(auxiliary, primary.shape[-2:])
+        if self.projection is not None:
+            aligned = self.projection(aligned)
         refined = spatial_attention(
             self.query(aligned), self.key(aligned), self.value(primary), **self.attention.kwargs
         )
@@ -73,7 +90,8 @@ class AsymmetricAttentionBlock(mmfuse.FusionBlock):
 class BidirectionalAttentionBlock(mmfuse.FusionBlock):
     """BAB (Fig. 3a): each modality is refined by an attention map made from the other.
 
-    The primary side is exactly :class:`AsymmetricAttentionBlock`; the auxiliary side mirrors it
+    The primary side is exactly :class:`AsymmetricAttentionBlock` (``auxiliary_projection`` applies to it
+    alone); the auxiliary side mirrors it
     (keys and queries from the primary map, values from the aligned auxiliary map); the refinement is
     resized back to the auxiliary's own spatial size before the residual sum.
     """

@@ -10,7 +10,8 @@ and written anew on mmfuse's public interfaces:
   images run through it.
 - ``tformer`` fusion block (a :class:`mmfuse.StreamFusionBlock`): at stages 1–4, windowed
   cross-attention between the two modalities (queries from one, keys and values from both, relative
-  position bias, MLP ×4), ``depth`` rounds each updating first the primary then the auxiliary stream.
+  position bias, MLP ×4), ``depth`` rounds each updating both streams in turn: the auxiliary first
+  at stages 1–2 and the primary first at stages 3–4, as the reference does.
   Its inputs are the encoder maps plus the previous block's stream, patch-merged (2×2 → Linear) when
   the width doubles. The encoders are not changed: the stream is a branch of its own, and the fusion
   head reads it.
@@ -172,8 +173,10 @@ class TFormerFusion(mmfuse.StreamFusionBlock):
     """TFormer's fusion block at one stage; see the module docstring.
 
     Options: ``depth`` (rounds of cross-attention), ``num_heads``, ``window_size`` (7), ``mlp_ratio``
-    (4). When the encoders differ in width or size, the auxiliary map is resized and projected (1×1)
-    to the primary's; with TFormer's shared encoder it never is.
+    (4), ``update_first`` (``"primary"`` or ``"auxiliary"``: which stream each round updates first,
+    the other then attending to the updated one). When the encoders differ in width or size, the
+    auxiliary map is resized and projected (1×1) to the primary's; with TFormer's shared encoder it
+    never is.
     """
 
     def __init__(
@@ -186,13 +189,20 @@ class TFormerFusion(mmfuse.StreamFusionBlock):
         num_heads: int = 6,
         window_size: int = 7,
         mlp_ratio: float = 4.0,
+        update_first: str = "primary",
     ) -> None:
         super().__init__(primary_channels, auxiliary_channels, stream_channels=stream_channels)
+        if update_first not in ("primary", "auxiliary"):
+            raise UsageError(
+                f"tformer block: update_first must be 'primary' or 'auxiliary', got {update_first!r}"
+            )
+        self.update_first = update_first
         dim = primary_channels
         self.align = nn.Conv2d(auxiliary_channels, dim, 1) if auxiliary_channels != dim else nn.Identity()
         self.merge = nn.ModuleList()
         if stream_channels is not None and tuple(stream_channels) != (dim, dim):
             self.merge = nn.ModuleList(StreamMerging(c, dim) for c in stream_channels)
+        # rounds[i][0] updates the primary stream and rounds[i][1] the auxiliary, whichever goes first.
         self.rounds = nn.ModuleList(
             nn.ModuleList(WindowCrossAttentionBlock(dim, num_heads, window_size, mlp_ratio) for _ in range(2))
             for _ in range(depth)
@@ -220,15 +230,27 @@ class TFormerFusion(mmfuse.StreamFusionBlock):
         if stream is not None:
             x = x + self._carry(0, stream[0], size)
             y = y + self._carry(1, stream[1], size)
+        primary_first = self.update_first == "primary"
         for to_x, to_y in self.rounds:
             # The reference adds each block's output to its input once more (a second residual).
-            x = to_x(x, y) + x
-            y = to_y(y, x) + y
+            if primary_first:
+                x = to_x(x, y) + x
+                y = to_y(y, x) + y
+            else:
+                y = to_y(y, x) + y
+                x = to_x(x, y) + x
         return primary, auxiliary, (x.permute(0, 3, 1, 2), y.permute(0, 3, 1, 2))
 
 
-# Stage options of the reference: (depth, heads) of its four cross-attention blocks.
-REFERENCE_BLOCKS = {"1": (1, 6), "2": (1, 6), "3": (2, 6), "4": (1, 12)}
+# Stage options of the reference: (depth, heads, stream updated first) of its four cross-attention
+# blocks. Its first two blocks take (clinical, dermoscopy), the last two (dermoscopy, clinical), and
+# each updates its first argument first; dermoscopy is the primary modality.
+REFERENCE_BLOCKS = {
+    "1": (1, 6, "auxiliary"),
+    "2": (1, 6, "auxiliary"),
+    "3": (2, 6, "primary"),
+    "4": (1, 12, "primary"),
+}
 
 TFORMER_PRESET = {
     "primary": "tformer_swin_tiny",
@@ -236,7 +258,10 @@ TFORMER_PRESET = {
     "share_encoder": True,
     "fusion": "tformer",
     "fusion_stages": [1, 2, 3, 4],
-    "fusion_stage_options": {s: {"depth": d, "num_heads": h} for s, (d, h) in REFERENCE_BLOCKS.items()},
+    "fusion_stage_options": {
+        s: {"depth": d, "num_heads": h, "update_first": first}
+        for s, (d, h, first) in REFERENCE_BLOCKS.items()
+    },
     "combiner": "metadata_attention",
     "combiner_options": {"dim": 128, "num_heads": 8, "mlp_ratio": 1.0},
     "metadata": official_metadata_encoding().to_dict(),

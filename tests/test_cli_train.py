@@ -227,7 +227,9 @@ def test_example_configs_are_valid_and_demo_yaml_is_the_demo_config():
         24,
         50,
     )
-    assert paper["evaluation"]["weight_search"]["step"] == 0.05 and paper["evaluation"]["tta"] is True
+    search = paper["evaluation"]["weight_search"]
+    assert (search["method"], search["search_num"], search["schedule"]) == ("fusionm4net", 20, "linear")
+    assert paper["evaluation"]["tta"] is True and paper["evaluation"]["temperature_scaling"] is False
     demo = load_config(REPO / "examples" / "configs" / "demo.yaml")
     assert demo == demo_config(Path(demo["data"]["root"]))
 

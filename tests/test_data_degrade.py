@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 import pytest
 import torch
@@ -62,3 +64,39 @@ def test_unknown_names_and_severities_are_refused_with_the_choices():
         degrade(image, "fog", 1)
     with pytest.raises(ValueError, match=r"severity must be one of \[1, 2, 3, 4, 5\]"):
         degrade(image, "jpeg", 6)
+
+
+def test_brightness_and_contrast_are_imagenet_cs():
+    # ImageNet-C: brightness adds c to the HSV value (clipped), contrast pulls each channel to its mean.
+    image = _lesion_like(24)
+    for severity, shift in zip(SEVERITIES, (0.1, 0.2, 0.3, 0.4, 0.5), strict=True):
+        expected = np.array(
+            [
+                colorsys.hsv_to_rgb(h, s, min(v + shift, 1.0))
+                for h, s, v in (colorsys.rgb_to_hsv(*(p / 255)) for p in image.reshape(-1, 3))
+            ]
+        ).reshape(image.shape)
+        got = degrade(image, "brightness", severity)
+        assert np.abs(got.astype(float) - expected * 255).max() <= 0.5 + 1e-6
+    for severity, factor in zip(SEVERITIES, (0.4, 0.3, 0.2, 0.1, 0.05), strict=True):
+        x = image / 255
+        expected = (x - x.mean(axis=(0, 1))) * factor + x.mean(axis=(0, 1))
+        assert np.abs(degrade(image, "contrast", severity).astype(float) - expected * 255).max() <= 0.5 + 1e-6
+
+
+def test_brightness_brightens_and_underexposure_darkens():
+    image = _lesion_like()
+    assert degrade(image, "brightness", 5).mean() > image.mean() + 40
+    assert degrade(image, "underexposure", 5).mean() < image.mean() / 3
+
+
+def test_corruptions_act_at_the_network_input_resolution():
+    # Noise added to the 32 px input keeps its documented std; added to the 192 px image before the
+    # resize, it would be averaged down about six-fold.
+    base = build_augmenter("auxiliary", train=False, img_size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
+    image = np.full((192, 192, 3), 128, np.uint8)
+    noisy = DegradedAugmenter(base, "gaussian_noise", 1, seed=0)(image, seed=0)
+    std = float((noisy - base(image)).std()) * 0.5  # normalised with std 0.5: back to [0, 1] units
+    assert std == pytest.approx(CORRUPTIONS["gaussian_noise"][1][0], rel=0.1)
+    with pytest.raises(ValueError, match="network's input resolution"):
+        DegradedAugmenter(lambda image, seed=None: image, "jpeg", 1)

@@ -19,7 +19,7 @@ from mmfuse.evaluation.bootstrap import (
     resampled_metrics,
     weighted_auc,
 )
-from mmfuse.evaluation.compare import CompareError, compare_runs, load_run_predictions
+from mmfuse.evaluation.compare import CompareError, bootstrap_p_value, compare_runs, load_run_predictions
 from mmfuse.evaluation.delong import delong_test, placements
 from mmfuse.evaluation.inference import Predictions
 from mmfuse.evaluation.metrics import head_metrics
@@ -244,6 +244,18 @@ def test_compare_finds_a_real_difference_and_not_a_null_one(tmp_path):
     assert all(r["p_value"] < 0.01 for r in result["delong"].values())
     same = compare_runs(load_run_predictions(strong), load_run_predictions(strong), bootstrap=options)
     assert same["avg_auc"]["difference"] == 0 and same["avg_auc"]["p_value"] == 1.0
+
+
+def test_bootstrap_p_value_counts_a_rounded_zero_difference_as_a_tie():
+    # Resamples on which both runs score the same: exactly 0 in exact arithmetic, ±1e-16 in floats.
+    rounded = [(0.1 + 0.2) - 0.3, 0.3 - (0.1 + 0.2), -1.1e-16, 1.1e-16]
+    exact = np.array([0.0] * 4 + [0.25] * 14 + [-0.5] * 2)
+    noisy = exact.copy()
+    noisy[:4] = rounded
+    # A tie counts on both sides: #{Δ ≤ 0} = 6, #{Δ ≥ 0} = 18, B = 20.
+    assert bootstrap_p_value(exact) == pytest.approx(2 * (6 + 1) / 21)
+    assert bootstrap_p_value(noisy) == bootstrap_p_value(exact)
+    assert bootstrap_p_value(np.array([1e-9] * 4 + [-0.5] * 16)) == pytest.approx(2 * 5 / 21)  # not a tie
 
 
 def test_compare_pairs_the_shared_cases_in_any_order(tmp_path):

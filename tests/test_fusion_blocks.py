@@ -35,6 +35,17 @@ def test_aab_equals_a_direct_transcription_of_eq1(attention):
     assert passed is auxiliary
 
 
+def test_projected_aab_is_eq1_on_the_auxiliary_map_taken_to_the_primary_width():
+    torch.manual_seed(0)
+    block = mmfuse.create_fusion("aab", 16, 8, auxiliary_projection=True).double().eval()
+    assert (block.key.in_channels, block.query.in_channels) == (16, 16)  # C and D both H×W×16
+    primary, auxiliary = torch.randn(2, 16, 6, 5).double(), torch.randn(2, 8, 6, 5).double()
+    refined, passed = block(primary, auxiliary)
+    torch.testing.assert_close(refined, eq1_transcription(block, primary, block.projection(auxiliary)))
+    assert passed is auxiliary
+    assert mmfuse.create_fusion("aab", 16, 8).projection is None  # the default reads the auxiliary width
+
+
 def test_attention_implementations_agree():
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 8, 7, 7), torch.randn(2, 8, 7, 7), torch.randn(2, 12, 7, 7)

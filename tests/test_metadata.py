@@ -252,14 +252,28 @@ def test_training_with_metadata_fits_on_train_and_evaluates(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["metadata_used"] is False
 
 
-def test_onnx_export_refuses_a_metadata_model_instead_of_dropping_its_fusion_head(
-    tiny_model_kwargs, tmp_path
+def test_onnx_export_of_a_metadata_model_takes_the_metadata_as_a_third_input(
+    tiny_model_kwargs, tmp_path, image_pair
 ):
-    from mmfuse.export import ExportError, export_onnx
+    import numpy as np
 
-    with pytest.raises(ExportError, match="takes patient metadata"):
-        export_onnx(_metadata_model(tiny_model_kwargs), tmp_path / "m.onnx")
-    assert not (tmp_path / "m.onnx").exists()
+    from mmfuse.export import export_onnx, onnx_session
+
+    model = _metadata_model(tiny_model_kwargs)
+    report = export_onnx(model, tmp_path / "m.onnx")  # parity with torch, metadata included, checked
+    session = onnx_session(report.path)
+    assert [i.name for i in session.get_inputs()] == ["primary", "auxiliary", "metadata"]
+    rows = torch.tensor([[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]])
+    feed = {"primary": image_pair[0].numpy(), "auxiliary": image_pair[1].numpy(), "metadata": rows.numpy()}
+    outputs = session.run(None, feed)
+    expected = model.predict(*image_pair, metadata=rows)
+    for task, out in zip(model.tasks, outputs, strict=True):
+        np.testing.assert_allclose(out, expected[task.name].numpy(), atol=1e-4)
+    # An input of the graph, not a constant folded in: other metadata, other probabilities.
+    feed["metadata"] = rows.flip(0).numpy()
+    assert not np.allclose(session.run(None, feed)[0], outputs[0], atol=1e-6)
+    primary_only = export_onnx(model, tmp_path / "p.onnx", modalities=("primary",))
+    assert [i.name for i in onnx_session(primary_only.path).get_inputs()] == ["primary"]
 
 
 def test_data_stats_reports_missing_metadata_per_split(tmp_path, capsys):

@@ -45,6 +45,15 @@ def test_fast_configurations_are_listed_as_ours(report):
     assert report["ammfm-swin-fast"]["delta"] < report["ammfm-swin"]["delta"]
 
 
+def test_the_projected_aab_reading_costs_the_papers_aab_plus_its_projection(report):
+    # Sec. 3.2 read literally (C and D both H×W×C): every 1×1 convolution of the AAB at the primary width,
+    # 0.5826 M at Swin stages 0-2 as the paper's 0.58 M, and the projection counted apart.
+    row = report["ammfm-swin-projected"]
+    assert row["delta"] - row["projection"] == 582_624
+    assert row["projection"] == sum(a * p + p + 2 * p for a, p in ((24, 96), (40, 192), (112, 384)))
+    assert report["ammfm-swin"]["delta"] == 301_536 and "projection" not in report["ammfm-swin"]
+
+
 def test_asymmetric_framework_pays_at_most_60_percent(report):
     assert report["ammfm-swin"]["params"] / report["baseline-swin"]["params"] <= 0.60
 

@@ -50,13 +50,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--robustness",
         action="store_true",
-        help="also re-evaluate with each modality degraded (5 corruptions x 5 severities) and absent; writes "
+        help="also re-evaluate with each modality degraded (7 corruptions x 5 severities) and absent; writes "
         "robustness.json and robustness.png to --out, else to the run directory (only on the run's own data)",
     )
     parser.add_argument(
         "--corruptions",
         metavar="LIST",
-        help="comma-separated subset of the corruptions for --robustness (default: all five)",
+        help="comma-separated subset of the corruptions for --robustness (default: all seven)",
     )
     parser.add_argument(
         "--robustness-seed", type=seed_int, default=0, help="seed of the random parts of the degradations"

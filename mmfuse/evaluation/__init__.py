@@ -23,7 +23,10 @@ _EXPORTS = {
     "predict_pair": "pair",
     "format_table": "report",
     "split_metrics": "report",
+    "SecondStage": "second_stage",
+    "run_second_stage": "second_stage",
     "WeightSearchResult": "weight_search",
+    "fusionm4net_candidates": "weight_search",
     "search_head_weights": "weight_search",
     "simplex_grid": "weight_search",
 }

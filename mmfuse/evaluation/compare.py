@@ -4,7 +4,9 @@ A *run* is a training run directory (its ``predictions_<split>.csv``) or a ``--s
 ``seed_<k>/predictions_<split>.csv`` per seed, whose figures are the means over seeds). Both runs are
 resampled with the same case draws, so the interval of the difference reflects only how the two models
 disagree, not how the split happens to be drawn. The two-sided bootstrap p-value is
-``min(1, 2 · min(#{Δ* ≤ 0} + 1, #{Δ* ≥ 0} + 1) / (B + 1))`` over the resampled differences Δ*.
+``min(1, 2 · min(#{Δ* ≤ 0} + 1, #{Δ* ≥ 0} + 1) / (B + 1))`` over the resampled differences Δ*, where a
+difference within :data:`TIE_TOLERANCE` of zero is a tie counted on both sides (a resample on which the
+two runs agree exactly can come out as ±1e-16 from floating-point rounding).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from mmfuse.evaluation.metrics import ABSENT_CLASS
 from mmfuse.tasks import TaskSpec
 
 SEED_PREFIX = "seed_"
+TIE_TOLERANCE = 1e-12  # |Δ*| at most this is a tie: far above rounding, far below any real difference
 
 
 @dataclass
@@ -182,8 +185,8 @@ def bootstrap_p_value(differences: np.ndarray) -> float:
     b = finite.size
     if b == 0:
         return float("nan")
-    low = (np.count_nonzero(finite <= 0) + 1) / (b + 1)
-    high = (np.count_nonzero(finite >= 0) + 1) / (b + 1)
+    low = (np.count_nonzero(finite <= TIE_TOLERANCE) + 1) / (b + 1)
+    high = (np.count_nonzero(finite >= -TIE_TOLERANCE) + 1) / (b + 1)
     return float(min(1.0, 2 * min(low, high)))
 
 

@@ -129,26 +129,40 @@ def bootstrap_options(evaluation: Mapping) -> BootstrapOptions | None:
 
 
 def search_weights(
-    model, predictions: Predictions, *, step: float, objective: str, combine: str = "probabilities"
+    model,
+    predictions: Predictions,
+    *,
+    step: float,
+    objective: str,
+    combine: str = "probabilities",
+    method: str = "simplex",
+    search_num: int = 20,
+    schedule: str = "linear",
 ) -> WeightSearchResult | None:
-    """Run the simplex search on ``predictions`` (the validation split) and store weights and mode in ``model``.
+    """Run the weight search on ``predictions`` (the validation split) and store weights and mode in ``model``.
 
-    A single-modality model has one head and nothing to weigh: ``None``, the model unchanged.
+    ``method="fusionm4net"`` walks the reference's candidates on the logits (it ignores ``step``,
+    ``objective`` and ``combine``: avg ACC of mixed logits). A single-modality model has one head and
+    nothing to weigh: ``None``, the model unchanged.
     """
     if getattr(model, "single_modality", None) is not None:
         return None
+    reference = method == "fusionm4net"
     result = search_head_weights(
         predictions.probabilities,
         predictions.labels,
         model.tasks,
         auxiliary_present=predictions.auxiliary_present,
         step=step,
-        objective=objective,
+        objective=None if reference else objective,
         combine=combine,
-        logits=scaled_logits(predictions) if combine == "logits" else None,
+        logits=scaled_logits(predictions) if reference or combine == "logits" else None,
+        method=method,
+        search_num=search_num,
+        schedule=schedule,
     )
     model.set_head_weights(result.weights)
-    model.set_head_combine(combine)
+    model.set_head_combine(result.combine)
     return result
 
 
@@ -243,6 +257,9 @@ def evaluate_run(
         step=float(search["step"]),
         objective=search["objective"],
         combine=combine,
+        method=search.get("method", "simplex"),
+        search_num=int(search.get("search_num", 20)),
+        schedule=search.get("schedule", "linear"),
     )
     if result is None:
         write_json(
@@ -258,9 +275,15 @@ def evaluate_run(
             out / WEIGHT_SEARCH_FILE,
             {
                 "split": val_split,
+                "method": search.get("method", "simplex"),
                 "objective": result.objective,
                 "combine": result.combine,
                 "step": float(search["step"]),
+                **(
+                    {"search_num": int(search["search_num"]), "schedule": search["schedule"]}
+                    if search.get("method") == "fusionm4net"
+                    else {}
+                ),
                 "weights": result.weights,
                 "score": result.score,
                 "head_scores": result.head_scores,
@@ -297,4 +320,17 @@ def evaluate_run(
     metrics["head_weights"] = {h: round(weights[h], 6) for h in HEADS}  # the model stores float32
     metrics[DATA_KEY] = {split: records[split] for split in splits}
     write_json(out / METRICS_FILE, metrics)
+    if evaluation.get("second_stage") and getattr(model, "single_modality", None) is None:
+        from mmfuse.evaluation.second_stage import run_second_stage
+
+        run_second_stage(
+            model,
+            dataset_options(config),
+            predictions,
+            fit_split=val_split,
+            splits=[s for s in splits if s != val_split],
+            classifier=evaluation["second_stage"],
+            train_split=data["train_split"],
+            out=out,
+        )
     return metrics

@@ -54,8 +54,17 @@ DEFAULTS: dict = {
     },
     "evaluation": {
         "tta": True,
-        # combine: "probabilities" (Eq. 4) or "logits" (FusionM4Net's search, the paper's: examples/configs/paper.yaml)
-        "weight_search": {"step": 0.05, "objective": "avg_auc", "combine": "probabilities"},
+        # method "simplex" (ours: a grid at `step`, mixing by `combine`: "probabilities", Eq. 4, or "logits") or
+        # "fusionm4net" (the reference's own candidates, `search_num` and `schedule`, avg ACC of raw logits; the
+        # paper's: examples/configs/paper.yaml)
+        "weight_search": {
+            "method": "simplex",
+            "step": 0.05,
+            "objective": "avg_auc",
+            "combine": "probabilities",
+            "search_num": 20,
+            "schedule": "linear",
+        },
         "splits": ["valid", "test"],
         "plots": True,
         "batch_size": 64,
@@ -63,6 +72,9 @@ DEFAULTS: dict = {
         "bootstrap": {"resamples": 1000, "seed": 0, "level": 0.95},
         # Fit one temperature per head and task on the validation split; stored in the model's config.json.
         "temperature_scaling": True,
+        # null, "svm" or "logistic": FusionM4Net's second stage (per-task classifier on the final probabilities
+        # and the metadata), fitted on the validation split; its report goes to second_stage.json.
+        "second_stage": None,
     },
 }
 
@@ -74,6 +86,9 @@ _CHOICES = {
     ("train", "amp"): ("bf16", "fp16", "none"),
     ("evaluation", "weight_search", "objective"): ("avg_auc", "avg_acc"),
     ("evaluation", "weight_search", "combine"): ("probabilities", "logits"),
+    ("evaluation", "weight_search", "method"): ("simplex", "fusionm4net"),
+    ("evaluation", "weight_search", "schedule"): ("linear", "cosine"),
+    ("evaluation", "second_stage"): (None, "svm", "logistic"),
 }
 
 
@@ -175,6 +190,17 @@ def _check(config: dict) -> None:
         raise ConfigError(
             f"evaluation.weight_search.step must divide 1 evenly and be at least {MIN_WEIGHT_STEP} "
             f"(0.05, 0.1, 0.25...), got {step!r}"
+        )
+    search = config["evaluation"]["weight_search"]
+    search_num = search["search_num"]
+    if isinstance(search_num, bool) or not isinstance(search_num, int) or search_num < 1:
+        raise ConfigError(
+            f"evaluation.weight_search.search_num must be a positive integer, got {search_num!r}"
+        )
+    if search["method"] == "fusionm4net" and config["evaluation"]["temperature_scaling"]:
+        raise ConfigError(
+            "evaluation.weight_search.method: fusionm4net mixes raw logits, as the reference does; "
+            "set evaluation.temperature_scaling: false"
         )
     bootstrap = config["evaluation"]["bootstrap"]
     for key, high in (("resamples", MAX_RESAMPLES), ("seed", MAX_SEED)):
