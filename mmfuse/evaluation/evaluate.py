@@ -187,6 +187,21 @@ def write_calibration(
     return content
 
 
+def write_submissions(
+    out: Path, predictions: Mapping[str, Predictions], model, format_name: str | None
+) -> None:
+    """``submission_<split>.csv`` of a single-task model's final probabilities, per evaluated split."""
+    from mmfuse.evaluation.submission import submission_id_column, write_submission
+
+    task = model.tasks[0]
+    id_column = submission_id_column(format_name)
+    for split, split_predictions in predictions.items():
+        final = final_probabilities(split_predictions, model.head_weights_dict)[task.name]
+        write_submission(
+            out / f"submission_{split}.csv", split_predictions.case_ids, final, task, id_column=id_column
+        )
+
+
 def evaluate_run(
     model,
     config: Mapping,
@@ -281,5 +296,7 @@ def evaluate_run(
         for split in splits
     }
     metrics["head_weights"] = {h: round(weights[h], 6) for h in HEADS}  # the model stores float32
+    if len(model.tasks) == 1:
+        write_submissions(out, {split: predictions[split] for split in splits}, model, data.get("format"))
     write_json(out / METRICS_FILE, metrics)
     return metrics

@@ -55,6 +55,7 @@ from mmfuse.training.rundir import (
     LOG_FILE,
     MODEL_DIR,
     RECOVERY_KEYS,
+    SPLITS_FILE,
     RunDirError,
     RunLock,
     changed_keys,
@@ -206,6 +207,8 @@ class Trainer:
     def _set_up(self) -> None:
         """Everything after the run folder is claimed: data, optimizer, schedules, the resumed state."""
         self.tasks = self.model.tasks
+        if self.context.is_main:
+            self._write_splits()
         self.batches = self._batch_source(self.context)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
@@ -280,6 +283,18 @@ class Trainer:
 
         table = load_table(dataset_options(self.config))
         self.config["model"] = {**self.config["model"], "tasks": tasks_to_data(table.tasks)}
+
+    def _write_splits(self) -> None:
+        """``RUN/splits.csv``: every case's split, so a run says which cases it trained and was tested on."""
+        from mmfuse.data import load_table
+
+        table = load_table(dataset_options(self.config))
+        rows = [
+            {"case_id": record.case_id, "split": split}
+            for split in table.splits
+            for record in table.split_records(split)
+        ]
+        write_csv_rows(self.out / SPLITS_FILE, rows)
 
     def _prepare_out(self) -> None:
         problem = None
