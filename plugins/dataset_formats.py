@@ -33,6 +33,7 @@ class Milk10kFormat(DatasetFormat):
     """The MILK10k release (ISIC 2025): ground truth, two metadata rows per lesion, ``<lesion_id>/<isic_id>.jpg``."""
 
     submission_id_column = "lesion_id"  # MILK10k_Sample_Submit.csv
+    benchmark_options = {"part": "benchmark"}  # MILK10k_Test_Metadata.csv, MILK10k_Test_Input/
     description = "the MILK10k release layout (MILK10k_Training_*.csv, MILK10k_Training_Input/<lesion>/)"
     options = {
         "part": FormatOption(

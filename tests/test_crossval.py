@@ -113,6 +113,14 @@ def test_train_folds_writes_every_fold_and_a_summary_covering_each_case_once(rel
     assert "Out-of-fold" in (run / "cv.md").read_text()
     capsys.readouterr()
 
+    bench = tmp_path / "bench.csv"
+    assert main(["predict", str(run / "fold_0"), "--benchmark", "--out", str(bench)]) == 0
+    with bench.open(newline="") as fh, (release / "MILK10k_Sample_Submit.csv").open(newline="") as sample:
+        ours, expected = list(csv.reader(fh)), list(csv.reader(sample))
+    assert ours[0] == expected[0] and [r[0] for r in ours] == [r[0] for r in expected]
+    assert all(abs(sum(map(float, r[1:])) - 1) < 1e-5 for r in ours[1:])
+    assert main(["predict", str(run / "fold_0"), "--benchmark", "--out", str(bench)]) == 1  # never overwritten
+
     before = (run / "cv.json").read_bytes()  # a second start without --resume changes nothing
     assert main(["train", str(config), "--out", str(run), "--folds", "3"]) == 1
     assert "--resume" in capsys.readouterr().err and (run / "cv.json").read_bytes() == before

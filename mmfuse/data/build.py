@@ -160,6 +160,7 @@ def build_dataset(
     seed: int = 0,
     metadata_encoding: MetadataEncoding | None = None,
     tasks: Sequence[TaskSpec] | None = None,
+    labelled: bool = True,
 ) -> PairedDataset:
     """One split of the dataset a config describes, with per-modality augmentation.
 
@@ -198,4 +199,5 @@ def build_dataset(
         root=root,
         cache=load_cache(root, img_size) if cache_mode == "auto" else None,
         metadata_encoding=metadata_encoding,
+        labelled=labelled,
     )

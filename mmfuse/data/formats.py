@@ -83,6 +83,9 @@ class DatasetFormat:
     hub_dataset: ClassVar[str | None] = None
     # The id column of a challenge submission file written for this format's single-task runs.
     submission_id_column: ClassVar[str] = "case_id"
+    # The data options and split of the format's unlabelled benchmark part (``predict --benchmark``), if any.
+    benchmark_options: ClassVar[Mapping[str, Any] | None] = None
+    benchmark_split: ClassVar[str] = "benchmark"
 
     def load(self, options: DataOptions) -> DatasetTable:
         """The parsed table; raise :class:`~mmfuse.errors.DataError` listing every table problem."""

@@ -32,7 +32,7 @@ WEIGHT_SEARCH_FILE = "weight_search.json"
 CALIBRATION_FILE = "calibration.json"
 
 
-def evaluation_dataset(model, data_config: Mapping, split: str):
+def evaluation_dataset(model, data_config: Mapping, split: str, *, labelled: bool = True):
     """The split as the model sees it at test time: no augmentation, the model's size and normalisation."""
     from mmfuse.data import build_dataset
 
@@ -46,6 +46,7 @@ def evaluation_dataset(model, data_config: Mapping, split: str):
         std=prep["std"],
         metadata_encoding=getattr(model, "metadata_encoding", None),
         tasks=model.tasks,
+        labelled=labelled,
     )
 
 
