@@ -47,6 +47,7 @@ from mmfuse.training import checkpoint
 from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
 from mmfuse.training.config import absolute_paths, dataset_options, dump_config, model_spec
 from mmfuse.training.distributed import DistContext, init_from_env, shutdown
+from mmfuse.training.imbalance import balanced_class_weights
 from mmfuse.training.losses import multitask_loss
 from mmfuse.training.rundir import (
     CHECKPOINTS,
@@ -408,7 +409,16 @@ class Trainer:
         if len(dataset) == 0:
             raise DataError(f"the training split {data['train_split']!r} of {data['root']} is empty")
         batch_size = per_rank_batch_size(int(self.train_cfg["batch_size"]), context)
-        common = dict(batch_size=batch_size, seed=self.seed, context=context, device=self.device)
+        self.class_weights = None
+        if self.train_cfg.get("class_weights") == "balanced":
+            self.class_weights = balanced_class_weights(dataset.label_matrix(), self.tasks)
+        common = dict(
+            batch_size=batch_size,
+            seed=self.seed,
+            context=context,
+            device=self.device,
+            sampler=self.train_cfg.get("sampler", "shuffle"),
+        )
         if data["device_cache"]:
             prep = self.model.preprocessing
             return DeviceCacheBatches(
@@ -558,7 +568,12 @@ class Trainer:
                     **metadata_inputs(self.model, batch, self.device),
                 )
             loss, parts = multitask_loss(
-                output.logits, batch["labels"], self.tasks, batch["auxiliary_present"], output.head_present
+                output.logits,
+                batch["labels"],
+                self.tasks,
+                batch["auxiliary_present"],
+                output.head_present,
+                class_weights=self.class_weights,
             )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
