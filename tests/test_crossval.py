@@ -119,7 +119,9 @@ def test_train_folds_writes_every_fold_and_a_summary_covering_each_case_once(rel
         ours, expected = list(csv.reader(fh)), list(csv.reader(sample))
     assert ours[0] == expected[0] and [r[0] for r in ours] == [r[0] for r in expected]
     assert all(abs(sum(map(float, r[1:])) - 1) < 1e-5 for r in ours[1:])
-    assert main(["predict", str(run / "fold_0"), "--benchmark", "--out", str(bench)]) == 1  # never overwritten
+    assert (
+        main(["predict", str(run / "fold_0"), "--benchmark", "--out", str(bench)]) == 1
+    )  # never overwritten
 
     before = (run / "cv.json").read_bytes()  # a second start without --resume changes nothing
     assert main(["train", str(config), "--out", str(run), "--folds", "3"]) == 1
@@ -173,3 +175,43 @@ def test_a_folds_submission_scores_through_the_official_package_as_in_metrics_js
     intervals = json.loads((run / "metrics.json").read_text())["test"]["final"]["ci"]["tasks"]["DX"]
     assert {"balanced_accuracy", "macro_auc", "macro_auc_sens_80", "macro_ap", "macro_dice"} <= set(intervals)
     assert all(low <= high for low, high in (intervals[k] for k in ("macro_auc", "balanced_accuracy")))
+
+
+def test_the_example_milk10k_config_is_the_reproduce_recipe():
+    from pathlib import Path
+
+    from mmfuse.reproduce import _merge
+    from mmfuse.reproduce_milk10k import RECIPE
+    from mmfuse.training.config import load_config, resolve
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "configs" / "milk10k.yaml"
+    assert load_config(example) == resolve(_merge(RECIPE, {"data": {"root": "/data/milk10k"}}))
+
+
+@pytest.mark.slow
+def test_reproduce_milk10k_quick_writes_a_table_over_the_same_folds(tmp_path, monkeypatch, capsys):
+    from mmfuse import reproduce_milk10k as milk
+
+    quick = {
+        **milk.QUICK,
+        "model": {**milk.QUICK["model"], "primary": "test_convnext", "auxiliary": "test_efficientnet"},
+    }
+    monkeypatch.setattr(milk, "QUICK", quick)
+    monkeypatch.setattr(milk, "QUICK_LESIONS", 30)
+    monkeypatch.setattr(milk, "INTERVAL_RESAMPLES", 50)
+    out = tmp_path / "out"
+    assert (
+        main(["reproduce", "milk10k", "--quick", "--out", str(out), "--only", "ammfm-swin", "--folds", "2"])
+        == 0
+    )
+    table = json.loads((out / "milk10k.json").read_text())
+    (row,) = table["rows"]
+    assert row["preset"] == "ammfm-swin" and row["lesions"] == 30 and row["params"] > 0 and row["gflops"] > 0
+    low, high = row["intervals"]["macro_auc"]
+    assert low <= high
+    assert "| ammfm-swin |" in (out / "milk10k.md").read_text()
+    assert (
+        main(["reproduce", "milk10k", "--quick", "--out", str(out), "--only", "ammfm-swin", "--folds", "2"])
+        == 0
+    )
+    assert "done     ammfm-swin" in capsys.readouterr().out  # finished rows are kept
