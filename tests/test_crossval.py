@@ -215,3 +215,34 @@ def test_reproduce_milk10k_quick_writes_a_table_over_the_same_folds(tmp_path, mo
         == 0
     )
     assert "done     ammfm-swin" in capsys.readouterr().out  # finished rows are kept
+
+
+def test_a_paired_csv_schema_groups_folds_by_its_group_by_column(tmp_path):
+    from mmfuse.data import load_table
+
+    rows = [
+        {"case": f"c{i}", "img": f"c{i}.jpg", "patient": f"p{i // 3}", "grade": "lo" if i % 6 < 3 else "hi"}
+        for i in range(30)
+    ]
+    with (tmp_path / "cases.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    schema = {
+        "table": "cases.csv",
+        "primary": "img",
+        "case_id": "case",
+        "split": None,
+        "group_by": "patient",
+        "tasks": [{"name": "GRADE", "column": "grade", "classes": ["lo", "hi"]}],
+    }
+    (tmp_path / "schema.yaml").write_text(yaml.safe_dump(schema))
+    config = {"format": "paired_csv", "root": str(tmp_path), "schema": str(tmp_path / "schema.yaml")}
+    tested = []
+    for fold in range(5):
+        table = load_table({**config, "cv": {"folds": 5, "fold": fold}})
+        patients = {s: {r.metadata["patient"] for r in table.split_records(s)} for s in table.splits}
+        assert not patients["test"] & (patients["train"] | patients["valid"])
+        tested += [r.case_id for r in table.split_records("test")]
+    assert sorted(tested) == sorted(r["case"] for r in rows)
+    assert "patient" not in [f.name for f in table.metadata_fields]  # a grouping column, never an input

@@ -43,9 +43,8 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--group-by",
-        default="case_id",
         metavar="FIELD",
-        help="with --folds: the field whose cases stay in one fold (default: case_id; e.g. a patient id)",
+        help="with --folds: the field whose cases stay in one fold (default: a schema's group_by, else case_id)",
     )
     parser.add_argument("--data", metavar="ROOT", help="dataset folder (overrides data.root)")
     parser.add_argument(

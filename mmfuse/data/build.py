@@ -71,12 +71,18 @@ def _check_cv(cv: object) -> None:
         raise DataError(
             f"data.cv needs folds >= 2, 0 <= fold < folds and seed in [0, 2**32); got {dict(cv)!r}"
         )
-    if not isinstance(cv.get("group_by", "case_id"), str):
+    if not isinstance(cv.get("group_by", "case_id"), str) or not cv.get("group_by", "case_id"):
         raise DataError(f"data.cv.group_by must name a record field (e.g. case_id), got {cv['group_by']!r}")
 
 
-def case_groups(table: DatasetTable, group_by: str) -> list[str]:
+def default_group_by(table: DatasetTable) -> str:
+    """The field cross-validation groups by unless told: the table's own (a schema's ``group_by``), else the case id."""
+    return getattr(table, "group_by", None) or "case_id"
+
+
+def case_groups(table: DatasetTable, group_by: str | None = None) -> list[str]:
     """The group of every usable record: its ``case_id`` or one of its metadata fields (a patient id)."""
+    group_by = group_by or default_group_by(table)
     records = [r for r in table.records if r is not None]
     if group_by == "case_id":
         return [r.case_id for r in records]
@@ -92,7 +98,7 @@ def case_groups(table: DatasetTable, group_by: str) -> list[str]:
 def with_cv_splits(table: DatasetTable, cv: Mapping) -> DatasetTable:
     """A copy of ``table`` whose splits are fold ``cv["fold"]`` of a grouped, stratified k-fold split.
 
-    Strata are the first task's classes; groups (``cv["group_by"]``, default the case id) never straddle
+    Strata are the first task's classes; groups (``cv["group_by"]``, default :func:`default_group_by`) never straddle
     two folds, so no lesion or patient is in both the training and the test split.
     """
     _check_cv(cv)
@@ -101,7 +107,7 @@ def with_cv_splits(table: DatasetTable, cv: Mapping) -> DatasetTable:
     task = table.tasks[0].name
     splits = cross_validation_splits(
         [r.labels[task] for r in records],
-        case_groups(table, cv.get("group_by", "case_id")),
+        case_groups(table, cv.get("group_by")),
         cv["folds"],
         cv["fold"],
         seed=cv.get("seed", 0),

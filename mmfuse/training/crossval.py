@@ -30,18 +30,19 @@ def fold_dir(out: Path, fold: int) -> Path:
     return Path(out) / f"fold_{fold}"
 
 
-def plan_folds(data_config: Mapping, folds: int, *, group_by: str = "case_id", seed: int = 0) -> dict:
+def plan_folds(data_config: Mapping, folds: int, *, group_by: str | None = None, seed: int = 0) -> dict:
     """Check that ``folds`` folds can be made and describe them; raises :class:`DataError` naming why not.
 
     Returns ``{"folds", "group_by", "seed", "groups", "class_counts": {fold: {class: n}}, "notes": [...]}``
     (counts per split of each fold: ``test``, ``valid``, ``train``).
     """
-    from mmfuse.data.build import case_groups, load_table, with_cv_splits
+    from mmfuse.data.build import case_groups, default_group_by, load_table, with_cv_splits
 
     base = {k: v for k, v in data_config.items() if k != "cv"}
     table = load_table(base)
     records = [r for r in table.records if r is not None]
     note = f"stratified by the first task, {table.tasks[0].name}" if len(table.tasks) != 1 else None
+    group_by = group_by or default_group_by(table)
     groups = case_groups(table, group_by)
     if not isinstance(folds, int) or folds < 2:
         raise DataError(f"--folds must be at least 2, got {folds}")
@@ -94,7 +95,7 @@ def train_folds(
     out: str | Path,
     folds: int,
     *,
-    group_by: str = "case_id",
+    group_by: str | None = None,
     seed: int = 0,
     resume: bool = False,
     progress: bool | None = None,
@@ -126,7 +127,7 @@ def train_folds(
             **config,
             "data": {
                 **config["data"],
-                "cv": {"folds": folds, "fold": fold, "group_by": group_by, "seed": seed},
+                "cv": {"folds": folds, "fold": fold, "group_by": plan["group_by"], "seed": seed},
             },
         }
         run_dir = fold_dir(out, fold)
