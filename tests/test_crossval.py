@@ -102,6 +102,7 @@ def test_train_folds_writes_every_fold_and_a_summary_covering_each_case_once(rel
         with (run / f"fold_{fold}" / "submission_test.csv").open(newline="") as fh:
             header = next(csv.reader(fh))
         assert header[0] == "lesion_id" and len(header) == 12
+        assert "ISIC challenge metrics" in (run / f"fold_{fold}" / "report.html").read_text()
     assert sorted(test_cases) == sorted({c for c in test_cases}) and len(test_cases) == 36
     counts = summary["class_counts"]
     for cls in counts["0"]["test"]:
