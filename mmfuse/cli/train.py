@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--allow-change only applies with --resume")
     if args.folds is not None and args.seeds:
         raise UsageError("--folds and --seeds are separate studies; give one of them")
+    if args.folds is not None and args.no_eval:
+        raise UsageError("--folds summarises every fold's evaluation; leave out --no-eval")
     try:
         if args.folds is not None:
             return _run_folds(config, out, args)
