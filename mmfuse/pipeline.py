@@ -70,3 +70,14 @@ def _with_run_evaluation(function: Callable[..., Result]) -> Callable[..., Resul
 train = _with_run_evaluation(trainer.train)
 #: ``mmfuse.training.run_seeds``: one evaluated run per seed, and the summary over them.
 run_seeds = _with_run_evaluation(repeats.run_seeds)
+
+
+def run_folds(config: Mapping, out: str | Path, folds: int, **options: Any) -> dict:
+    """``mmfuse.training.run_folds``: one evaluated run per fold (:func:`~mmfuse.training.crossval.train_folds`
+    takes the same options), then ``RUN/cv.json`` and ``RUN/cv.md``; ``{}`` on a non-zero torchrun rank."""
+    from mmfuse.evaluation.crossval import write_cv_summary
+    from mmfuse.training.crossval import train_folds
+
+    options.setdefault("evaluator", RUN_EVALUATION)
+    plan, runs = train_folds(config, out, folds, **options)
+    return write_cv_summary(out, plan, runs) if len(runs) == folds else {}

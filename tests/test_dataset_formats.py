@@ -81,8 +81,8 @@ def subfolder_plugin():
 
 
 def test_builtin_formats_are_registered_by_a_builtin_plugin():
-    assert {"derm7pt", "paired_csv"} <= set(list_formats())
-    for name in ("derm7pt", "paired_csv"):
+    assert {"derm7pt", "milk10k", "paired_csv"} <= set(list_formats())
+    for name in ("derm7pt", "milk10k", "paired_csv"):
         assert DATASET_FORMATS.entry(name).provider == "mmfuse_plugins.dataset_formats"
     assert get_format("paired_csv").options["schema"].required
     assert not get_format("derm7pt").options
@@ -90,14 +90,14 @@ def test_builtin_formats_are_registered_by_a_builtin_plugin():
 
 def test_an_unknown_format_lists_the_registered_ones():
     with pytest.raises(
-        UnknownFormatError, match=r"unknown data format 'nope'; registered: derm7pt, paired_csv"
+        UnknownFormatError, match=r"unknown data format 'nope'; registered: derm7pt, milk10k, paired_csv"
     ):
         load_table({"format": "nope", "root": "anywhere"})
     assert issubclass(UnknownFormatError, DataError) and issubclass(UnknownFormatError, UnknownNameError)
     with pytest.raises(UnknownFormatError):
         check_data_options({"format": ["derm7pt"], "root": "anywhere"})  # unhashable: still a clear error
     with pytest.raises(
-        ConfigError, match=r"data\.format must be a registered dataset format \(derm7pt, paired_csv"
+        ConfigError, match=r"data\.format must be a registered dataset format \(derm7pt, milk10k, paired_csv"
     ):
         resolve({"data": {"root": "anywhere", "format": "nope"}})
 
@@ -107,7 +107,7 @@ def test_the_cli_takes_its_format_choices_from_the_registry(capsys):
         main(["data", "check", "nope", "anywhere"])
     assert exit_info.value.code == 2
     assert (
-        "argument FORMAT: unknown data format 'nope'; registered: derm7pt, paired_csv"
+        "argument FORMAT: unknown data format 'nope'; registered: derm7pt, milk10k, paired_csv"
         in capsys.readouterr().err
     )
     assert main(["data", "check", "paired_csv", "anywhere"]) == 1
@@ -139,7 +139,7 @@ def test_a_format_registered_at_run_time_is_used_everywhere(tmp_path, subfolder_
     assert resolve({"data": config})["data"]["release"] == "v1"
     mmfuse.unregister_plugin(subfolder_plugin)
     assert "subfolder_release" not in list_formats()
-    with pytest.raises(UnknownFormatError, match="registered: derm7pt, paired_csv"):
+    with pytest.raises(UnknownFormatError, match="registered: derm7pt, milk10k, paired_csv"):
         load_table(config)
     mmfuse.register_plugin(SubfolderPlugin, name=subfolder_plugin)  # for the fixture's teardown
 

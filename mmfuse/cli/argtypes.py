@@ -148,10 +148,11 @@ def add_option_argument(parser: argparse.ArgumentParser, note: str) -> None:
     )
 
 
-def add_image_pair_options(parser: argparse.ArgumentParser) -> None:
-    """``--primary IMG`` (required) and ``--auxiliary IMG``: one case's images, checked by :func:`check_image_pair`."""
+def add_image_pair_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--primary IMG`` (required unless told otherwise) and ``--auxiliary IMG``: one case's images,
+    checked by :func:`check_image_pair`."""
     parser.add_argument(
-        "--primary", required=True, metavar="IMG", help="the primary image (Derm7pt: dermoscopy)"
+        "--primary", required=required, metavar="IMG", help="the primary image (Derm7pt: dermoscopy)"
     )
     parser.add_argument(
         "--auxiliary", metavar="IMG", help="the auxiliary image (Derm7pt: clinical); optional"

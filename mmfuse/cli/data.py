@@ -17,6 +17,7 @@ from mmfuse.cli.argtypes import (
 from mmfuse.errors import UsageError
 from mmfuse.limits import MAX_PROBE_PIXELS, MAX_SYNTH_CASES, MAX_SYNTH_SIZE
 
+SYNTH_FORMATS = ("derm7pt", "milk10k")
 FORMAT_HELP = "dataset format: derm7pt, paired_csv or a plugin's (`mmfuse data formats` lists them)"
 
 
@@ -24,9 +25,26 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("data", help="synthesise, check, count and prepare datasets")
     commands = parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
-    synth = commands.add_parser("synth", help="write a synthetic Derm7pt-format release")
+    synth = commands.add_parser("synth", help="write a synthetic release (Derm7pt or MILK10k layout)")
     synth.add_argument("out", help="folder to create")
-    synth.add_argument("--cases", type=int_in_range(1, MAX_SYNTH_CASES), default=200)
+    synth.add_argument(
+        "--format",
+        choices=SYNTH_FORMATS,
+        default="derm7pt",
+        help="the release layout to write (default: derm7pt)",
+    )
+    synth.add_argument(
+        "--tables",
+        metavar="DIR",
+        help="milk10k: take the real rows of a class-stratified subset of lesions from the release's CSV "
+        "files in DIR (default: invent rows with the real tables' marginals)",
+    )
+    synth.add_argument(
+        "--cases",
+        type=int_in_range(1, MAX_SYNTH_CASES),
+        default=200,
+        help="cases (milk10k: training lesions)",
+    )
     synth.add_argument(
         "--size", type=int_in_range(8, MAX_SYNTH_SIZE), default=256, help="image side in pixels"
     )
@@ -131,6 +149,25 @@ def run_formats(args: argparse.Namespace) -> int:
 def run_synth(args: argparse.Namespace) -> int:
     from mmfuse.data.synth import synthesize
 
+    if args.format == "milk10k":
+        from mmfuse.data.synth_milk10k import synthesize_milk10k
+
+        made = synthesize_milk10k(
+            args.out,
+            cases=args.cases,
+            size=args.size,
+            seed=args.seed,
+            tables=args.tables,
+            workers=args.workers,
+        )
+        counts = ", ".join(f"{c} {n}" for c, n in made.class_counts.items())
+        print(
+            f"wrote {made.lesions} training lesions ({counts}) and {made.benchmark_lesions} benchmark lesions "
+            f"({made.size} px, seed {made.seed}, rows from the {made.source}) to {made.root}"
+        )
+        return 0
+    if args.tables:
+        raise UsageError("--tables applies to --format milk10k only")
     summary = synthesize(args.out, cases=args.cases, size=args.size, seed=args.seed, workers=args.workers)
     print(
         f"wrote {summary.cases} cases ({summary.size} px, seed {summary.seed}, "
@@ -165,6 +202,8 @@ def run_stats(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = load_table(_config(args))
+        if not all(r.labels for r in table.records if r is not None):
+            return _print_unlabelled(table, args.json)
         stats = split_statistics(table)
         reports = metadata_reports(table, _config(args)) if args.metadata else None
     for warning in caught:
@@ -175,6 +214,16 @@ def run_stats(args: argparse.Namespace) -> int:
     print(format_statistics(stats))
     for split, report in (reports or {}).items():
         print(f"{split}: {report['text']}")
+    return 0
+
+
+def _print_unlabelled(table, as_json: bool) -> int:
+    """Case counts of a table without labels (a challenge's benchmark part)."""
+    counts = {split: len(table.split_records(split)) for split in table.splits}
+    if as_json:
+        print(json.dumps({"cases": counts, "labelled": False}, indent=2))
+    else:
+        print("\n".join(f"{split}: {n} cases, unlabelled" for split, n in counts.items()))
     return 0
 
 

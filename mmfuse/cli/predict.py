@@ -1,4 +1,8 @@
-"""``mmfuse predict MODEL --primary IMG [--auxiliary IMG] [--json]``: one case, every task."""
+"""``mmfuse predict MODEL --primary IMG [--auxiliary IMG] [--json]``: one case, every task.
+
+``mmfuse predict RUN --data ROOT --benchmark --out FILE.csv``: a challenge submission for the unlabelled
+benchmark part of a dataset (MILK10k's ``MILK10k_Test_Input``), in the sample submission's layout.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,19 @@ def add_parser(subparsers) -> None:
         "predict", help="per-task probabilities and predicted classes for one image pair"
     )
     parser.add_argument("model", metavar="MODEL", help="a model directory, a run directory or a Hub name")
-    add_image_pair_options(parser)
+    add_image_pair_options(parser, required=False)
+    parser.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="predict the dataset's unlabelled benchmark part (--data ROOT) into a submission file (--out)",
+    )
+    parser.add_argument(
+        "--data", metavar="ROOT", help="with --benchmark: the dataset folder (default: the run's)"
+    )
+    parser.add_argument("--out", metavar="FILE.csv", help="with --benchmark: the submission file to write")
+    parser.add_argument(
+        "--tta", action="store_true", help="with --benchmark: average the test-time augmentation views"
+    )
     parser.add_argument(
         "--metadata",
         action="append",
@@ -62,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.threads import set_threads
     from mmfuse.training.rundir import load_run_or_model
 
+    if args.benchmark:
+        return run_benchmark(args)
+    if not args.primary:
+        raise UsageError(
+            "give --primary IMG (one case), or --benchmark --out FILE.csv (a dataset's benchmark)"
+        )
     check_image_pair(args)
     set_threads(args.threads)
     metadata = None
@@ -84,4 +106,33 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:  # the JSON holds them as its "notes" list
         print_notes(result)
     print(json.dumps(result, indent=2) if args.json else format_prediction(result))
+    return 0
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mmfuse.cli.dataargs import run_data_config
+    from mmfuse.evaluation.submission import predict_benchmark
+    from mmfuse.runtime.device import select_device
+    from mmfuse.threads import set_threads
+    from mmfuse.training.rundir import load_run_or_model
+
+    if not args.out:
+        raise UsageError("--benchmark writes a submission file: give --out FILE.csv")
+    if args.primary or args.auxiliary:
+        raise UsageError("--benchmark predicts a whole dataset part; leave out --primary/--auxiliary")
+    out = Path(args.out)
+    if out.exists():
+        raise UsageError(f"--out {out} exists; choose a new file (nothing was overwritten)")
+    config = run_data_config(args.model)
+    if args.data:
+        config["root"] = args.data
+    if "root" not in config:
+        raise UsageError("--benchmark needs --data ROOT (the dataset folder) unless MODEL is a run directory")
+    set_threads(args.threads)
+    model = load_run_or_model(args.model)
+    device = select_device(args.device)
+    path = predict_benchmark(model.to(device), config, out, device=device, tta=args.tta)
+    print(f"wrote the submission for the benchmark of {config['root']} to {path}")
     return 0

@@ -35,6 +35,17 @@ def add_parser(subparsers) -> None:
         metavar="LIST",
         help="train once per seed ('0,1,2' or '0-9') into RUN/seed_<k> and summarise",
     )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="grouped, stratified K-fold cross-validation: one run per fold in RUN/fold_<k>, summary in RUN/cv.json",
+    )
+    parser.add_argument(
+        "--group-by",
+        metavar="FIELD",
+        help="with --folds: the field whose cases stay in one fold (default: a schema's group_by, else case_id)",
+    )
     parser.add_argument("--data", metavar="ROOT", help="dataset folder (overrides data.root)")
     parser.add_argument(
         "--preset",
@@ -67,6 +78,28 @@ def _overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
+def _run_folds(config: dict, out: Path, args: argparse.Namespace) -> int:
+    import time
+
+    from mmfuse.training import run_folds
+    from mmfuse.training.crossval import CV_MD
+
+    start = time.perf_counter()
+    summary = run_folds(
+        config,
+        out,
+        args.folds,
+        group_by=args.group_by,
+        seed=int(config["data"].get("split_seed", 0)),
+        resume=args.resume,
+        allow_changes=args.allow_change,
+    )
+    if summary:
+        print((out / CV_MD).read_text(), end="")
+        print(f"{args.folds} folds in {time.perf_counter() - start:.0f} s; summary in {out / 'cv.json'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.report import format_table
     from mmfuse.metrics_layout import metric_splits
@@ -83,7 +116,13 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(config_path, **_overrides(args))
     if args.allow_change and not args.resume:
         raise UsageError("--allow-change only applies with --resume")
+    if args.folds is not None and args.seeds:
+        raise UsageError("--folds and --seeds are separate studies; give one of them")
+    if args.folds is not None and args.no_eval:
+        raise UsageError("--folds summarises every fold's evaluation; leave out --no-eval")
     try:
+        if args.folds is not None:
+            return _run_folds(config, out, args)
         if args.seeds:
             summary = run_seeds(
                 config, out, parse_seeds(args.seeds), resume=args.resume, allow_changes=args.allow_change

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from mmfuse.data.augment import MODALITIES, build_augmenter
 from mmfuse.data.cache import load_cache
 from mmfuse.data.formats import DEFAULT_FORMAT, DatasetTable, data_options, format_option_keys, get_format
 from mmfuse.data.paired import PairedDataset
+from mmfuse.data.split import cross_validation_splits
 from mmfuse.errors import DataError
 from mmfuse.metadata import EncodingReport, FieldSpec, MetadataEncoding
 from mmfuse.tasks import TaskSpec, check_same_tasks
@@ -23,7 +25,9 @@ CONFIG_KEYS = {
     "split_seed",
     "metadata",
     "allow_outside_root",
+    "cv",
 }
+CV_KEYS = {"folds", "fold", "group_by", "seed"}
 
 
 def check_data_options(data_config: Mapping) -> None:
@@ -51,13 +55,74 @@ def check_data_options(data_config: Mapping) -> None:
     seed = data_config.get("split_seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise DataError(f"data.split_seed must be an integer in [0, 2**32), got {seed!r}")
+    if data_config.get("cv") is not None:
+        _check_cv(data_config["cv"])
+
+
+def _check_cv(cv: object) -> None:
+    if not isinstance(cv, Mapping) or set(cv) - CV_KEYS or not {"folds", "fold"} <= set(cv):
+        raise DataError(
+            f"data.cv is a mapping with 'folds', 'fold' and optionally 'group_by', 'seed'; got {cv!r}"
+        )
+    folds, fold, seed = cv["folds"], cv["fold"], cv.get("seed", 0)
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (folds, fold, seed)):
+        raise DataError(f"data.cv folds, fold and seed must be integers, got {dict(cv)!r}")
+    if folds < 2 or not 0 <= fold < folds or not 0 <= seed < 2**32:
+        raise DataError(
+            f"data.cv needs folds >= 2, 0 <= fold < folds and seed in [0, 2**32); got {dict(cv)!r}"
+        )
+    if not isinstance(cv.get("group_by", "case_id"), str) or not cv.get("group_by", "case_id"):
+        raise DataError(f"data.cv.group_by must name a record field (e.g. case_id), got {cv['group_by']!r}")
+
+
+def default_group_by(table: DatasetTable) -> str:
+    """The field cross-validation groups by unless told: the table's own (a schema's ``group_by``), else the case id."""
+    return getattr(table, "group_by", None) or "case_id"
+
+
+def case_groups(table: DatasetTable, group_by: str | None = None) -> list[str]:
+    """The group of every usable record: its ``case_id`` or one of its metadata fields (a patient id)."""
+    group_by = group_by or default_group_by(table)
+    records = [r for r in table.records if r is not None]
+    if group_by == "case_id":
+        return [r.case_id for r in records]
+    missing = [r.describe() for r in records if str(r.metadata.get(group_by, "")).strip() == ""]
+    if missing:
+        raise DataError(
+            f"cross-validation groups by {group_by!r}, but {len(missing)} case(s) have no value for it "
+            f"(first: {missing[0]}); name a field every case has (fields: {sorted(records[0].metadata)})"
+        )
+    return [str(r.metadata[group_by]).strip() for r in records]
+
+
+def with_cv_splits(table: DatasetTable, cv: Mapping) -> DatasetTable:
+    """A copy of ``table`` whose splits are fold ``cv["fold"]`` of a grouped, stratified k-fold split.
+
+    Strata are the first task's classes; groups (``cv["group_by"]``, default :func:`default_group_by`) never straddle
+    two folds, so no lesion or patient is in both the training and the test split.
+    """
+    _check_cv(cv)
+    positions = [i for i, r in enumerate(table.records) if r is not None]
+    records = [table.records[i] for i in positions]
+    task = table.tasks[0].name
+    splits = cross_validation_splits(
+        [r.labels[task] for r in records],
+        case_groups(table, cv.get("group_by")),
+        cv["folds"],
+        cv["fold"],
+        seed=cv.get("seed", 0),
+    )
+    copied = copy.copy(table)
+    copied.splits = {name: [positions[i] for i in members] for name, members in splits.items()}
+    return copied
 
 
 def load_table(data_config: Mapping) -> DatasetTable:
     """The parsed table of a data config, read by its registered format (raises on any table problem)."""
     check_data_options(data_config)
     fmt = get_format(data_config.get("format", DEFAULT_FORMAT))
-    return fmt.load(data_options(data_config, fmt))
+    table = fmt.load(data_options(data_config, fmt))
+    return table if data_config.get("cv") is None else with_cv_splits(table, data_config["cv"])
 
 
 def fit_metadata_encoding(
@@ -101,6 +166,7 @@ def build_dataset(
     seed: int = 0,
     metadata_encoding: MetadataEncoding | None = None,
     tasks: Sequence[TaskSpec] | None = None,
+    labelled: bool = True,
 ) -> PairedDataset:
     """One split of the dataset a config describes, with per-modality augmentation.
 
@@ -139,4 +205,5 @@ def build_dataset(
         root=root,
         cache=load_cache(root, img_size) if cache_mode == "auto" else None,
         metadata_encoding=metadata_encoding,
+        labelled=labelled,
     )

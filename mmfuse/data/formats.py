@@ -81,6 +81,11 @@ class DatasetFormat:
     options: ClassVar[Mapping[str, FormatOption]] = {}
     # The Hub dataset id a model card names for a model trained on (real, not synthetic) data of this format.
     hub_dataset: ClassVar[str | None] = None
+    # The id column of a challenge submission file written for this format's single-task runs.
+    submission_id_column: ClassVar[str] = "case_id"
+    # The data options and split of the format's unlabelled benchmark part (``predict --benchmark``), if any.
+    benchmark_options: ClassVar[Mapping[str, Any] | None] = None
+    benchmark_split: ClassVar[str] = "benchmark"
 
     def load(self, options: DataOptions) -> DatasetTable:
         """The parsed table; raise :class:`~mmfuse.errors.DataError` listing every table problem."""

@@ -38,7 +38,7 @@ def encode_labels(records: Sequence[CaseRecord], tasks: Sequence[TaskSpec]) -> t
 
 class PairedDataset(Dataset):
     """Items are dicts: ``primary`` and ``auxiliary`` float [3, S, S], ``auxiliary_present`` (bool),
-    ``labels`` int64 [T] in the order of ``tasks``, ``index`` and ``case_id``; with a
+    ``labels`` int64 [T] in the order of ``tasks`` (-1 when built with ``labelled=False``), ``index`` and ``case_id``; with a
     ``metadata_encoding``, also ``metadata`` (float [D]) and ``metadata_present`` (bool).
 
     A missing auxiliary image is all zeros with ``auxiliary_present=False``; what to do with it is the
@@ -59,6 +59,7 @@ class PairedDataset(Dataset):
         root: str | Path | None = None,
         cache: PreparedCache | None = None,
         metadata_encoding: MetadataEncoding | None = None,
+        labelled: bool = True,
     ) -> None:
         self.records = list(records)
         self.tasks = tuple(tasks)
@@ -68,7 +69,11 @@ class PairedDataset(Dataset):
         self.auxiliary_augmenter = auxiliary_augmenter
         self.seed = int(seed)
         self.epoch = 0
-        self._labels = encode_labels(self.records, self.tasks)
+        # An unlabelled table (a challenge's benchmark part) is only predicted: its labels read -1.
+        if labelled:
+            self._labels = encode_labels(self.records, self.tasks)
+        else:
+            self._labels = torch.full((len(self.records), len(self.tasks)), -1, dtype=torch.int64)
         self.metadata_encoding = metadata_encoding
         self.metadata_report: EncodingReport | None = None
         if metadata_encoding is not None:

@@ -8,6 +8,7 @@ Schema (paths relative to the schema's folder unless ``root`` is given)::
     auxiliary: auxiliary_image  # optional column; an empty cell marks a missing auxiliary image
     case_id: case             # optional column (default: the row number)
     split: split              # optional column with train / valid / test (default: stratified split)
+    group_by: patient         # optional column whose cases stay together in cross-validation folds
     metadata:                 # optional columns exposed on each record (and usable as a model input)
       - age                   #   a column name: numeric if every training value is a number
       - {column: sex, type: categorical}             # or explicit: categorical (one-hot) / numeric
@@ -35,7 +36,17 @@ from mmfuse.data.split import DEFAULT_RATIOS, SPLIT_NAMES, stratified_split
 from mmfuse.metadata import FieldSpec
 from mmfuse.tasks import TaskSpec
 
-SCHEMA_KEYS = {"table", "image_dir", "primary", "auxiliary", "case_id", "split", "metadata", "tasks"}
+SCHEMA_KEYS = {
+    "table",
+    "image_dir",
+    "primary",
+    "auxiliary",
+    "case_id",
+    "split",
+    "group_by",
+    "metadata",
+    "tasks",
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class PairedSchema:
     case_id: str | None = None
     split: str | None = None
     metadata_fields: tuple[FieldSpec, ...] = ()
+    group_by: str | None = None  # a column on each record (never a model input), the default CV group
 
     @property
     def metadata(self) -> tuple[str, ...]:
@@ -94,7 +106,7 @@ def read_schema(path: str | Path) -> PairedSchema:
         raise DataError(f"schema {path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
     if not isinstance(data["tasks"], list) or not data["tasks"]:
         raise DataError(f"schema {path}: 'tasks' must be a non-empty list of tasks, got {data['tasks']!r}")
-    for key in ("table", "primary", "image_dir", "auxiliary", "case_id", "split"):
+    for key in ("table", "primary", "image_dir", "auxiliary", "case_id", "split", "group_by"):
         if (
             key in data
             and not isinstance(data[key], str)
@@ -142,6 +154,7 @@ def read_schema(path: str | Path) -> PairedSchema:
         case_id=data.get("case_id"),
         split=data.get("split"),
         metadata_fields=metadata_fields,
+        group_by=data.get("group_by"),
     )
 
 
@@ -160,6 +173,10 @@ class PairedTable:
     @property
     def metadata_fields(self) -> tuple[FieldSpec, ...]:
         return self.schema.metadata_fields
+
+    @property
+    def group_by(self) -> str | None:
+        return self.schema.group_by
 
     def split_records(self, split: str) -> list[CaseRecord]:
         if split not in self.splits:
@@ -180,7 +197,7 @@ def parse_paired_csv(
         schema = read_schema(schema)
     columns, rows = read_table(root / schema.table)
     needed = [schema.primary, *(t.column for t in schema.tasks), *schema.metadata]
-    needed += [c for c in (schema.auxiliary, schema.case_id, schema.split) if c]
+    needed += [c for c in (schema.auxiliary, schema.case_id, schema.split, schema.group_by) if c]
     problems = [
         Problem("missing column", f"{schema.table} has no column {c!r}") for c in needed if c not in columns
     ]
@@ -219,7 +236,11 @@ def parse_paired_csv(
                 primary_path=located[schema.primary],
                 auxiliary_path=located.get(schema.auxiliary) if aux_rel else None,
                 labels=labels,
-                metadata={"row": i, **{c: row[c] for c in schema.metadata}},
+                metadata={
+                    "row": i,
+                    **({schema.group_by: row[schema.group_by]} if schema.group_by else {}),
+                    **{c: row[c] for c in schema.metadata},
+                },
             )
         )
     problems += duplicate_case_ids(records, schema.table)

@@ -96,8 +96,10 @@ def split_statistics(table) -> dict[str, dict[str, dict[str, int]]]:
 def format_statistics(stats: dict[str, dict[str, dict[str, int]]]) -> str:
     """A plain-text table: one line per task and class, one column per split."""
     splits = list(stats)
-    lines = [f"{'task':<6} {'class':<6} " + " ".join(f"{s:>6}" for s in splits)]
+    width = max([6, *(len(c) for classes in stats["all"].values() for c in classes)])
+    lines = [f"{'task':<6} {'class':<{width}} " + " ".join(f"{s:>6}" for s in splits)]
     for task, classes in stats["all"].items():
         for cls in classes:
-            lines.append(f"{task:<6} {cls:<6} " + " ".join(f"{stats[s][task][cls]:>6}" for s in splits))
+            counts = " ".join(f"{stats[s][task][cls]:>6}" for s in splits)
+            lines.append(f"{task:<6} {cls:<{width}} {counts}")
     return "\n".join(lines)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from mmfuse.errors import UsageError
+from mmfuse.evaluation.isic import SUMMARY_KEYS as ISIC_SUMMARY_KEYS
+from mmfuse.evaluation.isic import isic_metrics
 from mmfuse.evaluation.metrics import ABSENT_CLASS, CLASS_METRICS
 from mmfuse.limits import MAX_RESAMPLES, MAX_SEED
 from mmfuse.tasks import TaskSpec
@@ -135,10 +137,27 @@ def resampled_metrics(
                 aucs.append(auc)
     out["avg_auc"] = _nanmean_rows(aucs)
     out["avg_acc"] = np.mean(np.stack(accs), axis=0)
+    if len(tasks) == 1:  # a single-label problem (a challenge's): its ISIC summary gets intervals too
+        probs = probabilities[tasks[0].name].detach().double().cpu().numpy()
+        out.update(resampled_isic_metrics(probs, labels_np[:, 0], tasks[0], counts))
     for group, members in (groups or {}).items():
         for metric in CLASS_METRICS:
             out[f"{group}.{metric}"] = _nanmean_rows([per_class[m][metric] for m in members])
     return out
+
+
+def resampled_isic_metrics(
+    probabilities: np.ndarray, labels: np.ndarray, task: TaskSpec, counts: np.ndarray
+) -> dict[str, np.ndarray]:
+    """``isic.<task>.<key>`` over the resamples for the ISIC summary keys (each resample scored as a whole)."""
+    values = {key: np.empty(len(counts)) for key in ISIC_SUMMARY_KEYS}
+    cases = np.arange(counts.shape[1])
+    for b, row in enumerate(counts):
+        drawn = np.repeat(cases, row.astype(np.int64))
+        report = isic_metrics(probabilities[drawn], labels[drawn], task.classes)
+        for key in ISIC_SUMMARY_KEYS:
+            values[key][b] = report[key]
+    return {f"isic.{task.name}.{key}": v for key, v in values.items()}
 
 
 def percentile_interval(values: np.ndarray, level: float = DEFAULT_LEVEL) -> list[float | None]:
@@ -161,6 +180,8 @@ def nest_intervals(flat: Mapping[str, list]) -> dict:
         elif parts[0] == "auc":
             task = nested.setdefault("tasks", {}).setdefault(parts[1], {})
             task.setdefault("classes", {}).setdefault(".".join(parts[2:]), {})["auc"] = interval
+        elif parts[0] == "isic":
+            nested.setdefault("tasks", {}).setdefault(parts[1], {})[".".join(parts[2:])] = interval
         elif len(parts) == 2:
             nested.setdefault(parts[0], {})[parts[1]] = interval
         else:

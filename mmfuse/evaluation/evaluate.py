@@ -33,7 +33,7 @@ WEIGHT_SEARCH_FILE = "weight_search.json"
 CALIBRATION_FILE = "calibration.json"
 
 
-def evaluation_dataset(model, data_config: Mapping, split: str):
+def evaluation_dataset(model, data_config: Mapping, split: str, *, labelled: bool = True):
     """The split as the model sees it at test time: no augmentation, the model's size and normalisation."""
     from mmfuse.data import build_dataset
 
@@ -47,6 +47,7 @@ def evaluation_dataset(model, data_config: Mapping, split: str):
         std=prep["std"],
         metadata_encoding=getattr(model, "metadata_encoding", None),
         tasks=model.tasks,
+        labelled=labelled,
     )
 
 
@@ -206,6 +207,21 @@ def write_calibration(
     return content
 
 
+def write_submissions(
+    out: Path, predictions: Mapping[str, Predictions], model, format_name: str | None
+) -> None:
+    """``submission_<split>.csv`` of a single-task model's final probabilities, per evaluated split."""
+    from mmfuse.evaluation.submission import submission_id_column, write_submission
+
+    task = model.tasks[0]
+    id_column = submission_id_column(format_name)
+    for split, split_predictions in predictions.items():
+        final = final_probabilities(split_predictions, model.head_weights_dict)[task.name]
+        write_submission(
+            out / f"submission_{split}.csv", split_predictions.case_ids, final, task, id_column=id_column
+        )
+
+
 def evaluate_run(
     model,
     config: Mapping,
@@ -319,6 +335,8 @@ def evaluate_run(
     }
     metrics["head_weights"] = {h: round(weights[h], 6) for h in HEADS}  # the model stores float32
     metrics[DATA_KEY] = {split: records[split] for split in splits}
+    if len(model.tasks) == 1:
+        write_submissions(out, {split: predictions[split] for split in splits}, model, data.get("format"))
     write_json(out / METRICS_FILE, metrics)
     if evaluation.get("second_stage") and getattr(model, "single_modality", None) is None:
         from mmfuse.evaluation.second_stage import run_second_stage

@@ -254,11 +254,38 @@ def _metrics_section(metrics: Field | None, run: Path) -> str:
             )
         parts.append("<h3>per-class AUC (%)</h3>" + _table(["task", "class", *names], task_rows))
         parts.append("<h3>task accuracy (%)</h3>" + _table(["task", *names], acc_rows))
+        parts.append(_isic_table(final))
         for kind, title in (("roc", "ROC curves"), ("confusion", "confusion matrices")):
             figure = _split_figure(run, kind, split)
             if figure is not None:
                 parts.append(f"<h3>{title}, final prediction</h3>" + _image(figure, f"{kind} {split}"))
     return "".join(parts) or '<p class="note">metrics.json holds no split.</p>'
+
+
+ISIC_COLUMNS = (
+    ("balanced_accuracy", "balanced acc."),
+    ("macro_auc", "macro AUC"),
+    ("macro_auc_sens_80", "macro AUC > 80 % sens."),
+    ("macro_ap", "macro AP"),
+    ("macro_dice", "macro dice"),
+)
+
+
+def _isic_table(final: Field) -> str:
+    """The ISIC challenge metrics of the final prediction per task (docs/evaluation.md)."""
+    rows = []
+    for task, entry in final["tasks"].items():
+        if "balanced_accuracy" not in entry:
+            continue  # a run evaluated before these metrics existed
+        rows.append(
+            [_esc(task)]
+            + [_with_ci(entry[k], final.get("ci", "tasks", task, k)) for k, _ in ISIC_COLUMNS]
+        )
+    if not rows:
+        return ""
+    return "<h3>ISIC challenge metrics, final prediction (%)</h3>" + _table(
+        ["task", *(title for _, title in ISIC_COLUMNS)], rows
+    )
 
 
 def _calibration_section(calibration: Field | None, run: Path) -> str:

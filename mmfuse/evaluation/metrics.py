@@ -8,7 +8,8 @@ set, see :mod:`mmfuse.evaluation.derm7pt`) get the mean of each per-class metric
 
 Undefined values follow scikit-learn's ``zero_division=0`` convention for precision, sensitivity and
 specificity; an AUC is undefined (NaN, ``null`` in JSON) when the split holds no positive or no negative
-case of the class, and averages skip it.
+case of the class, and averages skip it. Each task also carries the ISIC challenges' metrics
+(:mod:`mmfuse.evaluation.isic`): ``balanced_accuracy``, the ``macro_*`` averages and ``isic_classes``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torchmetrics.functional.classification import (
 )
 
 from mmfuse.errors import UsageError
+from mmfuse.evaluation.isic import isic_metrics
 from mmfuse.tasks import TaskSpec
 
 ABSENT_CLASS = "ABS"
@@ -69,7 +71,11 @@ def task_metrics(probabilities: torch.Tensor, labels: torch.Tensor, task: TaskSp
         "specificity": multiclass_specificity(probabilities, labels, num_classes=c, average=None).tolist(),
     }
     classes = {name: {m: per_metric[m][i] for m in CLASS_METRICS} for i, name in enumerate(task.classes)}
-    return {"acc": accuracy(probabilities, labels), "classes": classes}
+    return {
+        "acc": accuracy(probabilities, labels),
+        "classes": classes,
+        **isic_metrics(probabilities.double().numpy(), labels.numpy(), task.classes),
+    }
 
 
 def _nanmean(values: Sequence[float]) -> float:

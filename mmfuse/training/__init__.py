@@ -1,6 +1,6 @@
 """Training: run configs, the three-head loss, the SWA trainer with checkpoints and resume, repeats over seeds.
 
-``train``, ``run_seeds`` and ``Trainer`` end each run with evaluation, so they come from :mod:`mmfuse.pipeline`
+``train``, ``run_seeds``, ``run_folds`` and ``Trainer`` end each run with evaluation, so they come from :mod:`mmfuse.pipeline`
 (loaded on first use): the modules of this package never import :mod:`mmfuse.evaluation`.
 """
 
@@ -20,13 +20,14 @@ __all__ = [
     "multitask_loss",
     "parse_seeds",
     "resolve",
+    "run_folds",
     "run_seeds",
     "train",
 ]
 
 
 def __getattr__(name: str):
-    if name in ("train", "run_seeds", "Trainer"):
+    if name in ("train", "run_seeds", "run_folds", "Trainer"):
         from mmfuse import pipeline
 
         return getattr(pipeline, name)

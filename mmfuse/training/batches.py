@@ -2,8 +2,8 @@
 
 Both sources give the same thing per step — a dict with ``primary``, ``auxiliary`` (float, normalised,
 on the training device), ``auxiliary_present`` and ``labels`` — and both make each epoch a pure function
-of ``(seed, epoch)``: the order comes from :class:`~torch.utils.data.DistributedSampler` seeded with the
-run seed and the epoch, the augmentation from the epoch. That is what lets a resumed run replay an epoch
+of ``(seed, epoch)``: the order comes from :class:`~torch.utils.data.DistributedSampler` (or, with ``train.sampler:
+balanced``, :class:`~mmfuse.training.imbalance.ClassBalancedSampler`) seeded with the run seed and the epoch, the augmentation from the epoch. That is what lets a resumed run replay an epoch
 exactly.
 """
 
@@ -13,11 +13,12 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from mmfuse.errors import UsageError
 from mmfuse.runtime.data import evaluation_loader as evaluation_loader  # importable here as before
 from mmfuse.training.distributed import DistContext
+from mmfuse.training.imbalance import training_sampler
 
 BATCH_KEYS = ("primary", "auxiliary", "auxiliary_present", "labels")
 OPTIONAL_KEYS = ("metadata", "metadata_present")  # present when the dataset encodes metadata
@@ -68,10 +69,11 @@ class LoaderBatches:
         device: torch.device,
         num_workers: int = 0,
         channels_last: bool = False,
+        sampler: str = "shuffle",
     ) -> None:
         self.dataset = dataset
-        self.sampler = DistributedSampler(
-            dataset, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=seed
+        self.sampler = training_sampler(
+            dataset, kind=sampler, seed=seed, num_replicas=context.world_size, rank=context.rank
         )
         self.device = device
         self.channels_last = channels_last
@@ -117,6 +119,7 @@ class DeviceCacheBatches:
         augment: dict | None = None,
         channels_last: bool = False,
         num_threads: int = 8,
+        sampler: str = "shuffle",
     ) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -127,8 +130,8 @@ class DeviceCacheBatches:
         self.device = device
         self.batch_size = batch_size
         self.channels_last = channels_last
-        self.sampler = DistributedSampler(
-            dataset, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=seed
+        self.sampler = training_sampler(
+            dataset, kind=sampler, seed=seed, num_replicas=context.world_size, rank=context.rank
         )
         self.drop_last = _drop_last(len(self.sampler), batch_size)
         options = dict(augment or {})

@@ -41,6 +41,9 @@ DEFAULTS: dict = {
         "warmup_epochs": 0,
         "swa": {"epochs": 50, "lr": None, "anneal_epochs": 5},
         "modality_dropout": 0.0,
+        # Class imbalance (docs/training.md): "balanced" loss weights, a "balanced" sampler.
+        "class_weights": None,
+        "sampler": "shuffle",
         "grad_clip": None,
         "amp": "bf16",
         "channels_last": True,
@@ -84,6 +87,8 @@ _OPEN_SECTIONS = {"model", "data"}
 _CHOICES = {
     ("train", "schedule"): ("constant", "cosine"),
     ("train", "amp"): ("bf16", "fp16", "none"),
+    ("train", "class_weights"): (None, "balanced"),
+    ("train", "sampler"): ("shuffle", "balanced"),
     ("evaluation", "weight_search", "objective"): ("avg_auc", "avg_acc"),
     ("evaluation", "weight_search", "combine"): ("probabilities", "logits"),
     ("evaluation", "weight_search", "method"): ("simplex", "fusionm4net"),

@@ -25,13 +25,15 @@ def multitask_loss(
     tasks: Sequence[TaskSpec],
     auxiliary_present: torch.Tensor | None = None,
     head_present: Mapping[str, torch.Tensor] | None = None,
+    class_weights: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and the per-head terms.
 
     ``logits[head][task]`` is ``[B, C_task]`` (the heads present in the model output); ``labels`` is
     ``[B, T]`` with class indices in task order; ``auxiliary_present`` is ``[B]`` bool (``None``: all).
     ``head_present[head]`` (``[B]`` bool, from ``FusionOutput.head_present``) masks rows a head could not
-    see properly, e.g. a metadata-reading fusion head for cases without metadata.
+    see properly, e.g. a metadata-reading fusion head for cases without metadata. ``class_weights[task]``
+    (``[C]``) weighs each sample's cross-entropy by its class (``train.class_weights``).
     """
     check_task_shapes(logits, labels, tasks)
     batch = labels.shape[0]
@@ -51,7 +53,8 @@ def multitask_loss(
                     f"labels of task {task.name!r} must be class indices in [0, {task.num_classes}), got "
                     f"{sorted(set(target.tolist()))}: the data's classes differ from the model's {list(task.classes)}"
                 )
-            losses = F.cross_entropy(per_task[task.name].float(), target, reduction="none")
+            weight = None if class_weights is None else class_weights[task.name].to(labels.device)
+            losses = F.cross_entropy(per_task[task.name].float(), target, weight=weight, reduction="none")
             if mask is not None:
                 losses = losses * mask
             total = total + losses.sum() / batch

@@ -17,6 +17,7 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
 MODEL_DIR = "model"
 LOG_FILE = "log.csv"  # one row per epoch, rewritten after each
+SPLITS_FILE = "splits.csv"  # case_id,split of every case the run's data config splits
 
 # Keys that may differ between a run and its resumption without changing the trained weights.
 _RESUME_FREE = {

@@ -47,6 +47,7 @@ from mmfuse.training import checkpoint
 from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
 from mmfuse.training.config import absolute_paths, dataset_options, dump_config, model_spec
 from mmfuse.training.distributed import DistContext, init_from_env, shutdown
+from mmfuse.training.imbalance import balanced_class_weights
 from mmfuse.training.losses import multitask_loss
 from mmfuse.training.rundir import (
     CHECKPOINTS,
@@ -55,6 +56,7 @@ from mmfuse.training.rundir import (
     LOG_FILE,
     MODEL_DIR,
     RECOVERY_KEYS,
+    SPLITS_FILE,
     RunDirError,
     RunLock,
     changed_keys,
@@ -206,6 +208,8 @@ class Trainer:
     def _set_up(self) -> None:
         """Everything after the run folder is claimed: data, optimizer, schedules, the resumed state."""
         self.tasks = self.model.tasks
+        if self.context.is_main:
+            self._write_splits()
         self.batches = self._batch_source(self.context)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
@@ -280,6 +284,18 @@ class Trainer:
 
         table = load_table(dataset_options(self.config))
         self.config["model"] = {**self.config["model"], "tasks": tasks_to_data(table.tasks)}
+
+    def _write_splits(self) -> None:
+        """``RUN/splits.csv``: every case's split, so a run says which cases it trained and was tested on."""
+        from mmfuse.data import load_table
+
+        table = load_table(dataset_options(self.config))
+        rows = [
+            {"case_id": record.case_id, "split": split}
+            for split in table.splits
+            for record in table.split_records(split)
+        ]
+        write_csv_rows(self.out / SPLITS_FILE, rows)
 
     def _prepare_out(self) -> None:
         problem = None
@@ -393,7 +409,16 @@ class Trainer:
         if len(dataset) == 0:
             raise DataError(f"the training split {data['train_split']!r} of {data['root']} is empty")
         batch_size = per_rank_batch_size(int(self.train_cfg["batch_size"]), context)
-        common = dict(batch_size=batch_size, seed=self.seed, context=context, device=self.device)
+        self.class_weights = None
+        if self.train_cfg.get("class_weights") == "balanced":
+            self.class_weights = balanced_class_weights(dataset.label_matrix(), self.tasks)
+        common = dict(
+            batch_size=batch_size,
+            seed=self.seed,
+            context=context,
+            device=self.device,
+            sampler=self.train_cfg.get("sampler", "shuffle"),
+        )
         if data["device_cache"]:
             prep = self.model.preprocessing
             return DeviceCacheBatches(
@@ -543,7 +568,12 @@ class Trainer:
                     **metadata_inputs(self.model, batch, self.device),
                 )
             loss, parts = multitask_loss(
-                output.logits, batch["labels"], self.tasks, batch["auxiliary_present"], output.head_present
+                output.logits,
+                batch["labels"],
+                self.tasks,
+                batch["auxiliary_present"],
+                output.head_present,
+                class_weights=self.class_weights,
             )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
