@@ -75,9 +75,17 @@ run_seeds = _with_run_evaluation(repeats.run_seeds)
 def run_folds(config: Mapping, out: str | Path, folds: int, **options: Any) -> dict:
     """``mmfuse.training.run_folds``: one evaluated run per fold (:func:`~mmfuse.training.crossval.train_folds`
     takes the same options), then ``RUN/cv.json`` and ``RUN/cv.md``; ``{}`` on a non-zero torchrun rank."""
+    from mmfuse.cv_layout import fold_dir
     from mmfuse.evaluation.crossval import write_cv_summary
+    from mmfuse.tasks import TaskSpec
+    from mmfuse.training.config import load_config
     from mmfuse.training.crossval import train_folds
+    from mmfuse.training.rundir import CONFIG_FILE
 
     options.setdefault("evaluator", RUN_EVALUATION)
     plan, runs = train_folds(config, out, folds, **options)
-    return write_cv_summary(out, plan, runs) if len(runs) == folds else {}
+    if len(runs) != folds:
+        return {}
+    tasks = load_config(fold_dir(out, 0) / CONFIG_FILE)["model"]["tasks"]
+    task = next(t for t in tasks if t["name"] == plan["task"])
+    return write_cv_summary(out, plan, runs, TaskSpec(task["name"], tuple(task["classes"])))

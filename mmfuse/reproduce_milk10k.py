@@ -87,8 +87,8 @@ def row_config(base: Mapping, preset: str, *, quick: bool = False) -> dict:
 
 def run_rows(base: Mapping, out: Path, folds: int, *, quick: bool, only: Sequence[str] | None = None) -> None:
     """Cross-validate every row not yet finished (a killed fold resumes)."""
+    from mmfuse.cv_layout import CV_JSON
     from mmfuse.pipeline import run_folds
-    from mmfuse.training.crossval import CV_JSON
 
     for _, preset in rows(only):
         directory = out / "runs" / preset

@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.threads",
         "mmfuse.plots",
         "mmfuse.metrics_layout",
+        "mmfuse.cv_layout",
     ),
     ("mmfuse.registry",),
     ("mmfuse.presets", "mmfuse.data", "mmfuse.runtime"),
@@ -42,6 +43,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.demo",
         "mmfuse.space",
         "mmfuse.reproduce",
+        "mmfuse.reproduce_milk10k",
     ),
     ("mmfuse.cli", "mmfuse.__main__", "mmfuse"),
 )

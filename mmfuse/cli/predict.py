@@ -113,7 +113,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mmfuse.cli.dataargs import run_data_config
-    from mmfuse.evaluation.submission import predict_benchmark
+    from mmfuse.evaluation.evaluate import predict_benchmark
     from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
     from mmfuse.training.rundir import load_run_or_model

@@ -81,8 +81,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _run_folds(config: dict, out: Path, args: argparse.Namespace) -> int:
     import time
 
+    from mmfuse.cv_layout import CV_MD
     from mmfuse.training import run_folds
-    from mmfuse.training.crossval import CV_MD
 
     start = time.perf_counter()
     summary = run_folds(

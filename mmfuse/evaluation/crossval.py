@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmfuse.cv_layout import CV_JSON, CV_MD, fold_dir
 from mmfuse.errors import DataError
 from mmfuse.evaluation.metrics import task_metrics
 from mmfuse.fileio import atomic_write_text, write_json
 from mmfuse.metrics_layout import metric_splits
 from mmfuse.tasks import TaskSpec
-from mmfuse.training.crossval import CV_JSON, CV_MD, fold_dir
 
 SUMMARY_METRICS = (
     "avg_auc",
@@ -33,10 +33,11 @@ SUMMARY_METRICS = (
 )
 
 
-def write_cv_summary(out: str | Path, plan: Mapping, runs: Mapping[int, Mapping]) -> dict:
-    """Write ``cv.json`` and ``cv.md`` for the finished folds ``runs`` (``{fold: metrics.json}``)."""
+def write_cv_summary(out: str | Path, plan: Mapping, runs: Mapping[int, Mapping], task: TaskSpec) -> dict:
+    """Write ``cv.json`` and ``cv.md`` for the finished folds ``runs`` (``{fold: metrics.json}``) of the
+    single-label ``task`` the folds were stratified by."""
     out = Path(out)
-    summary = summarize_folds(out, runs, plan)
+    summary = summarize_folds(out, runs, plan, task)
     write_json(out / CV_JSON, summary)
     atomic_write_text(out / CV_MD, cv_markdown(summary))
     return summary
@@ -72,25 +73,20 @@ def out_of_fold_predictions(
     return ids, torch.tensor(labels), torch.tensor(rows, dtype=torch.float64)
 
 
-def summarize_folds(out: Path, runs: Mapping[int, Mapping], plan: Mapping) -> dict:
+def summarize_folds(out: Path, runs: Mapping[int, Mapping], plan: Mapping, task: TaskSpec) -> dict:
     """Mean ± std over folds per split and head, the out-of-fold metrics and the fold plan."""
-    from mmfuse.training.config import load_config
-    from mmfuse.training.rundir import CONFIG_FILE
-
-    tasks = load_config(fold_dir(out, 0) / CONFIG_FILE)["model"]["tasks"]
-    task = next(t for t in tasks if t["name"] == plan["task"])
     first = next(iter(runs.values()))
     per_fold: dict = {}
     for split, heads in metric_splits(first).items():
         per_fold[split] = {
             head: {
-                m: _stats([_head_values(runs[k][split][head], task["name"])[m] for k in runs])
+                m: _stats([_head_values(runs[k][split][head], task.name)[m] for k in runs])
                 for m in SUMMARY_METRICS
             }
             for head in heads
         }
-    ids, labels, probabilities = out_of_fold_predictions(out, plan["folds"], task["name"], task["classes"])
-    oof = task_metrics(probabilities, labels, TaskSpec(task["name"], tuple(task["classes"])))
+    ids, labels, probabilities = out_of_fold_predictions(out, plan["folds"], task.name, task.classes)
+    oof = task_metrics(probabilities, labels, task)
     return {
         **plan,
         "per_fold": per_fold,

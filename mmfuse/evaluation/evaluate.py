@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from mmfuse.errors import UsageError
 from mmfuse.evaluation.bootstrap import BootstrapOptions
 from mmfuse.evaluation.calibration import (
     ECE_BINS,
@@ -352,3 +353,37 @@ def evaluate_run(
             out=out,
         )
     return metrics
+
+
+def predict_benchmark(
+    model,
+    data_config: Mapping,
+    out: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    tta: bool | Sequence[str] = False,
+    batch_size: int = 64,
+) -> Path:
+    """The submission file of a format's unlabelled benchmark part, from a single-task model's final prediction.
+
+    ``data_config`` is the run's (its format, metadata, root); the format's ``benchmark_options`` select
+    the benchmark part, whose cases are predicted as the run's test split was (temperatures, head weights).
+    """
+    from mmfuse.data.formats import DEFAULT_FORMAT, get_format
+    from mmfuse.evaluation.submission import write_submission
+
+    name = data_config.get("format", DEFAULT_FORMAT)
+    fmt = get_format(name)
+    if fmt.benchmark_options is None:
+        raise UsageError(f"data format {name!r} has no unlabelled benchmark part to predict")
+    if len(model.tasks) != 1:
+        raise UsageError(
+            f"a submission holds one task's probabilities; this model has {len(model.tasks)} tasks"
+        )
+    config = {k: v for k, v in data_config.items() if k != "cv"} | dict(fmt.benchmark_options)
+    dataset = evaluation_dataset(model, config, fmt.benchmark_split, labelled=False)
+    predictions = predict_split(model, dataset, device=device, tta=tta, batch_size=batch_size)
+    predictions = replace(predictions, combine=model.head_combine)
+    task = model.tasks[0]
+    final = final_probabilities(predictions, model.head_weights_dict)[task.name]
+    return write_submission(out, predictions.case_ids, final, task, id_column=fmt.submission_id_column)

@@ -278,8 +278,7 @@ def _isic_table(final: Field) -> str:
         if "balanced_accuracy" not in entry:
             continue  # a run evaluated before these metrics existed
         rows.append(
-            [_esc(task)]
-            + [_with_ci(entry[k], final.get("ci", "tasks", task, k)) for k, _ in ISIC_COLUMNS]
+            [_esc(task)] + [_with_ci(entry[k], final.get("ci", "tasks", task, k)) for k, _ in ISIC_COLUMNS]
         )
     if not rows:
         return ""

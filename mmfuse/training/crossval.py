@@ -14,20 +14,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmfuse.cv_layout import CV_JSON, PLAN_FILE, fold_dir
 from mmfuse.errors import DataError, RunDirError
 from mmfuse.fileio import write_json
 from mmfuse.runtime.data import dataset_options
 
 if TYPE_CHECKING:
     from mmfuse.training.trainer import RunEvaluator
-
-CV_JSON = "cv.json"
-CV_MD = "cv.md"
-PLAN_FILE = "folds.json"
-
-
-def fold_dir(out: Path, fold: int) -> Path:
-    return Path(out) / f"fold_{fold}"
 
 
 def plan_folds(data_config: Mapping, folds: int, *, group_by: str | None = None, seed: int = 0) -> dict:
