@@ -2,7 +2,7 @@
 task's prediction, the seven-point score for Derm7pt models, and where the model looked.
 
 ``build_app(model)`` returns the page (a ``gradio.Blocks``); ``serve`` launches it (``mmfuse serve``);
-``space_files`` writes the ``app.py`` of a Hugging Face Space that serves a Hub model with this page.
+(:mod:`mmfuse.space` writes the files of a Hugging Face Space that serves a Hub model with this page.)
 Uploads are checked before they are decoded (:func:`check_upload`): a file that is not an image, a
 header that declares a decompression bomb, an image too small to mean anything, or one that cannot be
 decoded gets a message on the page, and the server keeps serving.
@@ -468,35 +468,6 @@ def _log_refused_paths(app, gr) -> None:
     app.preprocess_data = preprocess_data
 
 
-SPACE_APP = '''"""Hugging Face Space: the mmfuse demo page for {repo_id} (written by `mmfuse push --with-space`)."""
-
-import mmfuse
-from mmfuse.demo import build_app
-
-model = mmfuse.from_pretrained("{repo_id}")
-demo = build_app(model, title="{repo_id}")
-
-if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=1, max_size=64).launch(max_file_size="{max_upload_mb}mb")
-'''
-
-
-def space_files(repo_id: str, *, mmfuse_requirement: str = "mmfuse[demo]") -> dict[str, str]:
-    """``{file name: text}`` of a Gradio Space that serves the Hub model ``repo_id`` with this page."""
-    return {
-        "app.py": SPACE_APP.format(repo_id=repo_id, max_upload_mb=MAX_UPLOAD_MB),
-        "requirements.txt": f"{mmfuse_requirement}\n",
-        "README.md": (
-            "---\n"
-            f"title: {repo_id.split('/')[-1]} demo\n"
-            "sdk: gradio\n"
-            "app_file: app.py\n"
-            "---\n\n"
-            f"Try [{repo_id}](https://huggingface.co/{repo_id}). For research only — not a medical device.\n"
-        ),
-    }
-
-
 def wait_until_up(url: str, timeout: float = 60.0) -> None:
     """Poll ``url`` until it answers (used by tests and the latency benchmark)."""
     import urllib.request
@@ -510,25 +481,3 @@ def wait_until_up(url: str, timeout: float = 60.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-
-
-def push_space(
-    model_repo_id: str,
-    space_id: str,
-    *,
-    token: str | None = None,
-    private: bool | None = None,
-    commit_message: str = "Add the mmfuse demo page",
-) -> str:
-    """Create (or update) the Gradio Space ``space_id`` that serves ``model_repo_id``; returns its URL."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    api = HfApi(token=token)
-    api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mmfuse-space-") as folder:
-        operations = []
-        for name, text in space_files(model_repo_id).items():
-            (Path(folder) / name).write_text(text, encoding="utf-8")
-            operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(folder) / name)))
-        api.create_commit(space_id, operations, commit_message=commit_message, repo_type="space")
-    return f"https://huggingface.co/spaces/{space_id}"

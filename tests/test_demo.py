@@ -22,8 +22,8 @@ from mmfuse.demo import (  # noqa: E402
     build_app,
     launch,
     seven_point_markdown,
-    space_files,
 )
+from mmfuse.space import space_files  # noqa: E402
 
 
 @pytest.fixture(scope="module")
