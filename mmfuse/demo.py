@@ -94,12 +94,10 @@ def check_upload(path: str | os.PathLike, label: str, name: str | None = None) -
         raise UploadError(
             f"{label} ({shown}) is {width}×{height} pixels; at least {MIN_SIDE} pixels a side are needed"
         )
-    notes = []
-    if mode == "CMYK":
-        notes.append(f"{label} ({shown}) is a CMYK {fmt}; it was converted to RGB")
-    elif mode in ("I;16", "I;16B", "I;16L", "I", "F") or mode.endswith(";16"):
-        notes.append(f"{label} ({shown}) has 16-bit (or wider) samples ({mode}); it was reduced to 8-bit RGB")
-    return notes
+    from mmfuse.data.images import conversion_note
+
+    note = conversion_note(mode, fmt)
+    return [f"{label} ({shown}) {note}"] if note else []
 
 
 class DemoService:

@@ -19,6 +19,7 @@ so that a 7000 x 7000 upload costs what a 1024 x 1024 one does):
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmfuse.errors import UsageError
+from mmfuse.fileio import atomic_write_bytes, atomic_write_text
 
 GRADCAM_FILE = "gradcam_{task}.png"
 ATTENTION_FILE = "attention_stage{stage}.png"
@@ -68,7 +70,9 @@ class Explanation:
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for name, pixels in self.overlays().items():
-            Image.fromarray(pixels).save(out / name)
+            png = io.BytesIO()
+            Image.fromarray(pixels).save(png, format="PNG")
+            atomic_write_bytes(out / name, png.getvalue())
             written.append(out / name)
         summary = {
             **self.prediction,
@@ -77,7 +81,7 @@ class Explanation:
                 "attention": {str(s): ATTENTION_FILE.format(stage=s) for s in self.attention},
             },
         }
-        (out / PREDICTIONS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(out / PREDICTIONS_FILE, json.dumps(summary, indent=2) + "\n")
         written.append(out / PREDICTIONS_FILE)
         return written
 

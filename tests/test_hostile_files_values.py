@@ -395,6 +395,27 @@ def test_a_greyscale_image_gets_a_note_from_predict_and_explain(saved_model, tmp
     assert "note: the primary image grey.png is greyscale (L)" in capsys.readouterr().err
 
 
+
+def test_explain_out_holding_a_fifo_is_refused_and_the_fifo_survives(saved_model, tmp_path, capsys):
+    image = tmp_path / "colour.png"
+    Image.new("RGB", (40, 40), (180, 120, 90)).save(image)
+    out = tmp_path / "x"
+    out.mkdir()
+    os.mkfifo(pipe := out / "predictions.json")
+    err = one_line_error(capsys, "explain", saved_model, "--primary", image, "--out", out)
+    assert f"{pipe} is a FIFO" in err and is_fifo(pipe)
+
+
+def test_the_page_notes_a_greyscale_upload_as_predict_does(tmp_path):
+    pytest.importorskip("gradio")
+    from mmfuse.demo import check_upload
+
+    Image.new("L", (64, 64), 128).save(grey := tmp_path / "grey.png")
+    Image.new("RGB", (64, 64), (180, 120, 90)).save(colour := tmp_path / "colour.png")
+    notes = check_upload(grey, "primary image")
+    assert len(notes) == 1 and "grey.png" in notes[0] and "is greyscale (L)" in notes[0]
+    assert check_upload(colour, "primary image") == []
+
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [
