@@ -15,12 +15,20 @@ setup: $(BIN)/mmfuse
 demo: setup
 	$(BIN)/mmfuse demo
 
-test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+# The ISIC challenges' official scorer, which the ISIC metrics are tested against, needs pandas < 3: it
+# gets an environment of its own (tests/test_evaluation_isic.py calls its command line).
+ISIC_VENV := .venv-isic
+ISIC_SCORER := $(ISIC_VENV)/bin/isic-challenge-scoring
+$(ISIC_SCORER):
+	$(PYTHON) -m venv $(ISIC_VENV)
+	$(ISIC_VENV)/bin/pip install 'isic-challenge-scoring==5.6.0' 'pandas<3'
+
+test: setup $(ISIC_SCORER)
+	MMFUSE_ISIC_SCORING=$(abspath $(ISIC_SCORER)) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 
 lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(ISIC_VENV) build *.egg-info
