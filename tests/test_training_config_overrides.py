@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from mmfuse.training.config import load_config, resolve
+import pytest
+
+from mmfuse.training.config import ConfigError, load_config, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,3 +23,9 @@ def test_explicit_swa_override_is_kept():
 
 def test_config_without_override_is_unchanged():
     assert resolve({"data": {"root": "x"}})["train"]["swa"]["epochs"] == 50
+
+
+@pytest.mark.parametrize("anneal", [None, -1, 1.5, "2", True])
+def test_swa_anneal_epochs_must_be_a_whole_number(anneal):
+    with pytest.raises(ConfigError, match=r"train\.swa\.anneal_epochs must be a non-negative integer"):
+        resolve({"data": {"root": "x"}}, train={"swa": {"anneal_epochs": anneal}})

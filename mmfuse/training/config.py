@@ -140,6 +140,9 @@ def _check(config: dict) -> None:
     swa = train["swa"]
     if not isinstance(swa["epochs"], int) or not 0 <= swa["epochs"] <= train["epochs"]:
         raise ConfigError(f"train.swa.epochs must be an integer in [0, train.epochs], got {swa['epochs']!r}")
+    anneal = swa["anneal_epochs"]
+    if isinstance(anneal, bool) or not isinstance(anneal, int) or not 0 <= anneal < 2**31:
+        raise ConfigError(f"train.swa.anneal_epochs must be a non-negative integer, got {anneal!r}")
     for key, low, optional in (
         ("lr", 0.0, False),
         ("weight_decay", 0.0, False),
