@@ -38,7 +38,24 @@ def _report(out: Path) -> Path:
     return write_report(out)
 
 
-RUN_EVALUATION = RunEvaluator(evaluate=_evaluate, report=_report)
+def _validate(model: nn.Module, config: Mapping, *, device: torch.device) -> dict:
+    from mmfuse.evaluation.derm7pt import report_groups
+    from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split
+    from mmfuse.evaluation.metrics import head_metrics
+    from mmfuse.runtime.data import dataset_options
+
+    dataset = evaluation_dataset(model, dataset_options(config), config["data"]["val_split"])
+    predictions = predict_split(
+        model, dataset, device=device, batch_size=int(config["evaluation"]["batch_size"]), progress=False
+    )
+    groups = report_groups(model.tasks)
+    return {
+        head: head_metrics(p, predictions.labels, model.tasks, groups=groups)
+        for head, p in predictions.probabilities.items()
+    }
+
+
+RUN_EVALUATION = RunEvaluator(evaluate=_evaluate, report=_report, validate=_validate)
 
 
 class Trainer(trainer.Trainer):

@@ -43,6 +43,7 @@ from mmfuse.presets import list_presets
 from mmfuse.runtime.data import metadata_inputs
 from mmfuse.runtime.device import autocast_context, parse_device, select_device
 from mmfuse.threads import AUTO, set_threads
+from mmfuse.tracking import Trackers, head_scalars
 from mmfuse.training import checkpoint
 from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
 from mmfuse.training.config import absolute_paths, dataset_options, dump_config, model_spec
@@ -86,10 +87,13 @@ class RunEvaluator:
     Training never imports evaluation: whoever starts a run hands the trainer these two steps.
     ``evaluate(model, config, out, *, device, progress)`` returns the content of ``metrics.json``;
     ``report(out)`` runs once the model is saved with those metrics (e.g. ``report.html``).
+    ``validate(model, config, *, device)`` returns ``{head: report}`` on the validation split, quickly
+    (no TTA): what the trackers show after each epoch (``train.validate_every``).
     """
 
     evaluate: Callable[..., dict]
     report: Callable[[Path], object] | None = None
+    validate: Callable[..., dict] | None = None
 
 
 def _one_line(exc: BaseException, limit: int = 400) -> str:
@@ -181,6 +185,8 @@ class Trainer:
         self.checkpoints = self.out / CHECKPOINTS
         self.history: list[dict] = []
         self.start_epoch = 0
+        self.trackers = Trackers()
+        self._step_losses: list[tuple[int, float]] = []  # (step, loss) of this epoch, for the trackers
 
         seed_everything(self.seed)
         self._tasks_from_data()
@@ -562,6 +568,7 @@ class Trainer:
                 if not math.isfinite(value):
                     self._stop(value, epoch, step)
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                self._step_losses.append((epoch * len(self.batches) + step + 1, value))
         totals = self.context.all_reduce_sum(torch.cat([sums, sums.new_tensor([steps])]))
         mean = (totals[:-1] / totals[-1].clamp(min=1)).tolist()
         if not all(math.isfinite(v) for v in mean):
@@ -591,8 +598,50 @@ class Trainer:
             f"{entry['seconds']:.1f} s  {format_duration(left)} left"
         )
 
+    def _start_trackers(self) -> None:
+        if self.context.is_main and self.train_cfg["track"]:
+            first_step = self.start_epoch * len(self.batches) + 1
+            self.trackers = Trackers.start(
+                self.train_cfg["track"], self.out, self.config, first_step=first_step
+            )
+
+    def _track_epoch(self, epoch: int) -> None:
+        """The epoch's step losses, its summary row and (every ``validate_every``) validation metrics."""
+        steps, self._step_losses = self._step_losses, []
+        if not self.trackers.active:
+            return
+        for step, loss in steps:
+            self.trackers.log_metrics({"train/loss": loss}, step)
+        entry = self.history[-1]
+        values = {f"train/{k}": v for k, v in entry.items() if k.startswith("loss")}
+        values = {**values, "train/lr": entry["lr"], "train/pairs_per_s": entry["pairs_per_s"]}
+        values["train/epoch"] = entry["epoch"]
+        every = int(self.train_cfg["validate_every"])
+        if every and self.evaluator is not None and self.evaluator.validate is not None:
+            if (epoch + 1) % every == 0 or epoch + 1 == self.epochs:
+                values.update(head_scalars(self._validate(), "valid"))
+        self.trackers.log_metrics(values, (epoch + 1) * len(self.batches))
+
+    def _validate(self) -> dict:
+        """Each head's metrics on the validation split, on a copy of the RNG state (a run with trackers
+        trains the same weights as one without: loaders draw seeds from the global generator)."""
+        states = checkpoint.rng_states()
+        try:
+            with torch.no_grad():
+                return self.evaluator.validate(self.model.eval(), self.config, device=self.device)
+        finally:
+            self.model.train()
+            checkpoint.set_rng_states(states)
+
     def fit(self) -> TrainResult:
         """Train the remaining epochs, then (rank 0) average, evaluate and save; see :func:`train`."""
+        self._start_trackers()
+        try:
+            return self._fit()
+        finally:
+            self.trackers.close()
+
+    def _fit(self) -> TrainResult:
         epochs_bar = tqdm(
             total=self.epochs, initial=self.start_epoch, desc="train", disable=not self.progress, unit="epoch"
         )
@@ -612,6 +661,7 @@ class Trainer:
                     if (epoch + 1) % every == 0 or epoch + 1 == self.epochs:
                         self._save(epoch + 1)
                     write_csv_rows(self.out / LOG_FILE, self.history)
+                    self._track_epoch(epoch)  # after the checkpoint: a resumed run never logs a step twice
                 epochs_bar.update(1)
                 epochs_bar.set_postfix(loss=f"{losses['loss']:.4f}", refresh=False)
                 if not self.progress and self.context.is_main:
@@ -633,6 +683,8 @@ class Trainer:
         self.save_model(model, metrics)
         if metrics is not None and self.evaluator.report is not None:
             self.evaluator.report(self.out)
+        if metrics is not None:
+            self.trackers.log_summary(head_scalars(metrics), self.out, self.epochs * len(self.batches))
         return TrainResult(self.out, model, metrics, self.history)
 
     def finish(self) -> nn.Module:
