@@ -613,7 +613,7 @@ class Trainer:
         for step, loss in steps:
             self.trackers.log_metrics({"train/loss": loss}, step)
         entry = self.history[-1]
-        values = {f"train/{k}": v for k, v in entry.items() if k.startswith("loss")}
+        values = {f"train/epoch_{k}": v for k, v in entry.items() if k.startswith("loss")}
         values = {**values, "train/lr": entry["lr"], "train/pairs_per_s": entry["pairs_per_s"]}
         values["train/epoch"] = entry["epoch"]
         every = int(self.train_cfg["validate_every"])
