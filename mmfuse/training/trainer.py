@@ -187,6 +187,7 @@ class Trainer:
         self.start_epoch = 0
         self.trackers = Trackers()
         self._step_losses: list[tuple[int, float]] = []  # (step, loss) of this epoch, for the trackers
+        self._untracked: list[tuple[int, dict[str, float]]] = []  # (step, values) not yet checkpointed
 
         seed_everything(self.seed)
         self._tasks_from_data()
@@ -605,13 +606,13 @@ class Trainer:
                 self.train_cfg["track"], self.out, self.config, first_step=first_step
             )
 
-    def _track_epoch(self, epoch: int) -> None:
-        """The epoch's step losses, its summary row and (every ``validate_every``) validation metrics."""
+    def _track_epoch(self, epoch: int, checkpointed: bool) -> None:
+        """Queue the epoch's step losses, summary row and (every ``validate_every``) validation metrics;
+        hand the queue to the trackers once a checkpoint holds the epoch, so a resume never repeats a step."""
         steps, self._step_losses = self._step_losses, []
         if not self.trackers.active:
             return
-        for step, loss in steps:
-            self.trackers.log_metrics({"train/loss": loss}, step)
+        self._untracked += [(step, {"train/loss": loss}) for step, loss in steps]
         entry = self.history[-1]
         values = {f"train/epoch_{k}": v for k, v in entry.items() if k.startswith("loss")}
         values = {**values, "train/lr": entry["lr"], "train/pairs_per_s": entry["pairs_per_s"]}
@@ -620,7 +621,11 @@ class Trainer:
         if every and self.evaluator is not None and self.evaluator.validate is not None:
             if (epoch + 1) % every == 0 or epoch + 1 == self.epochs:
                 values.update(head_scalars(self._validate(), "valid"))
-        self.trackers.log_metrics(values, (epoch + 1) * len(self.batches))
+        self._untracked.append(((epoch + 1) * len(self.batches), values))
+        if checkpointed:
+            for step, logged in self._untracked:
+                self.trackers.log_metrics(logged, step)
+            self._untracked = []
 
     def _validate(self) -> dict:
         """Each head's metrics on the validation split, on a copy of the RNG state (a run with trackers
@@ -656,12 +661,13 @@ class Trainer:
                 else:
                     self.scheduler.step()
                 self._log(epoch, losses, lr, time.perf_counter() - started)
+                every = int(self.train_cfg["checkpoint_every"])
+                checkpointed = self.context.is_main and ((epoch + 1) % every == 0 or epoch + 1 == self.epochs)
                 if self.context.is_main:
-                    every = int(self.train_cfg["checkpoint_every"])
-                    if (epoch + 1) % every == 0 or epoch + 1 == self.epochs:
+                    if checkpointed:
                         self._save(epoch + 1)
                     write_csv_rows(self.out / LOG_FILE, self.history)
-                    self._track_epoch(epoch)  # after the checkpoint: a resumed run never logs a step twice
+                self._track_epoch(epoch, checkpointed)
                 epochs_bar.update(1)
                 epochs_bar.set_postfix(loss=f"{losses['loss']:.4f}", refresh=False)
                 if not self.progress and self.context.is_main:
