@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from mmfuse.training.launch import LAUNCHERS
-
 
 def add_launcher_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("launching the runs (docs/training.md, 'Running a study on a cluster')")
     group.add_argument(
         "--launcher",
-        choices=LAUNCHERS,
         default="inline",
+        metavar="{inline,local,slurm}",  # checked by make_launcher: parsing must not import torch
         help="inline: one run after another here (default); local: --jobs at once on this machine; "
         "slurm: one job per run through submitit",
     )
