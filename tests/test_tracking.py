@@ -186,3 +186,21 @@ def test_a_tracker_that_fails_is_one_warning_line_and_training_goes_on(release, 
         "(OSError: disk quota exceeded); training goes on",
     ]
     assert _Flaky.calls == 1
+
+
+def test_a_failing_validation_is_one_warning_line_and_training_goes_on(release, tmp_path, capfd):
+    from mmfuse.errors import DataError
+    from mmfuse.training.trainer import RunEvaluator
+    from mmfuse.training.trainer import train as train_with
+
+    def validation(model, config, *, device):
+        raise DataError("the valid split lists no case")
+
+    evaluator = RunEvaluator(evaluate=lambda *a, **k: {}, validation=validation)
+    result = train_with(_config(release, epochs=3), tmp_path / "run", evaluate=False, evaluator=evaluator)
+    assert len(result.history) == 3 and (tmp_path / "run" / "model").is_dir()
+    warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: validation for the trackers failed (DataError: the valid split lists no case); it is "
+        "switched off for this run, training goes on"
+    ]

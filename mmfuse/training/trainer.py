@@ -87,13 +87,14 @@ class RunEvaluator:
     Training never imports evaluation: whoever starts a run hands the trainer these two steps.
     ``evaluate(model, config, out, *, device, progress)`` returns the content of ``metrics.json``;
     ``report(out)`` runs once the model is saved with those metrics (e.g. ``report.html``).
-    ``validate(model, config, *, device)`` returns ``{head: report}`` on the validation split, quickly
-    (no TTA): what the trackers show after each epoch (``train.validate_every``).
+    ``validation(model, config, *, device)`` is called once per run and returns ``validate(model)``:
+    ``{head: report}`` on the validation split, quickly (no TTA), what the trackers show after each
+    epoch (``train.validate_every``); it may prepare the split once, for all epochs.
     """
 
     evaluate: Callable[..., dict]
     report: Callable[[Path], object] | None = None
-    validate: Callable[..., dict] | None = None
+    validation: Callable[..., Callable[[nn.Module], dict]] | None = None
 
 
 def _one_line(exc: BaseException, limit: int = 400) -> str:
@@ -188,6 +189,8 @@ class Trainer:
         self.trackers = Trackers()
         self._step_losses: list[tuple[int, float]] = []  # (step, loss) of this epoch, for the trackers
         self._untracked: list[tuple[int, dict[str, float]]] = []  # (step, values) not yet checkpointed
+        self._validate_fn: Callable[[nn.Module], dict] | None = None
+        self._validation_failed = False
 
         seed_everything(self.seed)
         self._tasks_from_data()
@@ -618,9 +621,18 @@ class Trainer:
         values = {**values, "train/lr": entry["lr"], "train/pairs_per_s": entry["pairs_per_s"]}
         values["train/epoch"] = entry["epoch"]
         every = int(self.train_cfg["validate_every"])
-        if every and self.evaluator is not None and self.evaluator.validate is not None:
+        if every and not self._validation_failed and getattr(self.evaluator, "validation", None) is not None:
             if (epoch + 1) % every == 0 or epoch + 1 == self.epochs:
-                values.update(head_scalars(self._validate(), "valid"))
+                try:
+                    values.update(head_scalars(self._validate(), "valid"))
+                except Exception as exc:  # noqa: BLE001 - what the trackers show never stops the training
+                    print(
+                        f"warning: validation for the trackers failed ({_one_line(exc)}); it is switched off "
+                        "for this run, training goes on",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    self._validation_failed = True
         self._untracked.append(((epoch + 1) * len(self.batches), values))
         if checkpointed:
             for step, logged in self._untracked:
@@ -633,7 +645,9 @@ class Trainer:
         states = checkpoint.rng_states()
         try:
             with torch.no_grad():
-                return self.evaluator.validate(self.model.eval(), self.config, device=self.device)
+                if self._validate_fn is None:
+                    self._validate_fn = self.evaluator.validation(self.model, self.config, device=self.device)
+                return self._validate_fn(self.model.eval())
         finally:
             self.model.train()
             checkpoint.set_rng_states(states)
