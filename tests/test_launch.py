@@ -125,3 +125,20 @@ def test_seeds_finish_as_submitit_jobs_and_a_rerun_keeps_them(release, tmp_path,
     assert main([*args, "--resume", *slurm]) == 0  # finished seeds are not trained again
     assert (out / "seed_0" / "metrics.json").stat().st_mtime_ns == stamp
     assert "started" not in capfd.readouterr().err
+
+
+def test_launcher_mistakes_are_one_line_errors(release, tmp_path, capsys):
+    config_file = write_config(tmp_path / "run.yaml", _config(release))
+    base = ["train", str(config_file), "--out", str(tmp_path / "out")]
+    for extra, message in (
+        (
+            ["--seeds", "0,1", "--launcher", "sbatch"],
+            "unknown launcher 'sbatch'; choose from inline, local, slurm",
+        ),
+        (["--jobs", "2"], "--launcher, --jobs and --launcher-option apply to --seeds (many runs)"),
+        (["--track", "tensorbord"], "--track: unknown tracker 'tensorbord'; available: "),
+    ):
+        assert main([*base, *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"mmfuse train: error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()

@@ -112,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
     _track(args, config)
     if args.allow_change and not args.resume:
         raise UsageError("--allow-change only applies with --resume")
+    if not args.seeds and (args.launcher != "inline" or args.jobs != 1 or args.launcher_option):
+        raise UsageError("--launcher, --jobs and --launcher-option apply to --seeds (many runs)")
+    launcher = launcher_from_args(args) if args.seeds else None
     try:
         if args.seeds:
             summary = run_seeds(
@@ -120,13 +123,11 @@ def run(args: argparse.Namespace) -> int:
                 parse_seeds(args.seeds),
                 resume=args.resume,
                 allow_changes=args.allow_change,
-                launcher=launcher_from_args(args),
+                launcher=launcher,
             )
             if summary:
                 print(f"summary over seeds {summary['seeds']}: {out / 'summary.md'}")
             return 0
-        if args.launcher != "inline" or args.jobs != 1 or args.launcher_option:
-            raise UsageError("--launcher, --jobs and --launcher-option apply to --seeds (many runs)")
         choice = choose_threads(config["train"]["threads"], num_workers=int(config["data"]["num_workers"]))
         print(f"torch threads: {choice.threads} ({choice.reason})", flush=True)
         result = train(
