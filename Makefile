@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The venv is the stamp: make test / make demo create it on a fresh clone.
 $(BIN)/mmfuse: pyproject.toml setup.py examples/plugin_package/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e '.[dev,demo]' -e examples/plugin_package
+	$(BIN)/pip install -e '.[dev,demo,track,cluster]' -e examples/plugin_package
 	touch $(BIN)/mmfuse
 
 setup: $(BIN)/mmfuse

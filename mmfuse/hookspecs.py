@@ -77,3 +77,12 @@ def register_dataset_formats(register: Callable[..., object]) -> None:
     ``cls()`` must return a :class:`mmfuse.data.DatasetFormat`; ``name`` is what ``data.format`` and
     ``mmfuse data check FORMAT`` accept.
     """
+
+
+@hookspec
+def register_trackers(register: Callable[..., object]) -> None:
+    """Register experiment trackers with ``register(name, cls, override=False)``.
+
+    ``cls()`` must return a :class:`mmfuse.tracking.Tracker`; ``name`` is what ``train.track`` and
+    ``mmfuse train --track`` accept.
+    """

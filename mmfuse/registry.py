@@ -40,6 +40,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = tuple(
         "cafnet",
         "incep_com",
         "dataset_formats",
+        "trackers",
     )
 )
 USER_PROVIDER = "__user__"
@@ -115,6 +116,7 @@ COMBINERS = Registry("combiner")
 HEAD_TYPES = Registry("head")
 PRESETS = Registry("preset", callable_entries=False)
 DATASET_FORMATS = Registry("dataset format")  # name -> mmfuse.data.DatasetFormat subclass (or factory)
+TRACKERS = Registry("tracker")  # name -> mmfuse.tracking.Tracker subclass (or factory); train.track
 
 # Registration hook -> the registry it fills.
 REGISTER_HOOKS: dict[str, Registry] = {
@@ -125,6 +127,7 @@ REGISTER_HOOKS: dict[str, Registry] = {
     "register_heads": HEAD_TYPES,
     "register_presets": PRESETS,
     "register_dataset_formats": DATASET_FORMATS,
+    "register_trackers": TRACKERS,
 }
 
 _plugin_manager: pluggy.PluginManager | None = None
@@ -279,6 +282,16 @@ def register_head(name: str, *, override: bool = False) -> Callable:
 def register_dataset_format(name: str, *, override: bool = False) -> Callable:
     """Decorator: register a :class:`mmfuse.data.DatasetFormat` subclass under ``name`` (``data.format``)."""
     return _decorator(DATASET_FORMATS, name, override)
+
+
+def register_tracker(name: str, *, override: bool = False) -> Callable:
+    """Decorator: register a :class:`mmfuse.tracking.Tracker` subclass under ``name`` (``train.track``)."""
+    return _decorator(TRACKERS, name, override)
+
+
+def list_trackers(pattern: str | None = None) -> list[str]:
+    """Registered tracker names (what ``train.track`` and ``--track`` accept), glob-filtered."""
+    return TRACKERS.names(pattern)
 
 
 def list_dataset_formats(pattern: str | None = None) -> list[str]:

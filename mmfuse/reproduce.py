@@ -24,6 +24,7 @@ from mmfuse.errors import UsageError
 from mmfuse.evaluation.writers import write_json
 from mmfuse.fileio import atomic_write_bytes, atomic_write_text
 from mmfuse.params import CONFIGURATIONS_BY_NAME, count_parameters
+from mmfuse.training.launch import Launcher, Outcome, RunSpec, launch
 
 # The paper's recipe beyond the run-config defaults: ImageNet weights, and FusionM4Net's weight search
 # (the reference's own candidates on raw logits, as examples/configs/paper.yaml).
@@ -221,11 +222,24 @@ def plan(name: str, out: Path, seeds: Sequence[int], only: Sequence[str] | None 
     return [Run(r, s, out / "runs" / r / f"seed_{s}") for r in rows for s in seeds]
 
 
-def run_all(runs: Sequence[Run], base: Mapping, *, quick: bool, progress: bool | None = None) -> None:
-    """Train every unfinished run (resuming a killed one); finished runs are skipped."""
-    from mmfuse.pipeline import train
+def run_all(
+    runs: Sequence[Run],
+    base: Mapping,
+    *,
+    quick: bool,
+    progress: bool | None = None,
+    launcher: Launcher | None = None,
+    folder: Path | None = None,
+) -> Outcome:
+    """Train every unfinished run (resuming a killed one) with ``launcher``; finished runs are skipped.
+
+    A run that fails is named in the outcome while the others go on; ``folder`` (default: the study's
+    output folder) holds the launcher's logs.
+    """
+    from mmfuse.pipeline import RUN_EVALUATION
     from mmfuse.training.rundir import CONFIG_FILE
 
+    specs = []
     for run in runs:
         if run.done:
             print(f"done     {run.row} seed {run.seed}")
@@ -236,7 +250,13 @@ def run_all(runs: Sequence[Run], base: Mapping, *, quick: bool, progress: bool |
         print(
             f"{'resume' if resume else 'train':<8} {run.row} seed {run.seed} -> {run.directory}", flush=True
         )
-        train(config, run.directory, resume=resume, progress=progress)
+        name = f"{run.row}/seed_{run.seed}"
+        specs.append(
+            RunSpec(name, config, run.directory, resume=resume, evaluator=RUN_EVALUATION, progress=progress)
+        )
+    if folder is None and runs:
+        folder = runs[0].directory.parents[2]  # OUT/runs/<row>/seed_<k>
+    return launch(specs, launcher, folder=folder or Path("."))
 
 
 def dry_run_commands(

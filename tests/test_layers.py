@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.cv_layout",
     ),
     ("mmfuse.registry",),
-    ("mmfuse.presets", "mmfuse.data", "mmfuse.runtime"),
+    ("mmfuse.presets", "mmfuse.data", "mmfuse.runtime", "mmfuse.tracking"),
     ("mmfuse.model",),
     ("mmfuse.params", "mmfuse.model_card", "mmfuse.hub", "mmfuse.factory"),
     (

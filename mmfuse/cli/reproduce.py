@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmfuse.cli.launching import add_launcher_options, launcher_from_args
 from mmfuse.errors import UsageError
 
 
@@ -39,6 +40,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--table-only", action="store_true", help="train nothing; write the table from finished runs"
     )
+    add_launcher_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -126,11 +128,15 @@ def run(args: argparse.Namespace) -> int:
             print(command)
         return 0
     base = _base_config(args, data)
+    launcher = launcher_from_args(args)
+    outcome = None
     if not args.table_only:
-        reproduce.run_all(runs, base, quick=args.quick)
+        outcome = reproduce.run_all(runs, base, quick=args.quick, launcher=launcher, folder=out)
     pending = [r for r in reproduce.plan(args.table, out, seeds) if not r.done]
     if pending:
         print(f"{len(pending)} runs of {args.table} are not finished; the table waits for them")
+        if outcome is not None:
+            outcome.raise_failures(f"runs of {args.table}")
         return 0
     data_table = reproduce.write_table(args.table, out, seeds, base, quick=args.quick)
     print(reproduce.markdown(data_table))

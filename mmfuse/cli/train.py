@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from mmfuse.cli.argtypes import add_threads_option, positive_int
+from mmfuse.cli.launching import add_launcher_options, launcher_from_args
 from mmfuse.errors import ConfigError, UsageError
 
 
@@ -62,7 +63,35 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--no-eval", action="store_true", help="skip the final evaluation (TTA, weight search, report)"
     )
+    parser.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also track the run with NAME (mlflow, wandb, or a plugin's; tensorboard is on by default); "
+        "repeat or comma-separate for several",
+    )
+    parser.add_argument(
+        "--no-track", action="store_true", help="no experiment tracker (log.csv is written regardless)"
+    )
+    add_launcher_options(parser)
     parser.set_defaults(func=run)
+
+
+def _track(args: argparse.Namespace, config: dict) -> None:
+    """``train.track`` as --track (adds trackers) and --no-track (none) change it."""
+    from mmfuse.tracking import check_track
+
+    added = [name.strip() for value in args.track for name in value.split(",") if name.strip()]
+    if args.no_track and added:
+        raise UsageError("--no-track and --track exclude each other")
+    if args.no_track:
+        config["train"]["track"] = []
+    elif added:
+        try:
+            config["train"]["track"] = check_track([*config["train"]["track"], *added])
+        except ConfigError as exc:
+            raise UsageError(f"--track: {exc}".replace("train.track: ", "")) from None
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -78,7 +107,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def _run_folds(config: dict, out: Path, args: argparse.Namespace) -> int:
+def _run_folds(config: dict, out: Path, args: argparse.Namespace, launcher) -> int:
     import time
 
     from mmfuse.cv_layout import CV_MD
@@ -93,6 +122,7 @@ def _run_folds(config: dict, out: Path, args: argparse.Namespace) -> int:
         seed=int(config["data"].get("split_seed", 0)),
         resume=args.resume,
         allow_changes=args.allow_change,
+        launcher=launcher,
     )
     if summary:
         print((out / CV_MD).read_text(), end="")
@@ -114,18 +144,28 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("give a CONFIG file (or --resume to continue the run in --out)")
         config_path = out / CONFIG_FILE
     config = load_config(config_path, **_overrides(args))
+    _track(args, config)
     if args.allow_change and not args.resume:
         raise UsageError("--allow-change only applies with --resume")
     if args.folds is not None and args.seeds:
         raise UsageError("--folds and --seeds are separate studies; give one of them")
     if args.folds is not None and args.no_eval:
         raise UsageError("--folds summarises every fold's evaluation; leave out --no-eval")
+    many = bool(args.seeds) or args.folds is not None
+    if not many and (args.launcher != "inline" or args.jobs != 1 or args.launcher_option):
+        raise UsageError("--launcher, --jobs and --launcher-option apply to --seeds and --folds (many runs)")
+    launcher = launcher_from_args(args) if many else None
     try:
         if args.folds is not None:
-            return _run_folds(config, out, args)
+            return _run_folds(config, out, args, launcher)
         if args.seeds:
             summary = run_seeds(
-                config, out, parse_seeds(args.seeds), resume=args.resume, allow_changes=args.allow_change
+                config,
+                out,
+                parse_seeds(args.seeds),
+                resume=args.resume,
+                allow_changes=args.allow_change,
+                launcher=launcher,
             )
             if summary:
                 print(f"summary over seeds {summary['seeds']}: {out / 'summary.md'}")

@@ -54,6 +54,10 @@ DEFAULTS: dict = {
         "keep_checkpoints": 1,
         "checkpoint_every": 1,
         "log_every": 10,
+        # Experiment trackers (plugins: tensorboard, mlflow, wandb...); log.csv is written regardless.
+        "track": ["tensorboard"],
+        # Every N epochs, each head's metrics on data.val_split for the trackers (0: never; no TTA).
+        "validate_every": 1,
     },
     "evaluation": {
         "tta": True,
@@ -160,7 +164,10 @@ def _check(config: dict) -> None:
             or value < low
         ):
             raise ConfigError(f"train.{key} must be a finite number >= {low:g}, got {value!r}")
-    for key in ("warmup_epochs", "seed", "log_every"):
+    from mmfuse.tracking import check_track
+
+    train["track"] = check_track(train["track"])
+    for key in ("warmup_epochs", "seed", "log_every", "validate_every"):
         if isinstance(train[key], bool) or not isinstance(train[key], int) or not 0 <= train[key] < 2**32:
             raise ConfigError(f"train.{key} must be an integer in [0, 2**32), got {train[key]!r}")
     if train["swa"]["lr"] is not None and (

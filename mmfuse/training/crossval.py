@@ -20,6 +20,7 @@ from mmfuse.fileio import write_json
 from mmfuse.runtime.data import dataset_options
 
 if TYPE_CHECKING:
+    from mmfuse.training.launch import Launcher
     from mmfuse.training.trainer import RunEvaluator
 
 
@@ -94,14 +95,18 @@ def train_folds(
     progress: bool | None = None,
     allow_changes: Sequence[str] = (),
     evaluator: RunEvaluator | None = None,
+    launcher: Launcher | None = None,
 ) -> tuple[dict, dict[int, dict]]:
     """Train every fold into ``out/fold_<k>``; returns ``(fold plan, {fold: metrics})``.
 
     Everything is checked before the first fold trains: the fold plan (a bad ``folds`` raises
     :class:`DataError`), and, without ``resume``, that no fold folder exists already. The metrics of a
-    fold are missing on a non-zero torchrun rank (rank 0 evaluates).
+    fold are missing on a non-zero torchrun rank (rank 0 evaluates). ``launcher``
+    (:mod:`mmfuse.training.launch`; inline by default) trains the folds; a fold that failed is named in the
+    :class:`~mmfuse.training.launch.RunsFailedError` raised after the others end.
     """
-    from mmfuse.training.trainer import train
+    from mmfuse.training.launch import RunSpec, launch
+    from mmfuse.training.repeats import finished
 
     out = Path(out)
     plan = plan_folds(dataset_options(config), folds, group_by=group_by, seed=seed)
@@ -115,6 +120,7 @@ def train_folds(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / PLAN_FILE, plan)
     runs: dict[int, dict] = {}
+    specs = []
     for fold in range(folds):
         fold_config = {
             **config,
@@ -124,19 +130,25 @@ def train_folds(
             },
         }
         run_dir = fold_dir(out, fold)
-        if resume and (run_dir / "metrics.json").is_file() and (run_dir / "model").is_dir():
+        if resume and finished(run_dir):
             runs[fold] = json.loads((run_dir / "metrics.json").read_text())
             continue
         resuming = resume and run_dir.exists()
-        result = train(
-            fold_config,
-            run_dir,
-            resume=resuming,
-            progress=progress,
-            allow_changes=allow_changes if resuming else (),
-            evaluator=evaluator,
+        specs.append(
+            RunSpec(
+                run_dir.name,
+                fold_config,
+                run_dir,
+                resume=resuming,
+                allow_changes=tuple(allow_changes) if resuming else (),
+                evaluator=evaluator,
+                progress=progress,
+            )
         )
-        if result.metrics is None:  # a non-zero torchrun rank
-            continue
-        runs[fold] = result.metrics
+    outcome = launch(specs, launcher, folder=out)
+    outcome.raise_failures("folds")
+    for fold in range(folds):
+        metrics = outcome.metrics.get(fold_dir(out, fold).name)
+        if metrics is not None:  # None on a non-zero torchrun rank: rank 0 writes the summary
+            runs[fold] = metrics
     return plan, runs

@@ -8,6 +8,7 @@ averages, every task's accuracy and every class's AUC.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from mmfuse.errors import UsageError
 from mmfuse.fileio import atomic_write_text, write_json
 from mmfuse.limits import MAX_SEED, MAX_SEEDS
 from mmfuse.metrics_layout import metric_splits
+from mmfuse.training.launch import Launcher, RunSpec, launch
 
 if TYPE_CHECKING:
     from mmfuse.training.trainer import RunEvaluator
@@ -121,43 +123,53 @@ def run_seeds(
     progress: bool | None = None,
     allow_changes: Sequence[str] = (),
     evaluator: RunEvaluator | None = None,
+    launcher: Launcher | None = None,
 ) -> dict:
     """Train once per seed into ``out/seed_<k>`` and write the summary files; returns the summary.
 
     Every seed's run is evaluated by ``evaluator`` (:func:`mmfuse.training.run_seeds` passes
     :mod:`mmfuse.evaluation`'s), whose metrics the summary averages. With ``resume``, finished seeds are
     kept, and an unfinished one continues with the recovery keys in ``allow_changes`` allowed to differ
-    (as ``train(..., allow_changes=...)``).
+    (as ``train(..., allow_changes=...)``). ``launcher`` (:mod:`mmfuse.training.launch`; inline by
+    default) trains the seeds; the summary is written once every seed has finished, and a seed that
+    failed is named in the :class:`~mmfuse.training.launch.RunsFailedError` raised after the others end.
     """
-    from mmfuse.training.trainer import train
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = {}
+    runs: dict[int, dict] = {}
+    specs = []
     for seed in seeds:
-        seeded = {**config, "train": {**config["train"], "seed": int(seed)}}
         run_dir = out / f"seed_{seed}"
-        done = (run_dir / "metrics.json").is_file() and (run_dir / "model").is_dir()
-        if resume and done:
-            import json
-
+        if resume and finished(run_dir):
             runs[seed] = json.loads((run_dir / "metrics.json").read_text())
             continue
         resuming = resume and run_dir.exists()
-        result = train(
-            seeded,
-            run_dir,
-            resume=resuming,
-            progress=progress,
-            allow_changes=allow_changes if resuming else (),
-            evaluator=evaluator,
+        seeded = {**config, "train": {**config["train"], "seed": int(seed)}}
+        specs.append(
+            RunSpec(
+                run_dir.name,
+                seeded,
+                run_dir,
+                resume=resuming,
+                allow_changes=tuple(allow_changes) if resuming else (),
+                evaluator=evaluator,
+                progress=progress,
+            )
         )
-        if result.metrics is None:  # a non-zero torchrun rank: rank 0 writes the summary
-            continue
-        runs[seed] = result.metrics
+    outcome = launch(specs, launcher, folder=out)
+    outcome.raise_failures("seeds")
+    for seed in seeds:
+        metrics = outcome.metrics.get(f"seed_{seed}")
+        if metrics is not None:  # None on a non-zero torchrun rank: rank 0 writes the summary
+            runs[seed] = metrics
     if not runs:
         return {}
-    summary = summarize(runs)
+    summary = summarize({seed: runs[seed] for seed in seeds if seed in runs})
     write_json(out / SUMMARY_JSON, summary)
     atomic_write_text(out / SUMMARY_MD, summary_markdown(summary))
     return summary
+
+
+def finished(run_dir: Path) -> bool:
+    """A run whose evaluation and model are written: ``--resume`` keeps it as it is."""
+    return (run_dir / "metrics.json").is_file() and (run_dir / "model").is_dir()

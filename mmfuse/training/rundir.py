@@ -26,6 +26,8 @@ _RESUME_FREE = {
     ("train", "threads"),
     ("train", "keep_checkpoints"),
     ("train", "checkpoint_every"),
+    ("train", "track"),  # watching a run differently changes nothing it computes
+    ("train", "validate_every"),  # validation runs on its own RNG state (see Trainer._validate)
 }
 
 

@@ -43,6 +43,7 @@ from mmfuse.presets import list_presets
 from mmfuse.runtime.data import metadata_inputs
 from mmfuse.runtime.device import autocast_context, parse_device, select_device
 from mmfuse.threads import AUTO, set_threads
+from mmfuse.tracking import Trackers, head_scalars
 from mmfuse.training import checkpoint
 from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
 from mmfuse.training.config import absolute_paths, dataset_options, dump_config, model_spec
@@ -88,10 +89,14 @@ class RunEvaluator:
     Training never imports evaluation: whoever starts a run hands the trainer these two steps.
     ``evaluate(model, config, out, *, device, progress)`` returns the content of ``metrics.json``;
     ``report(out)`` runs once the model is saved with those metrics (e.g. ``report.html``).
+    ``validation(model, config, *, device)`` is called once per run and returns ``validate(model)``:
+    ``{head: report}`` on the validation split, quickly (no TTA), what the trackers show after each
+    epoch (``train.validate_every``); it may prepare the split once, for all epochs.
     """
 
     evaluate: Callable[..., dict]
     report: Callable[[Path], object] | None = None
+    validation: Callable[..., Callable[[nn.Module], dict]] | None = None
 
 
 def _one_line(exc: BaseException, limit: int = 400) -> str:
@@ -183,6 +188,11 @@ class Trainer:
         self.checkpoints = self.out / CHECKPOINTS
         self.history: list[dict] = []
         self.start_epoch = 0
+        self.trackers = Trackers()
+        self._step_losses: list[tuple[int, float]] = []  # (step, loss) of this epoch, for the trackers
+        self._untracked: list[tuple[int, dict[str, float]]] = []  # (step, values) not yet checkpointed
+        self._validate_fn: Callable[[nn.Module], dict] | None = None
+        self._validation_failed = False
 
         seed_everything(self.seed)
         self._tasks_from_data()
@@ -592,6 +602,7 @@ class Trainer:
                 if not math.isfinite(value):
                     self._stop(value, epoch, step)
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                self._step_losses.append((epoch * len(self.batches) + step + 1, value))
         totals = self.context.all_reduce_sum(torch.cat([sums, sums.new_tensor([steps])]))
         mean = (totals[:-1] / totals[-1].clamp(min=1)).tolist()
         if not all(math.isfinite(v) for v in mean):
@@ -621,8 +632,65 @@ class Trainer:
             f"{entry['seconds']:.1f} s  {format_duration(left)} left"
         )
 
+    def _start_trackers(self) -> None:
+        if self.context.is_main and self.train_cfg["track"]:
+            first_step = self.start_epoch * len(self.batches) + 1
+            self.trackers = Trackers.start(
+                self.train_cfg["track"], self.out, self.config, first_step=first_step
+            )
+
+    def _track_epoch(self, epoch: int, checkpointed: bool) -> None:
+        """Queue the epoch's step losses, summary row and (every ``validate_every``) validation metrics;
+        hand the queue to the trackers once a checkpoint holds the epoch, so a resume never repeats a step."""
+        steps, self._step_losses = self._step_losses, []
+        if not self.trackers.active:
+            return
+        self._untracked += [(step, {"train/loss": loss}) for step, loss in steps]
+        entry = self.history[-1]
+        values = {f"train/epoch_{k}": v for k, v in entry.items() if k.startswith("loss")}
+        values = {**values, "train/lr": entry["lr"], "train/pairs_per_s": entry["pairs_per_s"]}
+        values["train/epoch"] = entry["epoch"]
+        every = int(self.train_cfg["validate_every"])
+        if every and not self._validation_failed and getattr(self.evaluator, "validation", None) is not None:
+            if (epoch + 1) % every == 0 or epoch + 1 == self.epochs:
+                try:
+                    values.update(head_scalars(self._validate(), "valid"))
+                except Exception as exc:  # noqa: BLE001 - what the trackers show never stops the training
+                    print(
+                        f"warning: validation for the trackers failed ({_one_line(exc)}); it is switched off "
+                        "for this run, training goes on",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    self._validation_failed = True
+        self._untracked.append(((epoch + 1) * len(self.batches), values))
+        if checkpointed:
+            for step, logged in self._untracked:
+                self.trackers.log_metrics(logged, step)
+            self._untracked = []
+
+    def _validate(self) -> dict:
+        """Each head's metrics on the validation split, on a copy of the RNG state (a run with trackers
+        trains the same weights as one without: loaders draw seeds from the global generator)."""
+        states = checkpoint.rng_states()
+        try:
+            with torch.no_grad():
+                if self._validate_fn is None:
+                    self._validate_fn = self.evaluator.validation(self.model, self.config, device=self.device)
+                return self._validate_fn(self.model.eval())
+        finally:
+            self.model.train()
+            checkpoint.set_rng_states(states)
+
     def fit(self) -> TrainResult:
         """Train the remaining epochs, then (rank 0) average, evaluate and save; see :func:`train`."""
+        self._start_trackers()
+        try:
+            return self._fit()
+        finally:
+            self.trackers.close()
+
+    def _fit(self) -> TrainResult:
         epochs_bar = tqdm(
             total=self.epochs, initial=self.start_epoch, desc="train", disable=not self.progress, unit="epoch"
         )
@@ -637,11 +705,13 @@ class Trainer:
                 else:
                     self.scheduler.step()
                 self._log(epoch, losses, lr, time.perf_counter() - started)
+                every = int(self.train_cfg["checkpoint_every"])
+                checkpointed = self.context.is_main and ((epoch + 1) % every == 0 or epoch + 1 == self.epochs)
                 if self.context.is_main:
-                    every = int(self.train_cfg["checkpoint_every"])
-                    if (epoch + 1) % every == 0 or epoch + 1 == self.epochs:
+                    if checkpointed:
                         self._save(epoch + 1)
                     write_csv_rows(self.out / LOG_FILE, self.history)
+                self._track_epoch(epoch, checkpointed)
                 epochs_bar.update(1)
                 epochs_bar.set_postfix(loss=f"{losses['loss']:.4f}", refresh=False)
                 if not self.progress and self.context.is_main:
@@ -663,6 +733,8 @@ class Trainer:
         self.save_model(model, metrics)
         if metrics is not None and self.evaluator.report is not None:
             self.evaluator.report(self.out)
+        if metrics is not None:
+            self.trackers.log_summary(head_scalars(metrics), self.out, self.epochs * len(self.batches))
         return TrainResult(self.out, model, metrics, self.history)
 
     def finish(self) -> nn.Module:
