@@ -129,7 +129,7 @@ def synthesize(
             skin = skin_tone(case_rng)
             derm, lesion = render_dermoscopy(case_rng, size, row, skin)
             _save_jpeg(derm, tmp / IMAGE_DIR / row["derm"], quality=92)
-            clinical = render_clinical(case_rng, size, derm, lesion, row["_diag"], skin)
+            clinical = render_clinical(case_rng, size, derm, lesion, row["_diag"], skin, context=row)
             if case not in missing:
                 _save_jpeg(clinical, tmp / IMAGE_DIR / row["clinic"], quality=88)
 
