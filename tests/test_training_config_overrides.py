@@ -21,3 +21,19 @@ def test_explicit_swa_override_is_kept():
 
 def test_config_without_override_is_unchanged():
     assert resolve({"data": {"root": "x"}})["train"]["swa"]["epochs"] == 50
+
+
+def test_a_yaml_11_boolean_word_is_named_not_silently_read(tmp_path):
+    import pytest
+
+    from mmfuse.errors import ConfigError
+
+    path = tmp_path / "run.yaml"
+    path.write_text("data: {root: x}\nevaluation: {tta: no}\n")
+    with pytest.raises(
+        ConfigError, match=r"evaluation\.tta must be true or false, got 'no' \(write true or false"
+    ):
+        load_config(path)
+    path.write_text("data: {root: x, device_cache: True}\nevaluation: {tta: FALSE}\n")
+    config = load_config(path)
+    assert config["evaluation"]["tta"] is False and config["data"]["device_cache"] is True

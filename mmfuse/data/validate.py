@@ -67,17 +67,14 @@ def check_paired_csv(
         problems = [p for p in problems if p.kind != "outside root"]  # check_images reports them again
         from mmfuse.data.records import read_table
 
-        base = table.root / table.schema.image_dir
+        folders = table.schema.image_folders(table.root)
         _, rows = read_table(table.root / table.schema.table)
         refs: list[ImageRef] = []
         for i, row in enumerate(rows):
             where = f"{table.schema.table} row {i} (line {i + 2})"
-            refs.append(
-                (f"{where}, column {table.schema.primary!r}", base, row[table.schema.primary].strip())
-            )
-            aux = table.schema.auxiliary
-            if aux and row[aux].strip():
-                refs.append((f"{where}, column {aux!r}", base, row[aux].strip()))
+            for column in folders:
+                if row[column].strip():
+                    refs.append((f"{where}, column {column!r}", folders[column], row[column].strip()))
         problems += check_images(
             refs, workers=workers, root=table.root, allow_outside_root=allow_outside_root
         )
