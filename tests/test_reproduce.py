@@ -51,6 +51,18 @@ def test_dry_run_prints_one_command_per_run_and_one_for_the_table(capsys, tmp_pa
     assert not (tmp_path / "o").exists()  # a dry run writes nothing
 
 
+def test_a_quick_dry_run_makes_the_synthetic_release_once_before_printing(capsys, tmp_path):
+    """Its lines may all start at once: none of them must have to create OUT/synthetic."""
+    out = tmp_path / "o"
+    assert main(["reproduce", "table9", "--quick", "--out", str(out), "--seeds", "0", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert (out / "synthetic" / "SYNTHETIC.json").is_file() and "synthetic release" in captured.err
+    lines = captured.out.strip().splitlines()
+    assert all(f"--data={out / 'synthetic'}" in line for line in lines)
+    assert main(["reproduce", "table9", "--quick", "--out", str(out), "--seeds", "0", "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip().splitlines() == lines  # the second time it is reused
+
+
 def test_unknown_rows_and_missing_data_are_explained(capsys, tmp_path):
     assert main(["reproduce", "table6", "--out", str(tmp_path)]) == 1
     assert "--data ROOT is required" in capsys.readouterr().err

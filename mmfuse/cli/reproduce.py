@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mmfuse.errors import UsageError
@@ -54,13 +55,19 @@ def run(args: argparse.Namespace) -> int:
     data = args.data or (str(synthetic) if args.quick else None)
     if data is None:
         raise UsageError("--data ROOT is required (the Derm7pt release); --quick alone uses a synthetic one")
-    if args.quick and Path(data) == synthetic and not args.dry_run and not synthetic.is_dir():
+    if args.quick and Path(data) == synthetic:
+        # Made once, here, before any run (and before a dry run prints the commands a scheduler may start
+        # at once); a parallel process that loses the race to create it uses the winner's.
         from mmfuse.data.synth import synthesize
 
-        print(
-            f"synthetic release: {reproduce.QUICK_CASES} cases at {reproduce.QUICK_IMAGE_SIZE} px -> {data}"
+        if not synthetic.is_dir():
+            print(
+                f"synthetic release: {reproduce.QUICK_CASES} cases at {reproduce.QUICK_IMAGE_SIZE} px -> {data}",
+                file=sys.stderr if args.dry_run else sys.stdout,
+            )
+        synthesize(
+            synthetic, cases=reproduce.QUICK_CASES, size=reproduce.QUICK_IMAGE_SIZE, seed=0, exist_ok=True
         )
-        synthesize(synthetic, cases=reproduce.QUICK_CASES, size=reproduce.QUICK_IMAGE_SIZE, seed=0)
     only = [r.strip() for r in args.only.split(",")] if args.only else None
     runs = reproduce.plan(args.table, out, seeds, only)
     if args.dry_run:
