@@ -63,7 +63,9 @@ class RunLock:
         self._handle.flush()
 
     def release(self) -> None:
+        """Remove the lock file, then drop the lock: a run folder no training writes holds no ``.lock``."""
         if not self._handle.closed:
+            self.path.unlink(missing_ok=True)  # still ours: nobody else can hold it before the close
             self._handle.close()  # closing drops the flock
 
 
@@ -73,19 +75,29 @@ def required_bytes(num_parameters: int, keep_checkpoints: int) -> int:
     return per_checkpoint * (max(keep_checkpoints, 1) + 1) + 4 * num_parameters + 16 * 2**20
 
 
-def check_run_dir(out: str | Path, *, resume: bool, needed: int) -> Path:
-    """Create ``out`` and prove it is writable and has ``needed`` bytes free; raise :class:`RunDirError` if not."""
+def refuse_existing_run(out: str | Path, *, resume: bool) -> None:
+    """Raise :class:`RunDirError` when ``out`` is not a folder, or holds a run and ``resume`` is false.
+
+    Cheap, so a training calls it before reading any data; :func:`check_run_dir` repeats it.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDirError(f"cannot create --out {out}: {exc.strerror or exc}") from None
     if not resume and ((out / CHECKPOINTS).exists() or (out / CONFIG_FILE).exists()):
         raise RunDirError(
             f"--out {out} already holds a run; pass --resume to continue it, or choose an empty directory"
         )
+
+
+def check_run_dir(out: str | Path, *, resume: bool, needed: int) -> Path:
+    """Create ``out`` and prove it is writable and has ``needed`` bytes free; raise :class:`RunDirError` if not."""
+    out = Path(out)
+    refuse_existing_run(out, resume=resume)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    refuse_existing_run(out, resume=resume)
     probe = out / f".write-test-{os.getpid()}"
     try:
         with open(probe, "wb") as handle:

@@ -60,6 +60,7 @@ from mmfuse.training.rundir import (
     changed_keys,
     check_allowed_changes,
     check_run_dir,
+    refuse_existing_run,
     required_bytes,
 )
 
@@ -182,6 +183,7 @@ class Trainer:
         self.history: list[dict] = []
         self.start_epoch = 0
 
+        refuse_existing_run(self.out, resume=resume)  # before the dataset is read (docs/training.md)
         seed_everything(self.seed)
         self._tasks_from_data()
         try:
