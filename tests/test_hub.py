@@ -136,6 +136,13 @@ def test_explicit_hub_names_resolve_to_exactly_that_repo_and_revision(owner, nam
         assert (location.on_hub, location.target, location.revision) == (True, f"{owner}/{name}", revision)
 
 
+def test_a_training_run_folder_loads_the_model_it_saved(tiny_model, tmp_path, image_pair):
+    """The CLI and YAML take RUN; the Python API takes it too (the model is in RUN/model)."""
+    tiny_model.save_pretrained(tmp_path / "run" / "model")
+    for name in (tmp_path / "run", str(tmp_path / "run"), f"local-dir:{tmp_path / 'run'}"):
+        assert_same_predictions(tiny_model, mmfuse.from_pretrained(name), image_pair)
+
+
 def test_an_existing_directory_is_loaded_as_is_even_when_it_looks_like_a_repo_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "model").mkdir(parents=True)

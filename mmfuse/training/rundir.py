@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmfuse.errors import RunDirError
+from mmfuse.hub.files import RUN_MODEL_DIR
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
-MODEL_DIR = "model"
+MODEL_DIR = RUN_MODEL_DIR
 LOG_FILE = "log.csv"  # one row per epoch, rewritten after each
 
 # Keys that may differ between a run and its resumption without changing the trained weights.
