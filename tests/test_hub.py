@@ -268,6 +268,24 @@ def test_a_plugin_block_round_trips_when_installed_and_fails_clearly_when_not(
         mmfuse.from_pretrained(directory)
 
 
+def test_a_block_registered_in_a_script_warns_at_save_time_how_to_ship_it(tiny_model_kwargs, tmp_path):
+    """Saving works, but loading elsewhere would fail: say so while the author can still fix it."""
+    from mmfuse.registry import FUSIONS
+
+    FUSIONS.register(
+        "hub_test_script_block", ScaledAdd, provider="__main__"
+    )  # what a script's decorator records
+    try:
+        model = mmfuse.build_model("ammfm-swin", fusion="hub_test_script_block", **tiny_model_kwargs)
+        with pytest.warns(
+            UserWarning, match=r"fusion 'hub_test_script_block' was registered in a script"
+        ) as w:
+            model.save_pretrained(tmp_path)
+        assert "entry-point" in str(w[0].message) and w[0].filename == __file__
+    finally:
+        FUSIONS.unregister("hub_test_script_block")
+
+
 def test_a_missing_plugin_from_a_package_says_what_to_install(tiny_model, tmp_path):
     directory = tiny_model.save_pretrained(tmp_path)
     provider = {"name": "radiology_xattn", "plugin": "radiology", "package": "mmfuse-radiology"}

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mmfuse.cli.argtypes import add_threads_option
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -22,6 +24,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--level", type=float, default=0.95, help="coverage of the intervals (default: 0.95)")
     parser.add_argument("--out", metavar="FILE", help="also write the comparison as JSON to FILE")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    add_threads_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -29,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.bootstrap import BootstrapOptions
     from mmfuse.evaluation.compare import compare_runs, format_comparison, load_run_predictions
     from mmfuse.evaluation.writers import json_safe, write_json
+    from mmfuse.threads import set_threads
 
+    set_threads(args.threads)
     options = BootstrapOptions(args.bootstrap, args.bootstrap_seed, args.level)
     result = compare_runs(
         load_run_predictions(args.run_a, args.split),

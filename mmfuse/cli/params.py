@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mmfuse.cli.argtypes import add_threads_option
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -13,12 +15,15 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--img-size", type=int, default=224)
+    add_threads_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.params import format_report, parameter_report, peer_report
+    from mmfuse.threads import set_threads
 
+    set_threads(args.threads)
     rows = parameter_report(args.img_size) + peer_report()
     print(json.dumps(rows, indent=2) if args.json else format_report(rows))
     return 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mmfuse.cli.argtypes import add_threads_option
 from mmfuse.errors import UsageError
 
 
@@ -33,6 +34,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--table-only", action="store_true", help="train nothing; write the table from finished runs"
     )
+    add_threads_option(
+        parser,
+        default=None,
+        help="CPU threads for torch in every run, or 'auto' (default: the recipe's train.threads)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -40,9 +46,10 @@ def _base_config(args: argparse.Namespace, data: str) -> dict:
     from mmfuse.reproduce import PAPER_RECIPE, _merge
     from mmfuse.training.config import load_config, resolve
 
+    train = {} if args.threads is None else {"threads": args.threads}
     if args.config:
-        return load_config(args.config, data={"root": data})
-    return resolve(_merge(PAPER_RECIPE, {"data": {"root": data}}))
+        return load_config(args.config, data={"root": data}, train=train)
+    return resolve(_merge(PAPER_RECIPE, {"data": {"root": data}, "train": train}))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     only = [r.strip() for r in args.only.split(",")] if args.only else None
     runs = reproduce.plan(args.table, out, seeds, only)
     if args.dry_run:
-        options = {"data": data, "out": str(out), "config": args.config}
+        options = {"data": data, "out": str(out), "config": args.config, "threads": args.threads}
         for command in reproduce.dry_run_commands(args.table, runs, options, args.quick):
             print(command)
         return 0

@@ -12,7 +12,7 @@ from huggingface_hub import ModelHubMixin
 
 from mmfuse.hub.files import CARD_FILE, WEIGHTS_FILE
 from mmfuse.hub.loading import load_pretrained
-from mmfuse.hub.serialization import hub_config
+from mmfuse.hub.serialization import hub_config, warn_script_components
 from mmfuse.hub.upload import upload_model_files
 from mmfuse.model import FusionNetwork
 from mmfuse.model_card import render_model_card
@@ -63,13 +63,15 @@ class HubMixin(
         ``license``, ``tags``, ``datasets`` and ``base_model`` (see
         :func:`mmfuse.model_card.render_model_card`). Returns the directory.
         """
+        config = hub_config(self)
+        warn_script_components(config["providers"], stacklevel=2)
         directory = Path(save_directory)
         card = self.generate_model_card(
             metrics=metrics, training_config=training_config, repo_id=repo_id, **card
         )
         directory.mkdir(parents=True, exist_ok=True)
         card.save(directory / CARD_FILE)  # written first, so the mixin keeps it rather than its template
-        super().save_pretrained(directory, config=hub_config(self))
+        super().save_pretrained(directory, config=config)
         return directory
 
     def generate_model_card(
