@@ -95,15 +95,21 @@ def test_predictions_csv_holds_the_final_probabilities_of_every_test_case(traine
 def test_evaluate_reproduces_the_runs_test_metrics(trained, capsys):
     _, run = trained
     capsys.readouterr()
-    assert main(["evaluate", str(run), "--split", "test", "--json"]) == 0
-    plain = json.loads(capsys.readouterr().out)["test"]
-    assert main(["evaluate", str(run), "--split", "test", "--tta", "--json"]) == 0
-    fresh = json.loads(capsys.readouterr().out)["test"]
+    assert main(["evaluate", str(run), "--split", "test", "--no-tta", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["tta"] == {"views": ["identity"], "source": "--no-tta"}
+    assert main(["evaluate", str(run), "--split", "test", "--json"]) == 0  # the run's own TTA by default
+    fresh = json.loads(capsys.readouterr().out)
+    assert len(fresh["tta"]["views"]) == 8 and fresh["tta"]["source"] == "the run's evaluation.tta"
+    fresh, plain = fresh["test"], plain["test"]
     stored = json.loads((run / "metrics.json").read_text())["test"]
     assert set(plain) == set(fresh) == HEADS
     for head in HEADS:  # the saved model, evaluated again with the run's TTA, gives the run's figures
         assert fresh[head]["avg_auc"] == pytest.approx(stored[head]["avg_auc"], abs=1e-6)
         assert fresh[head]["avg_acc"] == pytest.approx(stored[head]["avg_acc"], abs=1e-6)
+    assert main(["evaluate", str(run), "--split", "test", "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "TTA on (8 views; the run's evaluation.tta)" in out.splitlines()[0]
 
 
 @pytest.mark.slow
@@ -206,6 +212,10 @@ def test_demo_runs_end_to_end_when_shrunk(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--cases", "40", "--epochs", "2", "--img-size", "32"]) == 0
     printed = capsys.readouterr().out
     assert "final" in printed and str(out / "run" / "report.html") in printed
+    assert "accuracy (%) per task" in printed
+    chose, scores = printed.strip().splitlines()[-2:]  # what the weight search chose, and why
+    assert chose.startswith("weight search on valid (objective AVG AUC) chose: primary ")
+    assert scores.startswith("valid AVG AUC (%): final ") and "each head alone: primary " in scores
     assert (out / "run" / "report.html").is_file() and (out / "run" / "metrics.json").is_file()
     assert (out / "run" / "model" / "model.safetensors").is_file()
     # A second demo with the same --out replaces the first; a foreign directory is never touched.

@@ -22,6 +22,12 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resamples (default: 0)")
     parser.add_argument("--level", type=float, default=0.95, help="coverage of the intervals (default: 0.95)")
+    parser.add_argument(
+        "--adjust",
+        choices=["none", "holm"],
+        default="none",
+        help="multiple-comparison adjustment of the per-class p-values (default: none, unadjusted)",
+    )
     parser.add_argument("--out", metavar="FILE", help="also write the comparison as JSON to FILE")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     add_threads_option(parser)
@@ -30,7 +36,12 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.bootstrap import BootstrapOptions
-    from mmfuse.evaluation.compare import compare_runs, format_comparison, load_run_predictions
+    from mmfuse.evaluation.compare import (
+        adjust_delong,
+        compare_runs,
+        format_comparison,
+        load_run_predictions,
+    )
     from mmfuse.evaluation.writers import json_safe, write_json
     from mmfuse.threads import set_threads
 
@@ -41,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         load_run_predictions(args.run_b, args.split),
         bootstrap=options,
     )
-    result = {"split": args.split, **result}
+    result = {"split": args.split, **adjust_delong(result, args.adjust)}
     if args.out:
         write_json(Path(args.out), result)
     if args.json:

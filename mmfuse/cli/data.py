@@ -199,8 +199,14 @@ def run_probe(args: argparse.Namespace) -> int:
         table.split_records("train"), table.split_records("test"), table.tasks, pixels=args.pixels
     )
     print("test balanced accuracy (chance = 1 / number of classes)")
-    print(f"{'inputs':<10} " + " ".join(f"{t.name:>5}" for t in table.tasks) + "   mean")
+    widths = [max(5, len(t.name)) for t in table.tasks]
+    print(
+        f"{'inputs':<10} "
+        + " ".join(f"{t.name:>{w}}" for t, w in zip(table.tasks, widths, strict=True))
+        + "   mean"
+    )
     for inputs, scores in results.items():
         mean = sum(scores.values()) / len(scores)
-        print(f"{inputs:<10} " + " ".join(f"{scores[t.name]:5.2f}" for t in table.tasks) + f"  {mean:5.2f}")
+        cells = " ".join(f"{scores[t.name]:{w}.2f}" for t, w in zip(table.tasks, widths, strict=True))
+        print(f"{inputs:<10} {cells}  {mean:5.2f}")
     return 0

@@ -93,8 +93,10 @@ def split_statistics(table) -> dict[str, dict[str, dict[str, int]]]:
 def format_statistics(stats: dict[str, dict[str, dict[str, int]]]) -> str:
     """A plain-text table: one line per task and class, one column per split."""
     splits = list(stats)
-    lines = [f"{'task':<6} {'class':<6} " + " ".join(f"{s:>6}" for s in splits)]
+    tw = max(6, *(len(task) for task in stats["all"]))
+    cw = max(6, *(len(cls) for classes in stats["all"].values() for cls in classes))
+    lines = [f"{'task':<{tw}} {'class':<{cw}} " + " ".join(f"{s:>6}" for s in splits)]
     for task, classes in stats["all"].items():
         for cls in classes:
-            lines.append(f"{task:<6} {cls:<6} " + " ".join(f"{stats[s][task][cls]:>6}" for s in splits))
+            lines.append(f"{task:<{tw}} {cls:<{cw}} " + " ".join(f"{stats[s][task][cls]:>6}" for s in splits))
     return "\n".join(lines)
