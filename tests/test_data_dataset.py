@@ -226,3 +226,22 @@ def test_yes_and_no_labels_in_a_schema_stay_strings(tmp_path, release):
     config = {"format": "paired_csv", "root": str(tmp_path), "schema": str(schema)}
     ds = build_dataset(config, "train", train=False, img_size=SIZE, mean=MEAN, std=STD)
     assert ds.label_matrix().tolist() == [[1], [0]]
+
+
+def test_cli_prints_a_dataset_warning_as_one_line(tmp_path, release, capsys):
+    """Not Python's ``path:line: UserWarning: ...`` followed by the source line that raised it."""
+    src = next((release / "images").rglob("*.jpg"))
+    rows = []
+    for i in range(9):
+        shutil.copy(src, tmp_path / f"{i}.jpg")
+        rows.append({"main": f"{i}.jpg", "grade": ["lo", "hi"][i % 2]})
+    _write_rows(tmp_path / "cases.csv", rows)
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(
+        "table: cases.csv\nprimary: main\ntasks:\n  - {name: GRADE, column: grade, classes: [lo, hi]}\n"
+    )
+    assert main(["data", "stats", "paired_csv", str(tmp_path), "--schema", str(schema)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"mmfuse data: warning: {tmp_path / 'cases.csv'}: no split column; using a stratified split by GRADE"
+    ]
