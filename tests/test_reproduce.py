@@ -131,3 +131,17 @@ def test_durations_read_at_a_glance():
     from mmfuse.training.trainer import format_duration
 
     assert [format_duration(s) for s in (4.4, 65, 3725)] == ["4 s", "1 min 05 s", "1 h 02 min"]
+
+
+def test_a_single_seed_shows_no_spread():
+    """``90.0``, not ``90.0±0.0``: one seed says nothing about the spread over seeds."""
+    from mmfuse.training.repeats import summarize, summary_markdown
+
+    assert reproduce._cell({"mean": 90.04, "std": 0.0, "n": 1}) == "90.0"
+    assert reproduce._cell({"mean": 90.04, "std": 1.23, "n": 2}) == "90.0±1.2"
+    task = {"acc": 0.5, "classes": {"X": {"auc": 0.75}}}
+    metrics = {"test": {"final": {"avg_auc": 0.9, "avg_acc": 0.8, "tasks": {"A": task}}}}
+    one = summary_markdown({"seeds": [0], **summarize({0: metrics})})
+    assert "| final | 90.0 | 80.0 |" in one and "±" not in one.split("\n", 1)[1]
+    two = summary_markdown({"seeds": [0, 1], **summarize({0: metrics, 1: metrics})})
+    assert "| final | 90.0±0.0 | 80.0±0.0 |" in two
