@@ -12,6 +12,7 @@ from torch import nn
 
 from mmfuse.model import FusionNetwork
 from mmfuse.presets import CONVNEXT, MOBILENET, RESNET, SWIN, resolve_config
+from mmfuse.progress import Steps
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -95,19 +96,23 @@ def configuration_parameters(config: PaperConfiguration, img_size: int = 224) ->
     return count_parameters(FusionNetwork(config.config(img_size)))
 
 
-def parameter_report(img_size: int = 224) -> list[dict]:
+def parameter_report(img_size: int = 224, *, steps: Steps | None = None) -> list[dict]:
     """One row per configuration: ``name``, ``tables``, ``params`` (ours), ``paper_params`` (or ``None``),
-    ``concat`` and the deltas over it, ``delta`` (ours) and ``paper_delta``."""
-    rows = [
-        {
-            "name": c.name,
-            "tables": c.tables,
-            "params": configuration_parameters(c, img_size),
-            "paper_params": None if c.paper_millions is None else round(c.paper_millions * 1e6),
-            "concat": c.concat,
-        }
-        for c in PAPER_CONFIGURATIONS
-    ]
+    ``concat`` and the deltas over it, ``delta`` (ours) and ``paper_delta``. ``steps`` counts each
+    model built (:func:`report_steps`)."""
+    rows = []
+    for c in PAPER_CONFIGURATIONS:
+        rows.append(
+            {
+                "name": c.name,
+                "tables": c.tables,
+                "params": configuration_parameters(c, img_size),
+                "paper_params": None if c.paper_millions is None else round(c.paper_millions * 1e6),
+                "concat": c.concat,
+            }
+        )
+        if steps is not None:
+            steps.step(c.name)
     by_name = {r["name"]: r for r in rows}
     for r in rows:
         base = by_name.get(r["concat"]) if r["concat"] else None
@@ -155,12 +160,14 @@ PEER_CONFIGURATIONS: tuple[PeerConfiguration, ...] = (
 )
 
 
-def peer_report(img_size: int | None = None) -> list[dict]:
+def peer_report(img_size: int | None = None, *, steps: Steps | None = None) -> list[dict]:
     """One row per Table 5 method: ``params`` (ours), ``paper_params``, ``paper_bound``, ``reference_params``."""
     rows = []
     for c in PEER_CONFIGURATIONS:
         overrides = {} if img_size is None else {"img_size": img_size}
         params = count_parameters(FusionNetwork(resolve_config(c.name, **overrides)))
+        if steps is not None:
+            steps.step(c.name)
         rows.append(
             {
                 "name": c.name,

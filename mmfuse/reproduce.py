@@ -219,12 +219,16 @@ def plan(name: str, out: Path, seeds: Sequence[int], only: Sequence[str] | None 
 def run_all(runs: Sequence[Run], base: Mapping, *, quick: bool, progress: bool | None = None) -> None:
     """Train every unfinished run (resuming a killed one); finished runs are skipped."""
     from mmfuse.pipeline import train
+    from mmfuse.progress import Steps
     from mmfuse.training.rundir import CONFIG_FILE
 
+    pending = [run for run in runs if not run.done]
     for run in runs:
         if run.done:
             print(f"done     {run.row} seed {run.seed}")
-            continue
+    # One line per finished run, with the time the rest should take (each training has its own bar).
+    steps = Steps(len(pending), "reproduce", progress=progress, unit="run")
+    for run in pending:
         config = row_config(base, run.row, quick=quick)
         config["train"]["seed"] = run.seed
         resume = (run.directory / CONFIG_FILE).is_file()
@@ -232,6 +236,8 @@ def run_all(runs: Sequence[Run], base: Mapping, *, quick: bool, progress: bool |
             f"{'resume' if resume else 'train':<8} {run.row} seed {run.seed} -> {run.directory}", flush=True
         )
         train(config, run.directory, resume=resume, progress=progress)
+        steps.step(f"{run.row} seed {run.seed}")
+    steps.close()
 
 
 def dry_run_commands(

@@ -260,8 +260,13 @@ def test_evaluate_robustness_writes_per_head_curves_deterministically(trained, t
     release, run = trained
     args = ["evaluate", str(run), "--split", "test", "--bootstrap", "0", "--robustness"]
     assert main([*args, "--corruptions", "jpeg,occlusion", "--out", str(tmp_path / "a")]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "occlusion" in printed and "absent" in printed
+    # 1 clean + 2 modalities x (2 corruptions x 5 severities + absent): a line each in a log, with an ETA
+    progress = [line for line in captured.err.splitlines() if line.startswith("robustness ")]
+    assert len(progress) == 23 and progress[0].startswith("robustness 1/23  clean  ")
+    assert progress[-1].startswith("robustness 23/23  primary absent") and progress[5].endswith(" left")
     result = json.loads((tmp_path / "a" / "robustness.json").read_text())
     assert (tmp_path / "a" / "robustness.png").read_bytes()[:4] == b"\x89PNG"
     assert set(result["severities"]) == {"jpeg", "occlusion"}

@@ -128,7 +128,7 @@ def test_table6_runs_resumes_skips_and_writes_markdown_json_and_figure(capsys, t
 
 
 def test_durations_read_at_a_glance():
-    from mmfuse.training.trainer import format_duration
+    from mmfuse.progress import format_duration
 
     assert [format_duration(s) for s in (4.4, 65, 3725)] == ["4 s", "1 min 05 s", "1 h 02 min"]
 

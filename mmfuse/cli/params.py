@@ -20,10 +20,20 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmfuse.params import format_report, parameter_report, peer_report
+    from mmfuse.params import (
+        PAPER_CONFIGURATIONS,
+        PEER_CONFIGURATIONS,
+        format_report,
+        parameter_report,
+        peer_report,
+    )
+    from mmfuse.progress import Steps
     from mmfuse.threads import set_threads
 
     set_threads(args.threads)
-    rows = parameter_report(args.img_size) + peer_report()
+    with Steps(
+        len(PAPER_CONFIGURATIONS) + len(PEER_CONFIGURATIONS), "building models", unit="model"
+    ) as steps:
+        rows = parameter_report(args.img_size, steps=steps) + peer_report(steps=steps)
     print(json.dumps(rows, indent=2) if args.json else format_report(rows))
     return 0

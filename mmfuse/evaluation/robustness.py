@@ -53,12 +53,20 @@ def robustness_curves(
     for modality in modalities:
         if modality not in MODALITIES:
             raise UsageError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
-    weights = model.head_weights_dict
-    options = dict(device=device, tta=tta, batch_size=batch_size, progress=progress)
+    from mmfuse.progress import Steps
 
-    def evaluate(dataset, **flags) -> dict:
+    weights = model.head_weights_dict
+    # The batches of each evaluation draw no bar of their own: one line per evaluation says more.
+    options = dict(device=device, tta=tta, batch_size=batch_size, progress=False)
+    steps = Steps(
+        1 + len(modalities) * (len(corruptions) * len(severities) + 1), "robustness", progress=progress
+    )
+
+    def evaluate(dataset, what: str, **flags) -> dict:
         predictions = predict_split(model, dataset, **options, **flags)
-        return _summary(split_metrics(predictions, model.tasks, weights))
+        summary = _summary(split_metrics(predictions, model.tasks, weights))
+        steps.step(what)
+        return summary
 
     clean_dataset = evaluation_dataset(model, data_config, split)
     result: dict = {
@@ -72,7 +80,7 @@ def robustness_curves(
             name: {"parameter": CORRUPTIONS[name][0], "values": list(CORRUPTIONS[name][1])}
             for name in corruptions
         },
-        "clean": evaluate(clean_dataset),
+        "clean": evaluate(clean_dataset, "clean"),
     }
     for modality in modalities:
         curves: dict = {}
@@ -86,11 +94,13 @@ def robustness_curves(
                     attribute,
                     DegradedAugmenter(getattr(dataset, attribute), corruption, severity, seed),
                 )
-                points.append({"severity": int(severity), "heads": evaluate(dataset)})
+                what = f"{modality} {corruption} severity {severity}"
+                points.append({"severity": int(severity), "heads": evaluate(dataset, what)})
             curves[corruption] = points
         flag = "primary_only" if modality == "auxiliary" else "auxiliary_only"
-        curves["absent"] = evaluate(clean_dataset, **{flag: True})
+        curves["absent"] = evaluate(clean_dataset, f"{modality} absent", **{flag: True})
         result[modality] = curves
+    steps.close()
     return result
 
 
