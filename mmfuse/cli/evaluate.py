@@ -77,7 +77,7 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -> dict:
+def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None, *, tta: bool) -> dict:
     """The robustness curves, written to --out or the run directory."""
     from mmfuse.evaluation.robustness import (
         ROBUSTNESS_FIGURE,
@@ -96,7 +96,7 @@ def _robustness(args: argparse.Namespace, model, device, run_dir: Path | None) -
         data_config(args, args.model),
         args.split,
         device=device,
-        tta=args.tta,
+        tta=tta,
         batch_size=args.batch_size,
         seed=args.robustness_seed,
         corruptions=corruptions,
@@ -166,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         _refuse_to_replace(Path(args.out) / METRICS_FILE, args.overwrite)  # before minutes of inference
     model_dir = run_model_dir(args.model)
     run_dir = model_dir.parent if model_dir else None
+    robustness_tta = args.tta is True  # 8x the cost: the curves use TTA only when asked for
     args.tta, tta_source = resolve_tta(args.tta, run_dir)
     model = load_run_or_model(args.model)
     device = select_device(args.device)
@@ -215,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     }
     robustness = None
     if args.robustness:
-        robustness = _robustness(args, model, device, run_dir)
+        robustness = _robustness(args, model, device, run_dir, tta=robustness_tta)
         metrics["robustness"] = robustness
     if args.json:
         print(json.dumps(json_safe(metrics), indent=2))

@@ -1,5 +1,6 @@
 """Drawing synthetic lesions: a dermoscopic close-up showing the seven-point criteria, and a clinical
-photograph of the same lesion from further away that carries a diagnosis cue the close-up lacks.
+photograph of the same lesion from further away that carries evidence the close-up lacks (a diagnosis
+cue, the surrounding skin, elevation, body site).
 
 All drawing is vectorised numpy on float32 RGB in [0, 1]; every random choice comes from the
 ``numpy.random.Generator`` passed in, so a case's images depend only on its seed.
