@@ -124,7 +124,7 @@ def resolve_tta(flag: bool | None, run_dir: Path | None) -> tuple[bool | list[st
 
 
 def describe_tta(tta: bool | list[str], source: str) -> str:
-    """``TTA on (8 views; the run's evaluation.tta)``: what the printed numbers were computed with."""
+    """``TTA on (6 views; the run's evaluation.tta)``: what the printed numbers were computed with."""
     from mmfuse.evaluation.inference import resolve_views
 
     views = resolve_views(tta)
@@ -166,8 +166,7 @@ def run(args: argparse.Namespace) -> int:
         _refuse_to_replace(Path(args.out) / METRICS_FILE, args.overwrite)  # before minutes of inference
     model_dir = run_model_dir(args.model)
     run_dir = model_dir.parent if model_dir else None
-    robustness_tta = args.tta is True  # 8x the cost: the curves use TTA only when asked for
-    args.tta, tta_source = resolve_tta(args.tta, run_dir)
+    tta, tta_source = resolve_tta(args.tta, run_dir)
     model = load_run_or_model(args.model)
     device = select_device(args.device)
     model.to(device)
@@ -181,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         model,
         dataset,
         device=device,
-        tta=args.tta,
+        tta=tta,
         primary_only=args.primary_only,
         batch_size=args.batch_size,
         calibrated=False,
@@ -208,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             raw.labels,
             model.tasks,
         )
-    metrics["tta"] = {"views": list(resolve_views(args.tta)), "source": tta_source}
+    metrics["tta"] = {"views": list(resolve_views(tta)), "source": tta_source}
     metrics["calibration"] = {
         "temperature_scaled": bool(temperatures),
         "ece_raw": calibration["before"]["ece"],
@@ -216,13 +215,14 @@ def run(args: argparse.Namespace) -> int:
     }
     robustness = None
     if args.robustness:
-        robustness = _robustness(args, model, device, run_dir, tta=robustness_tta)
+        # the curves multiply the cost by 51: they use TTA only when --tta asks for it
+        robustness = _robustness(args, model, device, run_dir, tta=args.tta is True)
         metrics["robustness"] = robustness
     if args.json:
         print(json.dumps(json_safe(metrics), indent=2))
         return 0
     mode = "primary only" if args.primary_only else "both images"
-    print(f"{args.split} ({len(predictions.case_ids)} cases, {mode}, {describe_tta(args.tta, tta_source)}):")
+    print(f"{args.split} ({len(predictions.case_ids)} cases, {mode}, {describe_tta(tta, tta_source)}):")
     print(format_table(metrics[args.split], model.tasks))
     print()
     print(format_class_table(metrics[args.split]["final"], model.tasks))
