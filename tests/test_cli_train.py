@@ -278,10 +278,20 @@ def test_evaluate_robustness_writes_per_head_curves_deterministically(trained, t
         assert set(points[0]["heads"]) == HEADS
     assert set(result["auxiliary"]["absent"]) == {"primary", "final"}
     assert set(result["primary"]["absent"]) == {"auxiliary", "final"}
-    # an absent auxiliary image is what --primary-only reports
-    assert (
-        main(["evaluate", str(run), "--split", "test", "--bootstrap", "0", "--primary-only", "--json"]) == 0
-    )
+    # an absent auxiliary image is what --primary-only reports (the curves use no TTA unless --tta)
+    assert result["tta"] is False
+    only = [
+        "evaluate",
+        str(run),
+        "--split",
+        "test",
+        "--bootstrap",
+        "0",
+        "--primary-only",
+        "--no-tta",
+        "--json",
+    ]
+    assert main(only) == 0
     alone = json.loads(capsys.readouterr().out)["test"]["final"]
     assert result["auxiliary"]["absent"]["final"]["avg_auc"] == pytest.approx(alone["avg_auc"])
     # deterministic: a second evaluation writes the same curves
