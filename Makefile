@@ -4,9 +4,15 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test lint clean
 
+# A wheel index for torch, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu for a CPU-only torch
+# (no 3.2 GB of CUDA libraries); where that index cannot be reached, the default install follows.
+TORCH_INDEX ?=
+
 # The venv is the stamp: make test / make demo create it on a fresh clone.
 $(BIN)/mmfuse: pyproject.toml setup.py examples/plugin_package/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(BIN)/pip install torch torchvision --index-url '$(TORCH_INDEX)' \
+		|| echo "TORCH_INDEX $(TORCH_INDEX) not reachable: installing the default torch")
 	$(BIN)/pip install -e '.[dev,demo,track,cluster]' -e examples/plugin_package
 	touch $(BIN)/mmfuse
 

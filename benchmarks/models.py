@@ -113,15 +113,20 @@ def run(
 
     ``models`` defaults to :data:`CONFIGURATIONS` built at full size with random weights.
     """
+    from mmfuse.progress import Steps
+
+    steps = Steps(4 + (models is None), "[models]", progress="lines", unit="phase")
     if models is None:
         torch.manual_seed(0)
         models = {name: build(name) for name in CONFIGURATIONS}
+        steps.step(f"built {len(models)} models")
     models = {name: prepare(model, settings) for name, model in models.items()}
     results = {name: {"params": count_parameters(model)} for name, model in models.items()}
     for name, model in models.items():
         results[name].update(model_flops(model, settings))
         results[name]["fusion_stages"] = model.config["fusion_stages"]
         results[name]["img_size"] = model.preprocessing["img_size"] if own_sizes else img_size
+    steps.step("parameters and FLOPs")
 
     def forward(model: FusionModel, x: torch.Tensor):
         inputs = model_inputs(model, x)
@@ -145,6 +150,7 @@ def run(
         rounds=5 if settings.quick else 15,
         block=3 if settings.quick else 5,
     )
+    steps.step("latency at batch 1")
     throughput = interleaved(
         {name: forward(model, images(model, throughput_batch)) for name, model in models.items()},
         device=settings.device,
@@ -152,6 +158,7 @@ def run(
         rounds=2 if settings.quick else 4,
         block=1 if not settings.cuda else 5,
     )
+    steps.step(f"throughput at batch {throughput_batch}")
     for name in models:
         lat, thr = summary_ms(latency[name]), summary_ms(throughput[name])
         results[name].update(
@@ -187,4 +194,5 @@ def run(
             results[HEADLINE]["ratios"]["latency_ms_b1_pairwise"] = round(
                 medians[HEADLINE] / medians[reference], 4
             )
+    steps.step("ratios")
     return results

@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     durations = dict(report.get("section_seconds", {}))
     loads = dict(report.get("section_load_average", {}))  # 1-minute load when each section started
     failed = []
+    from mmfuse.progress import Steps
+
+    steps = Steps(len(args.sections), "benchmarks", progress="lines", unit="section")
     for section in args.sections:
         print(f"[{section}] running ...", file=sys.stderr, flush=True)
         loads[section] = round(os.getloadavg()[0], 2)
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         durations[section] = elapsed["seconds"]
         report["section_seconds"] = durations
         print(f"[{section}] done in {elapsed['seconds']:.0f} s", file=sys.stderr, flush=True)
+        steps.step(section)
         if args.json:
             write(report, args.json)  # a crash in a later section keeps the sections already measured
     report["environment"]["load_average_end"] = list(os.getloadavg())

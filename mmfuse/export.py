@@ -32,6 +32,7 @@ from torch import nn
 from mmfuse.errors import ExportError, UsageError
 from mmfuse.fileio import check_output_file, replace_file
 from mmfuse.hub import FusionModel, hub_config
+from mmfuse.progress import Steps
 
 INPUT_NAMES = ("primary", "auxiliary")
 METADATA_INPUT = "metadata"
@@ -250,7 +251,7 @@ def quantize_int8(
 
     fp32_path = Path(fp32_path)
     out_path = check_output_file(out_path if out_path is not None else int8_path(fp32_path))
-    with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp, Steps(3, "int8") as steps:
         staged = Path(tmp) / out_path.name
         with _quiet_tools():
             quantize_dynamic(
@@ -259,10 +260,13 @@ def quantize_int8(
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=list(op_types) if op_types is not None else None,
             )
+        steps.step("quantised")
         fp32_session = onnx_session(fp32_path)
         inputs = example_inputs(model, num_inputs, seed=2, modalities=graph_inputs(fp32_session))
         reference = _run(fp32_session, inputs)
+        steps.step(f"fp32 graph on {num_inputs} inputs")
         quantized = _run(onnx_session(staged), inputs)
+        steps.step(f"int8 graph on {num_inputs} inputs")
         replace_file(staged, out_path)
     agreement = {
         task.name: float((ref.argmax(-1) == q.argmax(-1)).mean())
@@ -307,20 +311,22 @@ def dataset_accuracy(
     needs_auxiliary = any("auxiliary" in graph_inputs(session) for session in sessions.values())
     outputs: dict[str, list[list[np.ndarray]]] = {name: [] for name in sessions}
     labels = []
-    for batch in evaluation_loader(dataset, batch_size=batch_size):
-        keep = (
-            batch["auxiliary_present"].bool()
-            if needs_auxiliary
-            else torch.ones(len(batch["labels"]), dtype=torch.bool)
-        )
-        if not keep.any():
-            continue
-        inputs = {name: batch[name][keep].float() for name in INPUT_NAMES}
-        if METADATA_INPUT in batch:
-            inputs[METADATA_INPUT] = batch[METADATA_INPUT][keep].float()
-        for name, session in sessions.items():
-            outputs[name].append(_run(session, inputs))
-        labels.append(batch["labels"][keep])
+    loader = evaluation_loader(dataset, batch_size=batch_size)
+    with Steps(len(loader), f"accuracy of {' and '.join(sessions)}", unit="batch") as steps:
+        for batch in loader:
+            keep = (
+                batch["auxiliary_present"].bool()
+                if needs_auxiliary
+                else torch.ones(len(batch["labels"]), dtype=torch.bool)
+            )
+            if keep.any():
+                inputs = {name: batch[name][keep].float() for name in INPUT_NAMES}
+                if METADATA_INPUT in batch:
+                    inputs[METADATA_INPUT] = batch[METADATA_INPUT][keep].float()
+                for name, session in sessions.items():
+                    outputs[name].append(_run(session, inputs))
+                labels.append(batch["labels"][keep])
+            steps.step()
     if not labels:
         raise UsageError("no case of the split has both images")
     labels = torch.cat(labels)

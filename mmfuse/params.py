@@ -12,6 +12,7 @@ from torch import nn
 
 from mmfuse.model import FusionNetwork
 from mmfuse.presets import CONVNEXT, MOBILENET, RESNET, SWIN, resolve_config
+from mmfuse.progress import Steps
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -101,9 +102,10 @@ def _projection_parameters(model: nn.Module) -> int:
     return sum(count_parameters(b.projection) for b in blocks.values() if getattr(b, "projection", None))
 
 
-def parameter_report(img_size: int = 224) -> list[dict]:
+def parameter_report(img_size: int = 224, *, steps: Steps | None = None) -> list[dict]:
     """One row per configuration: ``name``, ``tables``, ``params`` (ours), ``paper_params`` (or ``None``),
-    ``concat`` and the deltas over it, ``delta`` (ours) and ``paper_delta``."""
+    ``concat`` and the deltas over it, ``delta`` (ours) and ``paper_delta``. ``steps`` counts each
+    model built (:func:`report_steps`)."""
     rows = []
     for c in PAPER_CONFIGURATIONS:
         model = FusionNetwork(c.config(img_size))
@@ -118,6 +120,8 @@ def parameter_report(img_size: int = 224) -> list[dict]:
         if projection:
             row["projection"] = projection
         rows.append(row)
+        if steps is not None:
+            steps.step(c.name)
     by_name = {r["name"]: r for r in rows}
     for r in rows:
         base = by_name.get(r["concat"]) if r["concat"] else None
@@ -175,7 +179,7 @@ PEER_CONFIGURATIONS: tuple[PeerConfiguration, ...] = (
 )
 
 
-def peer_report(img_size: int | None = None) -> list[dict]:
+def peer_report(img_size: int | None = None, *, steps: Steps | None = None) -> list[dict]:
     """One row per Table 5 method: ``params`` (ours), ``paper_params``, ``paper_bound``, ``reference_params``."""
     rows = []
     for c in PEER_CONFIGURATIONS:
@@ -185,6 +189,8 @@ def peer_report(img_size: int | None = None) -> list[dict]:
         reference = params + c.reference_unused
         if not c.reference_branch_heads:
             reference -= count_parameters(model.heads["primary"]) + count_parameters(model.heads["auxiliary"])
+        if steps is not None:
+            steps.step(c.name)
         rows.append(
             {
                 "name": c.name,

@@ -330,6 +330,8 @@ def collect(name: str, out: Path, seeds: Sequence[int], base: Mapping, *, quick:
 def _cell(stat: Mapping | None) -> str:
     if not stat or stat.get("n", 1) == 0 or stat.get("mean") is None:
         return "-"
+    if stat.get("n") == 1:  # one seed has no spread: a "±0.0" would claim one
+        return f"{stat['mean']:.1f}"
     return f"{stat['mean']:.1f}±{stat['std']:.1f}"
 
 

@@ -93,17 +93,25 @@ def test_predictions_csv_holds_the_final_probabilities_of_every_test_case(traine
 
 @pytest.mark.slow
 def test_evaluate_reproduces_the_runs_test_metrics(trained, capsys):
+    from mmfuse.evaluation.inference import TTA_VIEWS
+
     _, run = trained
     capsys.readouterr()
-    assert main(["evaluate", str(run), "--split", "test", "--json"]) == 0
-    plain = json.loads(capsys.readouterr().out)["test"]
-    assert main(["evaluate", str(run), "--split", "test", "--tta", "--json"]) == 0
-    fresh = json.loads(capsys.readouterr().out)["test"]
+    assert main(["evaluate", str(run), "--split", "test", "--no-tta", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["tta"] == {"views": ["identity"], "source": "--no-tta"}
+    assert main(["evaluate", str(run), "--split", "test", "--json"]) == 0  # the run's own TTA by default
+    fresh = json.loads(capsys.readouterr().out)
+    assert fresh["tta"] == {"views": list(TTA_VIEWS), "source": "the run's evaluation.tta"}
+    fresh, plain = fresh["test"], plain["test"]
     stored = json.loads((run / "metrics.json").read_text())["test"]
     assert set(plain) == set(fresh) == HEADS
     for head in HEADS:  # the saved model, evaluated again with the run's TTA, gives the run's figures
         assert fresh[head]["avg_auc"] == pytest.approx(stored[head]["avg_auc"], abs=1e-6)
         assert fresh[head]["avg_acc"] == pytest.approx(stored[head]["avg_acc"], abs=1e-6)
+    assert main(["evaluate", str(run), "--split", "test", "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert f"TTA on ({len(TTA_VIEWS)} views; the run's evaluation.tta)" in out.splitlines()[0]
 
 
 @pytest.mark.slow
@@ -206,6 +214,10 @@ def test_demo_runs_end_to_end_when_shrunk(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--cases", "40", "--epochs", "2", "--img-size", "32"]) == 0
     printed = capsys.readouterr().out
     assert "final" in printed and str(out / "run" / "report.html") in printed
+    assert "accuracy (%) per task" in printed
+    chose, scores = printed.strip().splitlines()[-2:]  # what the weight search chose, and why
+    assert chose.startswith("weight search on valid (objective AVG AUC) chose: primary ")
+    assert scores.startswith("valid AVG AUC (%): final ") and "each head alone: primary " in scores
     assert (out / "run" / "report.html").is_file() and (out / "run" / "metrics.json").is_file()
     assert (out / "run" / "model" / "model.safetensors").is_file()
     # A second demo with the same --out replaces the first; a foreign directory is never touched.
@@ -252,8 +264,13 @@ def test_evaluate_robustness_writes_per_head_curves_deterministically(trained, t
     release, run = trained
     args = ["evaluate", str(run), "--split", "test", "--bootstrap", "0", "--robustness"]
     assert main([*args, "--corruptions", "jpeg,occlusion", "--out", str(tmp_path / "a")]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "occlusion" in printed and "absent" in printed
+    # 1 clean + 2 modalities x (2 corruptions x 5 severities + absent): a line each in a log, with an ETA
+    progress = [line for line in captured.err.splitlines() if line.startswith("robustness ")]
+    assert len(progress) == 23 and progress[0].startswith("robustness 1/23  clean  ")
+    assert progress[-1].startswith("robustness 23/23  primary absent") and progress[5].endswith(" left")
     result = json.loads((tmp_path / "a" / "robustness.json").read_text())
     assert (tmp_path / "a" / "robustness.png").read_bytes()[:4] == b"\x89PNG"
     assert set(result["severities"]) == {"jpeg", "occlusion"}
@@ -263,10 +280,20 @@ def test_evaluate_robustness_writes_per_head_curves_deterministically(trained, t
         assert set(points[0]["heads"]) == HEADS
     assert set(result["auxiliary"]["absent"]) == {"primary", "final"}
     assert set(result["primary"]["absent"]) == {"auxiliary", "final"}
-    # an absent auxiliary image is what --primary-only reports
-    assert (
-        main(["evaluate", str(run), "--split", "test", "--bootstrap", "0", "--primary-only", "--json"]) == 0
-    )
+    # an absent auxiliary image is what --primary-only reports (the curves use no TTA unless --tta)
+    assert result["tta"] is False
+    only = [
+        "evaluate",
+        str(run),
+        "--split",
+        "test",
+        "--bootstrap",
+        "0",
+        "--primary-only",
+        "--no-tta",
+        "--json",
+    ]
+    assert main(only) == 0
     alone = json.loads(capsys.readouterr().out)["test"]["final"]
     assert result["auxiliary"]["absent"]["final"]["avg_auc"] == pytest.approx(alone["avg_auc"])
     # deterministic: a second evaluation writes the same curves

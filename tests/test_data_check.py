@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from mmfuse.cli import main
+from mmfuse.data import DataError
 from mmfuse.data.derm7pt import check_release, load_release
 from mmfuse.data.synth import synthesize
 
@@ -53,6 +54,29 @@ def test_synthesis_is_deterministic_per_seed(release, tmp_path):
     files = sorted(p.relative_to(release) for p in release.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     assert all((release / f).read_bytes() == (again / f).read_bytes() for f in files)
+
+
+def test_processes_racing_to_make_one_release_all_use_the_winners(release, tmp_path):
+    """``mmfuse reproduce --quick`` lines started at once all create OUT/synthetic."""
+    import multiprocessing
+
+    out = tmp_path / "shared"
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        summaries = pool.starmap(_synthesize_shared, [(str(out),)] * 3)
+    assert {s.root for s in summaries} == {out} and len({s.missing_auxiliary for s in summaries}) == 1
+    assert check_release(out) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["shared"]  # no temporary folder left behind
+    files = sorted(p.relative_to(release) for p in release.rglob("*") if p.is_file())
+    assert all((release / f).read_bytes() == (out / f).read_bytes() for f in files)
+    with pytest.raises(DataError, match="holds a synthetic release"):
+        synthesize(out, cases=12, size=48, seed=8, exist_ok=True)
+    with pytest.raises(DataError, match="not empty"):
+        synthesize(out, cases=12, size=48, seed=7)
+
+
+def _synthesize_shared(out: str):
+    return synthesize(out, cases=12, size=48, seed=7, workers=1, exist_ok=True)
 
 
 def test_every_problem_is_reported_in_one_run(damaged, capsys):

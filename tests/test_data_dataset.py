@@ -171,3 +171,77 @@ def test_paired_csv_with_a_yaml_schema(tmp_path, release):
     assert (
         main(["data", "check", "paired_csv", str(tmp_path), "--schema", str(tmp_path / "schema.yaml")]) == 0
     )
+
+
+def _write_rows(path, rows):
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_paired_csv_takes_a_folder_per_modality(tmp_path, release):
+    """Dermoscopy and overview photographs in folders of their own, bare file names in the table."""
+    src = next((release / "images").rglob("*.jpg"))
+    (tmp_path / "derm").mkdir()
+    (tmp_path / "overview").mkdir()
+    rows = []
+    for i in range(6):
+        shutil.copy(src, tmp_path / "derm" / f"{i}.jpg")
+        shutil.copy(src, tmp_path / "overview" / f"{i}.jpg")
+        split = ("train", "valid", "test")[i // 2 % 3]
+        rows.append({"main": f"{i}.jpg", "extra": f"{i}.jpg", "grade": "lo", "split": split})
+    _write_rows(tmp_path / "cases.csv", rows)
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(
+        "table: cases.csv\nprimary_dir: derm\nauxiliary_dir: overview\nprimary: main\nauxiliary: extra\n"
+        "split: split\ntasks:\n  - {name: GRADE, column: grade, classes: [lo, hi]}\n"
+    )
+    config = {"format": "paired_csv", "root": str(tmp_path), "schema": str(schema)}
+    ds = build_dataset(config, "train", train=False, img_size=SIZE, mean=MEAN, std=STD)
+    assert [r.primary_path.parent.name for r in ds.records] == ["derm"] * 2
+    assert [r.auxiliary_path.parent.name for r in ds.records] == ["overview"] * 2
+    from mmfuse.data.validate import check_paired_csv
+
+    (tmp_path / "overview" / "4.jpg").unlink()
+    missing = check_paired_csv(tmp_path, schema)
+    assert len(missing) == 1 and "'extra'" in missing[0].message and "4.jpg" in missing[0].message
+
+
+def test_yes_and_no_labels_in_a_schema_stay_strings(tmp_path, release):
+    """YAML 1.1 would read the map's keys as True/False and no row's 'yes'/'no' would match them."""
+    src = next((release / "images").rglob("*.jpg"))
+    rows = []
+    for i in range(6):
+        shutil.copy(src, tmp_path / f"{i}.jpg")
+        rows.append(
+            {"main": f"{i}.jpg", "ulcer": ["yes", "no"][i % 2], "split": ("train", "valid", "test")[i // 2]}
+        )
+    _write_rows(tmp_path / "cases.csv", rows)
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(
+        "table: cases.csv\nprimary: main\nsplit: split\ntasks:\n"
+        "  - {name: ULCER, column: ulcer, classes: [absent, present], map: {yes: present, no: absent}}\n"
+    )
+    config = {"format": "paired_csv", "root": str(tmp_path), "schema": str(schema)}
+    ds = build_dataset(config, "train", train=False, img_size=SIZE, mean=MEAN, std=STD)
+    assert ds.label_matrix().tolist() == [[1], [0]]
+
+
+def test_cli_prints_a_dataset_warning_as_one_line(tmp_path, release, capsys):
+    """Not Python's ``path:line: UserWarning: ...`` followed by the source line that raised it."""
+    src = next((release / "images").rglob("*.jpg"))
+    rows = []
+    for i in range(9):
+        shutil.copy(src, tmp_path / f"{i}.jpg")
+        rows.append({"main": f"{i}.jpg", "grade": ["lo", "hi"][i % 2]})
+    _write_rows(tmp_path / "cases.csv", rows)
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(
+        "table: cases.csv\nprimary: main\ntasks:\n  - {name: GRADE, column: grade, classes: [lo, hi]}\n"
+    )
+    assert main(["data", "stats", "paired_csv", str(tmp_path), "--schema", str(schema)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"mmfuse data: warning: {tmp_path / 'cases.csv'}: no split column; using a stratified split by GRADE"
+    ]

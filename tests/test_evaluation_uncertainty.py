@@ -136,6 +136,27 @@ def test_split_metrics_carry_intervals_for_every_head_average_class_and_the_mela
     assert "DIAG MEL" in format_class_table(metrics["final"], DERM7PT_TASKS)
 
 
+def test_console_tables_name_their_accuracy_columns_and_stay_aligned_with_long_names():
+    from mmfuse.evaluation.calibration import calibration_report, format_ece
+    from mmfuse.evaluation.report import final_probabilities
+
+    tasks = (TaskSpec("ulceration_present", ("absent", "present_and_large")), TaskSpec("B", ("NO", "YES")))
+    predictions = _predictions(tasks, 60, seed=0)
+    weights = {"primary": 1 / 3, "auxiliary": 1 / 3, "fusion": 1 / 3}
+    metrics = split_metrics(predictions, tasks, weights, bootstrap=BootstrapOptions(50, seed=0))
+    lines = format_table(metrics, tasks).splitlines()
+    assert "accuracy (%) per task" in lines[0]
+    # the label spans the task columns: it starts where the first task column starts
+    assert lines[0].index("-") == lines[1].index("AVG ACC") + len("AVG ACC") + 2
+    assert len({len(line) for line in lines[1:]}) == 1  # header and rows equally wide
+    assert len({line.index("ulceration_present") + len("ulceration_present") for line in lines[1:2]}) == 1
+    rows = format_class_table(metrics["final"], tasks).splitlines()[1:]
+    assert len({row.index(".") for row in rows}) == 1  # the AUC column lines up
+    final = final_probabilities(predictions, weights)
+    ece = format_ece(calibration_report(final, final, predictions.labels, tasks), tasks).splitlines()[1:]
+    assert len({row.index(".") for row in ece}) == 1
+
+
 def test_interval_width_shrinks_like_one_over_root_n():
     options = BootstrapOptions(resamples=1000, seed=0)
     weights = {"primary": 1 / 3, "auxiliary": 1 / 3, "fusion": 1 / 3}
@@ -328,6 +349,23 @@ def test_compare_cli_prints_the_table_and_writes_json(tmp_path, capsys):
     assert "run directory not found" in capsys.readouterr().err
     assert main(["compare", str(a), str(b), "--split", "valid"]) == 1
     assert "predictions_valid.csv" in capsys.readouterr().err
+
+
+def test_compare_says_its_class_p_values_are_unadjusted_and_adjusts_them_with_holm(tmp_path, capsys):
+    from mmfuse.evaluation.compare import holm_adjust
+
+    assert holm_adjust([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    base = _predictions(TASKS, 80, seed=0)
+    a = _write_run(tmp_path / "a", _with_signal(base, 2.0, 1), TASKS)
+    b = _write_run(tmp_path / "b", _with_signal(base, 1.0, 2), TASKS)
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "p unadjusted for the 4 class comparisons: --adjust holm" in capsys.readouterr().out
+    out = tmp_path / "cmp.json"
+    assert main(["compare", str(a), str(b), "--adjust", "holm", "--out", str(out)]) == 0
+    assert "p Holm-adjusted over the 4 class comparisons" in capsys.readouterr().out
+    rows = [r for r in json.loads(out.read_text())["delong"].values() if r is not None]
+    assert all(r["p_value"] <= r["p_holm"] <= 1 for r in rows)
+    assert holm_adjust([r["p_value"] for r in rows]) == pytest.approx([r["p_holm"] for r in rows])
 
 
 def test_model_card_shows_the_intervals_of_the_averages(tiny_model_kwargs, tmp_path):

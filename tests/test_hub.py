@@ -136,6 +136,13 @@ def test_explicit_hub_names_resolve_to_exactly_that_repo_and_revision(owner, nam
         assert (location.on_hub, location.target, location.revision) == (True, f"{owner}/{name}", revision)
 
 
+def test_a_training_run_folder_loads_the_model_it_saved(tiny_model, tmp_path, image_pair):
+    """The CLI and YAML take RUN; the Python API takes it too (the model is in RUN/model)."""
+    tiny_model.save_pretrained(tmp_path / "run" / "model")
+    for name in (tmp_path / "run", str(tmp_path / "run"), f"local-dir:{tmp_path / 'run'}"):
+        assert_same_predictions(tiny_model, mmfuse.from_pretrained(name), image_pair)
+
+
 def test_an_existing_directory_is_loaded_as_is_even_when_it_looks_like_a_repo_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "model").mkdir(parents=True)
@@ -259,6 +266,24 @@ def test_a_plugin_block_round_trips_when_installed_and_fails_clearly_when_not(
         mmfuse.unregister_plugin(name)
     with pytest.raises(mmfuse.MissingPluginError, match="hub_test_scaled_add.*'hub-test-plugin'"):
         mmfuse.from_pretrained(directory)
+
+
+def test_a_block_registered_in_a_script_warns_at_save_time_how_to_ship_it(tiny_model_kwargs, tmp_path):
+    """Saving works, but loading elsewhere would fail: say so while the author can still fix it."""
+    from mmfuse.registry import FUSIONS
+
+    FUSIONS.register(
+        "hub_test_script_block", ScaledAdd, provider="__main__"
+    )  # what a script's decorator records
+    try:
+        model = mmfuse.build_model("ammfm-swin", fusion="hub_test_script_block", **tiny_model_kwargs)
+        with pytest.warns(
+            UserWarning, match=r"fusion 'hub_test_script_block' was registered in a script"
+        ) as w:
+            model.save_pretrained(tmp_path)
+        assert "entry-point" in str(w[0].message) and w[0].filename == __file__
+    finally:
+        FUSIONS.unregister("hub_test_script_block")
 
 
 def test_a_missing_plugin_from_a_package_says_what_to_install(tiny_model, tmp_path):

@@ -51,6 +51,18 @@ def test_dry_run_prints_one_command_per_run_and_one_for_the_table(capsys, tmp_pa
     assert not (tmp_path / "o").exists()  # a dry run writes nothing
 
 
+def test_a_quick_dry_run_makes_the_synthetic_release_once_before_printing(capsys, tmp_path):
+    """Its lines may all start at once: none of them must have to create OUT/synthetic."""
+    out = tmp_path / "o"
+    assert main(["reproduce", "table9", "--quick", "--out", str(out), "--seeds", "0", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert (out / "synthetic" / "SYNTHETIC.json").is_file() and "synthetic release" in captured.err
+    lines = captured.out.strip().splitlines()
+    assert all(f"--data={out / 'synthetic'}" in line for line in lines)
+    assert main(["reproduce", "table9", "--quick", "--out", str(out), "--seeds", "0", "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip().splitlines() == lines  # the second time it is reused
+
+
 def test_unknown_rows_and_missing_data_are_explained(capsys, tmp_path):
     assert main(["reproduce", "table6", "--out", str(tmp_path)]) == 1
     assert "--data ROOT is required" in capsys.readouterr().err
@@ -116,6 +128,20 @@ def test_table6_runs_resumes_skips_and_writes_markdown_json_and_figure(capsys, t
 
 
 def test_durations_read_at_a_glance():
-    from mmfuse.training.trainer import format_duration
+    from mmfuse.progress import format_duration
 
     assert [format_duration(s) for s in (4.4, 65, 3725)] == ["4 s", "1 min 05 s", "1 h 02 min"]
+
+
+def test_a_single_seed_shows_no_spread():
+    """``90.0``, not ``90.0±0.0``: one seed says nothing about the spread over seeds."""
+    from mmfuse.training.repeats import summarize, summary_markdown
+
+    assert reproduce._cell({"mean": 90.04, "std": 0.0, "n": 1}) == "90.0"
+    assert reproduce._cell({"mean": 90.04, "std": 1.23, "n": 2}) == "90.0±1.2"
+    task = {"acc": 0.5, "classes": {"X": {"auc": 0.75}}}
+    metrics = {"test": {"final": {"avg_auc": 0.9, "avg_acc": 0.8, "tasks": {"A": task}}}}
+    one = summary_markdown({"seeds": [0], **summarize({0: metrics})})
+    assert "| final | 90.0 | 80.0 |" in one and "±" not in one.split("\n", 1)[1]
+    two = summary_markdown({"seeds": [0, 1], **summarize({0: metrics, 1: metrics})})
+    assert "| final | 90.0±0.0 | 80.0±0.0 |" in two

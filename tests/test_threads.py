@@ -59,3 +59,35 @@ def test_bad_settings_are_refused():
         resolve({"data": {"root": "x"}, "train": {"threads": -1}})
     assert resolve({"data": {"root": "x"}, "train": {"threads": 2}})["train"]["threads"] == 2
     assert resolve({"data": {"root": "x"}})["train"]["threads"] == "auto"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["params", "--threads", "3"],
+        ["compare", "run_a", "run_b", "--threads", "3"],
+        ["explain", "run", "--primary", "p.jpg", "--out", "o", "--threads", "3"],
+    ],
+)
+def test_long_commands_take_threads(argv, monkeypatch, tmp_path):
+    """``--threads`` is applied before the command's work starts."""
+    import mmfuse.threads
+    from mmfuse.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.jpg").write_bytes(b"")
+
+    def record(setting, **kwargs):
+        raise SystemExit(f"threads {setting}")  # stop before the work: it is not what is tested
+
+    monkeypatch.setattr(mmfuse.threads, "set_threads", record)
+    with pytest.raises(SystemExit, match="threads 3"):
+        main(argv)
+
+
+def test_reproduce_passes_threads_to_every_run(capsys, tmp_path):
+    from mmfuse.cli import main
+
+    argv = ["reproduce", "table9", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--seeds", "0"]
+    assert main([*argv, "--threads", "2", "--dry-run"]) == 0
+    assert all("--threads=2" in line for line in capsys.readouterr().out.strip().splitlines())

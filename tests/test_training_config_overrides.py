@@ -29,3 +29,19 @@ def test_config_without_override_is_unchanged():
 def test_swa_anneal_epochs_must_be_a_whole_number(anneal):
     with pytest.raises(ConfigError, match=r"train\.swa\.anneal_epochs must be a non-negative integer"):
         resolve({"data": {"root": "x"}}, train={"swa": {"anneal_epochs": anneal}})
+
+
+def test_a_yaml_11_boolean_word_is_named_not_silently_read(tmp_path):
+    import pytest
+
+    from mmfuse.errors import ConfigError
+
+    path = tmp_path / "run.yaml"
+    path.write_text("data: {root: x}\nevaluation: {tta: no}\n")
+    with pytest.raises(
+        ConfigError, match=r"evaluation\.tta must be true or false, got 'no' \(write true or false"
+    ):
+        load_config(path)
+    path.write_text("data: {root: x, device_cache: True}\nevaluation: {tta: FALSE}\n")
+    config = load_config(path)
+    assert config["evaluation"]["tta"] is False and config["data"]["device_cache"] is True

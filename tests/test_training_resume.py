@@ -68,8 +68,10 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(release, tmp_path):
 def test_resume_after_the_last_epoch_only_finishes(release, tmp_path):
     config = tiny_config(release, train={"epochs": 2, "swa": {"epochs": 1}})
     first = train(config, tmp_path / "run", evaluate=False)
+    assert not (tmp_path / "run" / ".lock").exists()
     again = train(config, tmp_path / "run", resume=True, evaluate=False)
     assert _equal_weights(first.model, again.model)
+    assert not (tmp_path / "run" / ".lock").exists()  # a finished run's resume leaves no lock behind
 
 
 def test_leftover_of_a_killed_checkpoint_write_is_ignored(tmp_path):
@@ -162,6 +164,20 @@ def test_existing_run_needs_resume_and_the_same_config(release, tmp_path):
     changed = tiny_config(release, train={"epochs": 1, "swa": {"epochs": 0}, "lr": 0.5})
     with pytest.raises(RunDirError, match=r"train\.lr: 0\.001 in the run, 0\.5 given"):
         train(changed, tmp_path / "run", resume=True, evaluate=False)
+
+
+def test_an_existing_run_is_refused_before_the_dataset_is_read(release, tmp_path, monkeypatch):
+    import mmfuse.data
+
+    config = tiny_config(release, train={"epochs": 1, "swa": {"epochs": 0}})
+    train(config, tmp_path / "run", evaluate=False)
+
+    def must_not_read(*args, **kwargs):
+        raise AssertionError("the dataset was read before --out was checked")
+
+    monkeypatch.setattr(mmfuse.data, "load_table", must_not_read)
+    with pytest.raises(RunDirError, match="already holds a run"):
+        train(config, tmp_path / "run", evaluate=False)
 
 
 def test_a_second_training_into_a_locked_run_folder_fails_at_once(release, tmp_path):

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import importlib
 import os
 import pkgutil
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from mmfuse.errors import MmfuseError
 
@@ -28,6 +31,7 @@ EXIT_USAGE = 2  # argparse's status for a malformed command line
 EXIT_BUG = 70  # EX_SOFTWARE: an internal error
 EXIT_INTERRUPTED = 130
 REPORT_URL = "https://github.com/mmfuse/mmfuse/issues"
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +65,23 @@ def describe_os_error(exc: OSError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = f"mmfuse {args.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = functools.partial(_show_warning, command)
+        return _run(args, command)
+
+
+def _show_warning(command, message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line a user reads (``mmfuse train: warning: ...``), not Python's source excerpt.
+
+    A library's warning keeps its category and origin, which is what its maintainers would ask for.
+    """
+    text = " ".join(str(message).split())
+    if not str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        text = f"{text} ({category.__name__} from {Path(filename).name}:{lineno})"
+    print(f"{command}: warning: {text}", file=file or sys.stderr)
+
+
+def _run(args, command: str) -> int:
     try:
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit

@@ -194,20 +194,14 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    import warnings
-
     from mmfuse.data.build import load_table
     from mmfuse.data.validate import format_statistics, split_statistics
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        table = load_table(_config(args))
-        if not all(r.labels for r in table.records if r is not None):
-            return _print_unlabelled(table, args.json)
-        stats = split_statistics(table)
-        reports = metadata_reports(table, _config(args)) if args.metadata else None
-    for warning in caught:
-        print(f"note: {warning.message}", file=sys.stderr)
+    table = load_table(_config(args))  # its warnings print as one line (mmfuse.cli.main)
+    if not all(r.labels for r in table.records if r is not None):
+        return _print_unlabelled(table, args.json)
+    stats = split_statistics(table)
+    reports = metadata_reports(table, _config(args)) if args.metadata else None
     if args.json:
         print(json.dumps(stats if reports is None else {**stats, "metadata": reports}, indent=2))
         return 0
@@ -262,8 +256,14 @@ def run_probe(args: argparse.Namespace) -> int:
         table.split_records("train"), table.split_records("test"), table.tasks, pixels=args.pixels
     )
     print("test balanced accuracy (chance = 1 / number of classes)")
-    print(f"{'inputs':<10} " + " ".join(f"{t.name:>5}" for t in table.tasks) + "   mean")
+    widths = [max(5, len(t.name)) for t in table.tasks]
+    print(
+        f"{'inputs':<10} "
+        + " ".join(f"{t.name:>{w}}" for t, w in zip(table.tasks, widths, strict=True))
+        + "   mean"
+    )
     for inputs, scores in results.items():
         mean = sum(scores.values()) / len(scores)
-        print(f"{inputs:<10} " + " ".join(f"{scores[t.name]:5.2f}" for t in table.tasks) + f"  {mean:5.2f}")
+        cells = " ".join(f"{scores[t.name]:{w}.2f}" for t, w in zip(table.tasks, widths, strict=True))
+        print(f"{inputs:<10} {cells}  {mean:5.2f}")
     return 0

@@ -1,4 +1,4 @@
-"""``mmfuse evaluate RUN_OR_MODEL --data ROOT --split test [--tta] [--primary-only]``: the paper's metrics."""
+"""``mmfuse evaluate RUN_OR_MODEL --data ROOT --split test [--tta|--no-tta] [--primary-only]``: the paper's metrics."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ def add_parser(subparsers) -> None:
         parser, "dataset folder (default: the run's data.root; the run's format and schema apply)"
     )
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--tta", action="store_true", help="average over the flip and rotation views")
+    parser.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average over the flip and rotation views (default: the run's evaluation.tta, as training "
+        "evaluated; off for a model that is not a run)",
+    )
     parser.add_argument(
         "--primary-only",
         action="store_true",
@@ -66,7 +72,7 @@ def add_parser(subparsers) -> None:
 
 
 def _robustness(
-    args: argparse.Namespace, model, device, data: dict, record: dict, run_dir: Path | None
+    args: argparse.Namespace, model, device, data: dict, record: dict, run_dir: Path | None, *, tta: bool
 ) -> dict:
     """The robustness curves, written to --out or (on the run's own data) the run directory."""
     from mmfuse.evaluation.robustness import (
@@ -88,7 +94,7 @@ def _robustness(
         data,
         args.split,
         device=device,
-        tta=args.tta,
+        tta=tta,
         primary_only=args.primary_only,
         batch_size=args.batch_size,
         seed=args.robustness_seed,
@@ -136,6 +142,27 @@ def _check_run_data(run_dir: Path, record: dict) -> None:
         )
 
 
+def resolve_tta(flag: bool | None, run_dir: Path | None) -> tuple[bool | list[str], str]:
+    """The TTA setting to evaluate with and where it came from: ``--tta``/``--no-tta``, else the run's own."""
+    if flag is not None:
+        return flag, "--tta" if flag else "--no-tta"
+    from mmfuse.training.config import load_config
+    from mmfuse.training.rundir import CONFIG_FILE
+
+    if run_dir is not None and (run_dir / CONFIG_FILE).is_file():
+        return load_config(run_dir / CONFIG_FILE)["evaluation"]["tta"], "the run's evaluation.tta"
+    return False, "the default for a model that is not a run"
+
+
+def describe_tta(tta: bool | list[str], source: str) -> str:
+    """``TTA on (6 views; the run's evaluation.tta)``: what the printed numbers were computed with."""
+    from mmfuse.evaluation.inference import resolve_views
+
+    views = resolve_views(tta)
+    state = f"on ({len(views)} views" if len(views) > 1 else "off (1 view"
+    return f"TTA {state}; {source})"
+
+
 def _refuse_to_replace(metrics: Path, overwrite: bool) -> None:
     """A training run's metrics.json is its record (the report and model card read it): never replace it silently."""
     from mmfuse.fileio import check_output_file
@@ -159,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         write_calibration,
         write_split_report,
     )
-    from mmfuse.evaluation.inference import with_temperatures
+    from mmfuse.evaluation.inference import resolve_views, with_temperatures
     from mmfuse.evaluation.provenance import DATA_KEY, data_record
     from mmfuse.evaluation.report import final_probabilities, format_class_table, format_table, split_metrics
     from mmfuse.evaluation.writers import METRICS_FILE, json_safe, write_json
@@ -174,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         _refuse_to_replace(Path(args.out) / METRICS_FILE, args.overwrite)  # before minutes of inference
     model_dir = run_model_dir(args.model)
     run_dir = model_dir.parent if model_dir else None
+    tta, tta_source = resolve_tta(args.tta, run_dir)
     model = load_run_or_model(args.model)
     device = select_device(args.device)
     model.to(device)
@@ -188,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         model,
         dataset,
         device=device,
-        tta=args.tta,
+        tta=tta,
         primary_only=args.primary_only,
         batch_size=args.batch_size,
         calibrated=False,
@@ -216,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
             raw.labels,
             model.tasks,
         )
+    metrics["tta"] = {"views": list(resolve_views(tta)), "source": tta_source}
     metrics["calibration"] = {
         "temperature_scaled": bool(temperatures),
         "ece_raw": calibration["before"]["ece"],
@@ -223,13 +252,14 @@ def run(args: argparse.Namespace) -> int:
     }
     robustness = None
     if args.robustness:
-        robustness = _robustness(args, model, device, data, records[args.split], run_dir)
+        # the curves multiply the cost by 51: they use TTA only when --tta asks for it
+        robustness = _robustness(args, model, device, data, records[args.split], run_dir, tta=args.tta is True)
         metrics["robustness"] = robustness
     if args.json:
         print(json.dumps(json_safe(metrics), indent=2))
         return 0
     mode = "primary only" if args.primary_only else "both images"
-    print(f"{args.split} ({len(predictions.case_ids)} cases, {mode}{', TTA' if args.tta else ''}):")
+    print(f"{args.split} ({len(predictions.case_ids)} cases, {mode}, {describe_tta(tta, tta_source)}):")
     print(format_table(metrics[args.split], model.tasks))
     print()
     print(format_class_table(metrics[args.split]["final"], model.tasks))

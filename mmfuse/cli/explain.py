@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mmfuse.cli.argtypes import add_image_pair_options, check_image_pair
+from mmfuse.cli.argtypes import add_image_pair_options, add_threads_option, check_image_pair
 
 
 def add_parser(subparsers) -> None:
@@ -24,6 +24,7 @@ def add_parser(subparsers) -> None:
         "--no-temperature", action="store_true", help="ignore the model's fitted temperatures"
     )
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
+    add_threads_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -31,9 +32,11 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.cli.predict import format_prediction, print_notes
     from mmfuse.explain import explain
     from mmfuse.runtime.device import select_device
+    from mmfuse.threads import set_threads
     from mmfuse.training.rundir import load_run_or_model
 
     check_image_pair(args)
+    set_threads(args.threads)
     model = load_run_or_model(args.model)
     device = select_device(args.device)
     result = explain(

@@ -64,16 +64,15 @@ def add_parser(subparsers) -> None:
 
 
 def _read_run_files(run: Path) -> tuple[dict | None, dict | None]:
-    import yaml
-
     from mmfuse.evaluation.writers import METRICS_FILE as RUN_METRICS_FILE
     from mmfuse.training.rundir import CONFIG_FILE as RUN_CONFIG_FILE
+    from mmfuse.yamlio import load_yaml
 
     metrics = training_config = None
     if (run / RUN_METRICS_FILE).is_file():
         metrics = json.loads((run / RUN_METRICS_FILE).read_text(encoding="utf-8"))
     if (run / RUN_CONFIG_FILE).is_file():
-        training_config = yaml.safe_load((run / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+        training_config = load_yaml((run / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
     return metrics, training_config
 
 

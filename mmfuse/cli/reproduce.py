@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from mmfuse.cli.argtypes import add_threads_option
 from mmfuse.cli.launching import add_launcher_options, launcher_from_args
 from mmfuse.errors import UsageError
 
@@ -41,6 +43,11 @@ def add_parser(subparsers) -> None:
         "--table-only", action="store_true", help="train nothing; write the table from finished runs"
     )
     add_launcher_options(parser)
+    add_threads_option(
+        parser,
+        default=None,
+        help="CPU threads for torch in every run, or 'auto' (default: the recipe's train.threads)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -48,9 +55,10 @@ def _base_config(args: argparse.Namespace, data: str) -> dict:
     from mmfuse.reproduce import PAPER_RECIPE, _merge
     from mmfuse.training.config import load_config, resolve
 
+    train = {} if args.threads is None else {"threads": args.threads}
     if args.config:
-        return load_config(args.config, data={"root": data})
-    return resolve(_merge(PAPER_RECIPE, {"data": {"root": data}}))
+        return load_config(args.config, data={"root": data}, train=train)
+    return resolve(_merge(PAPER_RECIPE, {"data": {"root": data}, "train": train}))
 
 
 def run_milk10k(args: argparse.Namespace) -> int:
@@ -113,17 +121,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--data {args.data}: no such dataset folder")
     if args.config is not None and not Path(args.config).is_file():
         raise UsageError(f"--config {args.config}: no such file")
-    if args.quick and Path(data) == synthetic and not args.dry_run and not synthetic.is_dir():
+    if args.quick and Path(data) == synthetic:
+        # Made once, here, before any run (and before a dry run prints the commands a scheduler may start
+        # at once); a parallel process that loses the race to create it uses the winner's.
         from mmfuse.data.synth import synthesize
 
-        print(
-            f"synthetic release: {reproduce.QUICK_CASES} cases at {reproduce.QUICK_IMAGE_SIZE} px -> {data}"
+        if not synthetic.is_dir():
+            print(
+                f"synthetic release: {reproduce.QUICK_CASES} cases at {reproduce.QUICK_IMAGE_SIZE} px -> {data}",
+                file=sys.stderr if args.dry_run else sys.stdout,
+            )
+        synthesize(
+            synthetic, cases=reproduce.QUICK_CASES, size=reproduce.QUICK_IMAGE_SIZE, seed=0, exist_ok=True
         )
-        synthesize(synthetic, cases=reproduce.QUICK_CASES, size=reproduce.QUICK_IMAGE_SIZE, seed=0)
     only = [r.strip() for r in args.only.split(",")] if args.only else None
     runs = reproduce.plan(args.table, out, seeds, only)
     if args.dry_run:
-        options = {"data": data, "out": str(out), "config": args.config}
+        options = {"data": data, "out": str(out), "config": args.config, "threads": args.threads}
         for command in reproduce.dry_run_commands(args.table, runs, options, args.quick):
             print(command)
         return 0

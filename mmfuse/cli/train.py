@@ -186,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{split}:\n{format_table(heads, result.model.tasks)}\n")
         weights = ", ".join(f"{h} {w:.2f}" for h, w in result.metrics["head_weights"].items())
         print(f"head weights (searched on {config['data']['val_split']}): {weights}")
-    report = f", report in {out / 'metrics.json'}" if result.metrics else ""
-    print(f"run directory: {out} (model in {out / 'model'}{report})")
+    from mmfuse.evaluation.html_report import REPORT_FILE
+
+    print(f"run directory: {out} (model in {out / 'model'})")
+    if (out / REPORT_FILE).is_file():
+        print(f"report: {out / REPORT_FILE} (the numbers in {out / 'metrics.json'})")
     return 0

@@ -90,7 +90,7 @@ def resolve_image_path(
 
 
 def locate_images(
-    images: Path,
+    images: Path | Mapping[str, Path],
     written: Mapping[str, str],
     *,
     root: Path,
@@ -98,19 +98,21 @@ def locate_images(
     where: str,
     problems: list[Problem],
 ) -> dict[str, Path] | None:
-    """Each column's image (``written``: column -> path as the table gives it) under ``images``.
+    """Each column's image (``written``: column -> path as the table gives it) under ``images``
+    (one folder for every column, or column -> folder).
 
     A path that matches no file is kept as written (the image check reports it). ``None`` when a path
     leads outside ``root``; each such column is appended to ``problems`` as ``outside root`` at ``where``.
     """
     located: dict[str, Path] = {}
     for column, path in written.items():
+        folder = images[column] if isinstance(images, Mapping) else images
         try:
-            found = resolve_image_path(images, path, root=root, allow_outside_root=allow_outside_root)
+            found = resolve_image_path(folder, path, root=root, allow_outside_root=allow_outside_root)
         except OutsideRootError as exc:
             problems.append(Problem("outside root", f"{where}, column {column!r}: {exc}"))
             continue
-        located[column] = found or images / path
+        located[column] = found or folder / path
     return located if len(located) == len(written) else None
 
 

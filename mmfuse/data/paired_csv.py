@@ -4,6 +4,8 @@ Schema (paths relative to the schema's folder unless ``root`` is given)::
 
     table: cases.csv          # the CSV, one row per case
     image_dir: images         # image paths in the table are relative to this folder (default: .)
+    primary_dir: dermoscopy   # optional: the primary images' own folder (default: image_dir)
+    auxiliary_dir: overview   # optional: the auxiliary images' own folder (default: image_dir)
     primary: primary_image    # column of the primary image path
     auxiliary: auxiliary_image  # optional column; an empty cell marks a missing auxiliary image
     case_id: case             # optional column (default: the row number)
@@ -35,10 +37,13 @@ from mmfuse.data.records import CaseRecord, duplicate_case_ids, read_table
 from mmfuse.data.split import DEFAULT_RATIOS, SPLIT_NAMES, stratified_split
 from mmfuse.metadata import FieldSpec
 from mmfuse.tasks import TaskSpec
+from mmfuse.yamlio import load_yaml
 
 SCHEMA_KEYS = {
     "table",
     "image_dir",
+    "primary_dir",
+    "auxiliary_dir",
     "primary",
     "auxiliary",
     "case_id",
@@ -68,10 +73,19 @@ class PairedSchema:
     tasks: tuple[TaskColumn, ...]
     image_dir: str = "."
     auxiliary: str | None = None
+    primary_dir: str | None = None  # default: image_dir
+    auxiliary_dir: str | None = None  # default: image_dir
     case_id: str | None = None
     split: str | None = None
     metadata_fields: tuple[FieldSpec, ...] = ()
     group_by: str | None = None  # a column on each record (never a model input), the default CV group
+
+    def image_folders(self, root: Path) -> dict[str, Path]:
+        """Each image column's folder: its own (``primary_dir``, ``auxiliary_dir``) or ``image_dir``."""
+        folders = {self.primary: root / (self.primary_dir or self.image_dir)}
+        if self.auxiliary:
+            folders[self.auxiliary] = root / (self.auxiliary_dir or self.image_dir)
+        return folders
 
     @property
     def metadata(self) -> tuple[str, ...]:
@@ -89,7 +103,7 @@ def read_schema(path: str | Path) -> PairedSchema:
     if path.is_dir():
         raise DataError(f"schema {path} is a directory; give the schema's YAML file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"schema file not found: {path}") from None
     except UnicodeDecodeError as exc:
@@ -106,7 +120,17 @@ def read_schema(path: str | Path) -> PairedSchema:
         raise DataError(f"schema {path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
     if not isinstance(data["tasks"], list) or not data["tasks"]:
         raise DataError(f"schema {path}: 'tasks' must be a non-empty list of tasks, got {data['tasks']!r}")
-    for key in ("table", "primary", "image_dir", "auxiliary", "case_id", "split", "group_by"):
+    for key in (
+        "table",
+        "primary",
+        "image_dir",
+        "primary_dir",
+        "auxiliary_dir",
+        "auxiliary",
+        "case_id",
+        "split",
+        "group_by",
+    ):
         if (
             key in data
             and not isinstance(data[key], str)
@@ -150,6 +174,8 @@ def read_schema(path: str | Path) -> PairedSchema:
         primary=str(data["primary"]),
         tasks=tasks,
         image_dir=str(data.get("image_dir", ".")),
+        primary_dir=data.get("primary_dir"),
+        auxiliary_dir=data.get("auxiliary_dir"),
         auxiliary=data.get("auxiliary"),
         case_id=data.get("case_id"),
         split=data.get("split"),
@@ -203,7 +229,7 @@ def parse_paired_csv(
     ]
     if problems:
         return PairedTable(root, schema, [None] * len(rows), {}, problems)
-    images = root / schema.image_dir
+    images = schema.image_folders(root)
     records: list[CaseRecord | None] = []
     for i, row in enumerate(rows):
         where = f"{schema.table} row {i} (line {i + 2})"

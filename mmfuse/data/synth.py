@@ -79,14 +79,28 @@ def image_paths(case: int) -> tuple[str, str]:
 
 
 def synthesize(
-    out: str | os.PathLike, *, cases: int = 200, size: int = 256, seed: int = 0, workers: int | None = None
+    out: str | os.PathLike,
+    *,
+    cases: int = 200,
+    size: int = 256,
+    seed: int = 0,
+    workers: int | None = None,
+    exist_ok: bool = False,
 ) -> SynthSummary:
-    """Write a complete synthetic release to ``out`` (which must not exist or be empty)."""
+    """Write a complete synthetic release to ``out`` (which must not exist or be empty).
+
+    The release is drawn in a temporary folder beside ``out`` and renamed into place, so ``out`` is
+    either absent or complete. With ``exist_ok`` a release already at ``out`` with the same arguments is
+    used as it is, including one a concurrent call finished first (processes racing to make the same
+    release all end up with the winner's).
+    """
     if cases < 3:
         raise DataError(f"a release needs at least 3 cases (one per split), got {cases}")
     if size < 32:
         raise DataError(f"images need at least 32 pixels a side, got {size}")
     out = Path(out)
+    if exist_ok and (existing := _existing_release(out, cases, size, seed)) is not None:
+        return existing
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} exists and is not empty; choose a new folder")
     rng = np.random.default_rng(seed)
@@ -129,7 +143,7 @@ def synthesize(
             skin = skin_tone(case_rng)
             derm, lesion = render_dermoscopy(case_rng, size, row, skin)
             _save_jpeg(derm, tmp / IMAGE_DIR / row["derm"], quality=92)
-            clinical = render_clinical(case_rng, size, derm, lesion, row["_diag"], skin)
+            clinical = render_clinical(case_rng, size, derm, lesion, row["_diag"], skin, context=row)
             if case not in missing:
                 _save_jpeg(clinical, tmp / IMAGE_DIR / row["clinic"], quality=88)
 
@@ -137,13 +151,33 @@ def synthesize(
             list(pool.map(draw, range(cases)))
         provenance = {"generator": "mmfuse.data.synth", "cases": cases, "size": size, "seed": seed}
         (tmp / "SYNTHETIC.json").write_text(json.dumps(provenance, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)  # atomic; replaces an empty folder, never a filled one
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exist_ok and (existing := _existing_release(out, cases, size, seed)) is not None:
+                return existing  # a concurrent call finished first
+            raise DataError(f"{out} exists and is not empty; choose a new folder") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SynthSummary(out, cases, size, seed, len(missing))
+
+
+def _existing_release(out: Path, cases: int, size: int, seed: int) -> SynthSummary | None:
+    """The release at ``out`` when it was written with these arguments (``None`` when there is none)."""
+    try:
+        provenance = json.loads((out / "SYNTHETIC.json").read_text())
+    except (OSError, ValueError):
+        return None
+    wanted = {"cases": cases, "size": size, "seed": seed}
+    if {k: provenance.get(k) for k in wanted} != wanted:
+        raise DataError(
+            f"{out} holds a synthetic release of {provenance}; asked for {wanted}: choose another folder"
+        )
+    with (out / META_FILE).open(newline="") as fh:
+        missing = sum(row["notes"] == MISSING_CLINICAL_NOTE for row in csv.DictReader(fh))
+    return SynthSummary(out, cases, size, seed, missing)
 
 
 def _save_jpeg(image: np.ndarray, path: Path, quality: int) -> None:

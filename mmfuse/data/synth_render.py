@@ -1,5 +1,6 @@
 """Drawing synthetic lesions: a dermoscopic close-up showing the seven-point criteria, and a clinical
-photograph of the same lesion from further away that carries a diagnosis cue the close-up lacks.
+photograph of the same lesion from further away that carries evidence the close-up lacks (a diagnosis
+cue, the surrounding skin, elevation, body site).
 
 All drawing is vectorised numpy on float32 RGB in [0, 1]; every random choice comes from the
 ``numpy.random.Generator`` passed in, so a case's images depend only on its seed.
@@ -37,6 +38,21 @@ DIAGNOSIS_CUES: Mapping[str, tuple] = {
     "MISC": ((0.70, 0.35, 0.55), 0.95, 1.35, 0.45, (0.55, 0.20, 0.42), 0.50, 0.0, 1.0),
 }
 CUE_RELIABILITY = 0.75  # otherwise the cue of a diagnosis drawn uniformly at random
+
+# What the skin around the lesion shows, by diagnosis (drawn right with CUE_RELIABILITY, independently of
+# the cue above): chronic sun damage (scattered lentigines) around the keratinocyte lesions of older skin,
+# diffuse erythema around the vascular and inflammatory lesions of MISC, clear skin otherwise.
+SURROUNDING_SKIN: Mapping[str, str] = {
+    "BCC": "sun-damaged",
+    "SK": "sun-damaged",
+    "MEL": "clear",
+    "NEV": "clear",
+    "MISC": "erythema",
+}
+# How far the lesion stands out of the skin (the release's ``elevation`` column): the height of its
+# shading and cast shadow. A dermoscope pressed on the skin flattens this away.
+ELEVATION_HEIGHT: Mapping[str, float] = {"flat": 0.0, "palpable": 0.5, "nodular": 1.0}
+LIMBS = frozenset({"upper limbs", "lower limbs"})
 
 
 @dataclass(frozen=True)
@@ -287,15 +303,28 @@ def render_dermoscopy(
 
 
 def render_clinical(
-    rng: np.random.Generator, size: int, dermoscopy: Array, lesion: Lesion, diagnosis: str, skin: Array
+    rng: np.random.Generator,
+    size: int,
+    dermoscopy: Array,
+    lesion: Lesion,
+    diagnosis: str,
+    skin: Array,
+    context: Mapping[str, str] | None = None,
 ) -> Array:
-    """The same lesion photographed from further away, with a clinical-only diagnosis cue.
+    """The same lesion photographed from further away, with what only a clinical photograph shows.
 
-    The close-up is shrunk (lower resolution), pasted on skin with uneven lighting and sometimes a
-    background; the diagnosis cue (halo, tint, outline, apparent size; see ``DIAGNOSIS_CUES``) is
-    right with probability ``CUE_RELIABILITY``; then perspective, blur and noise.
+    The close-up is shrunk (lower resolution) and pasted on skin with uneven lighting. Evidence the
+    close-up lacks: the diagnosis cue (halo, tint, outline, apparent size; ``DIAGNOSIS_CUES``) and the
+    surrounding skin (``SURROUNDING_SKIN``), each right with probability ``CUE_RELIABILITY``; the
+    lesion's elevation as shading and a cast shadow; its body site (hair on the head and neck, the
+    ridged skin of palms and soles, a limb's edges). ``context`` holds the row's raw ``elevation`` and
+    ``location`` (none: flat, trunk). Then perspective, blur and noise.
     """
+    context = context or {}
     cue_class = diagnosis if rng.random() < CUE_RELIABILITY else str(rng.choice(list(DIAGNOSIS_CUES)))
+    surround_class = diagnosis if rng.random() < CUE_RELIABILITY else str(rng.choice(list(DIAGNOSIS_CUES)))
+    height = ELEVATION_HEIGHT.get(context.get("elevation", "flat"), 0.0)
+    location = context.get("location", "")
     halo, r_in, r_out, halo_strength, tint, tint_strength, outline, size_factor = DIAGNOSIS_CUES[cue_class]
     scale = float(np.clip(rng.normal(0.42, 0.04) * size_factor, 0.25, 0.62))
     patch_side = max(8, int(size * scale))
@@ -313,13 +342,28 @@ def render_clinical(
     axis = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
     x, y = np.meshgrid(axis, axis)
     light = rng.normal(0, 1, 2)
-    img *= (1 + 0.12 * (light[0] * x + light[1] * y) / (np.hypot(*light) + 1e-6))[..., None]
+    light /= np.hypot(*light) + 1e-6
+    img *= (1 + 0.12 * (light[0] * x + light[1] * y))[..., None]
+    if location == "acral":  # the parallel ridges of palms and soles
+        angle = rng.uniform(0, np.pi)
+        ridges = np.sin(np.pi * rng.uniform(14, 18) * (x * np.cos(angle) + y * np.sin(angle)))
+        paint(img, (ridges > 0.3).astype(np.float32), 0.8 * skin, 0.5)
+    _draw_surrounding_skin(img, rng, SURROUNDING_SKIN[surround_class], skin)
     # paste the close-up's lesion (not its skin) at a random spot
     top, left = (
         int(rng.integers(size // 8, max(size // 8 + 1, size - patch_side - size // 8))) for _ in range(2)
     )
     local = Canvas(patch_side, lesion)
     region = img[top : top + patch_side, left : left + patch_side]
+    if height > 0:  # the shadow a raised lesion casts away from the light
+        shift = 0.35 * height * lesion.radius
+        shadow = Canvas(
+            patch_side,
+            Lesion(
+                lesion.cx - shift * light[0], lesion.cy - shift * light[1], lesion.radius, lesion.harmonics
+            ),
+        ).mask(0.12)
+        paint(region, shadow * (1 - local.mask(0.04)), 0.35 * skin, 0.8 * height)
     alpha = local.mask(0.08)[..., None]
     region[:] = region * (1 - alpha) + patch * alpha
     # the diagnosis cue, drawn in the patch's polar frame
@@ -329,7 +373,19 @@ def render_clinical(
     paint(region, local.mask(), tint, tint_strength)
     if outline > 0:
         paint(region, np.exp(-(((local.rho - 1.0) / 0.06) ** 2)), halo, outline * 0.9)
-    if rng.random() < 0.5:  # cloth or a dark room behind the patient at one edge
+    if height > 0:  # a dome lit from one side: bright towards the light, dark away from it
+        slope = ((local.x - lesion.cx) * light[0] + (local.y - lesion.cy) * light[1]) / lesion.radius
+        dome = local.mask() * np.clip(slope, -1, 1) * height
+        paint(region, np.clip(dome, 0, 1), (1.0, 0.97, 0.94), 0.7)
+        paint(region, np.clip(-dome, 0, 1), (0.05, 0.03, 0.03), 0.6)
+    if location == "head neck":  # hair crossing the frame
+        _draw_hair(img, rng)
+    if location in LIMBS:  # a limb: background on both sides
+        angle = rng.uniform(0, np.pi)
+        across = x * np.cos(angle) + y * np.sin(angle)
+        reach = rng.uniform(0.6, 0.8)
+        paint(img, _sigmoid((np.abs(across) - reach) / 0.03), rng.uniform(0.05, 0.6, 3), 1.0)
+    elif rng.random() < 0.5:  # cloth or a dark room behind the patient at one edge
         edge = rng.integers(4)
         band = _sigmoid(((x, -x, y, -y)[edge] - rng.uniform(0.55, 0.85)) / 0.02)
         paint(img, band, rng.uniform(0.05, 0.6, 3), 1.0)
@@ -344,6 +400,33 @@ def render_clinical(
     )
     photo = photo.filter(ImageFilter.GaussianBlur(radius=size / rng.uniform(150, 300)))
     return np.asarray(photo, np.float32) / 255
+
+
+def _draw_surrounding_skin(img: Array, rng: np.random.Generator, kind: str, skin: Array) -> None:
+    """Sun damage (tan macules of mixed size) or erythema (a reddened blotchy field) on the whole skin."""
+    size = img.shape[0]
+    if kind == "sun-damaged":
+        layer = np.zeros((size, size), np.float32)
+        n = int(rng.integers(25, 45))
+        stamp_discs(layer, rng.uniform(0, size, (n, 2)), rng.uniform(0.8, 2.2, n) * size / 100)
+        paint(img, layer, 0.6 * skin + 0.4 * BROWN, 0.8)
+    elif kind == "erythema":
+        blotches = smooth_noise(rng, size, 5)
+        paint(img, _sigmoid((blotches - 0.35) / 0.1), (0.86, 0.42, 0.40), 0.45)
+
+
+def _draw_hair(img: Array, rng: np.random.Generator) -> None:
+    """Dark hair strands entering the frame from one side, as on the scalp, beard or neck."""
+    size = img.shape[0]
+    unit = size / 100
+    layer = np.zeros((size, size), np.float32)
+    side = rng.integers(4)
+    for _ in range(int(rng.integers(12, 20))):
+        along, depth = rng.uniform(0, size), rng.uniform(0, 0.3 * size)
+        start = np.array([(depth, along), (size - depth, along), (along, depth), (along, size - depth)][side])
+        path = _curve(rng, start, 30, 1.5 * unit, 0.08)
+        stamp_discs(layer, path, np.full(len(path), 0.45 * unit))
+    paint(img, layer, rng.choice([BLACK, DARK_BROWN, (0.55, 0.45, 0.35)]), 0.9)
 
 
 def skin_tone(rng: np.random.Generator) -> Array:

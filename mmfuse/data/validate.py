@@ -67,17 +67,14 @@ def check_paired_csv(
         problems = [p for p in problems if p.kind != "outside root"]  # check_images reports them again
         from mmfuse.data.records import read_table
 
-        base = table.root / table.schema.image_dir
+        folders = table.schema.image_folders(table.root)
         _, rows = read_table(table.root / table.schema.table)
         refs: list[ImageRef] = []
         for i, row in enumerate(rows):
             where = f"{table.schema.table} row {i} (line {i + 2})"
-            refs.append(
-                (f"{where}, column {table.schema.primary!r}", base, row[table.schema.primary].strip())
-            )
-            aux = table.schema.auxiliary
-            if aux and row[aux].strip():
-                refs.append((f"{where}, column {aux!r}", base, row[aux].strip()))
+            for column in folders:
+                if row[column].strip():
+                    refs.append((f"{where}, column {column!r}", folders[column], row[column].strip()))
         problems += check_images(
             refs, workers=workers, root=table.root, allow_outside_root=allow_outside_root
         )
@@ -96,10 +93,10 @@ def split_statistics(table) -> dict[str, dict[str, dict[str, int]]]:
 def format_statistics(stats: dict[str, dict[str, dict[str, int]]]) -> str:
     """A plain-text table: one line per task and class, one column per split."""
     splits = list(stats)
-    width = max([6, *(len(c) for classes in stats["all"].values() for c in classes)])
-    lines = [f"{'task':<6} {'class':<{width}} " + " ".join(f"{s:>6}" for s in splits)]
+    tw = max(6, *(len(task) for task in stats["all"]))
+    cw = max(6, *(len(cls) for classes in stats["all"].values() for cls in classes))
+    lines = [f"{'task':<{tw}} {'class':<{cw}} " + " ".join(f"{s:>6}" for s in splits)]
     for task, classes in stats["all"].items():
         for cls in classes:
-            counts = " ".join(f"{stats[s][task][cls]:>6}" for s in splits)
-            lines.append(f"{task:<6} {cls:<{width}} {counts}")
+            lines.append(f"{task:<{tw}} {cls:<{cw}} " + " ".join(f"{stats[s][task][cls]:>6}" for s in splits))
     return "\n".join(lines)

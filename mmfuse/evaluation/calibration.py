@@ -197,16 +197,17 @@ def plot_reliability(path: str | Path, report: Mapping, tasks: Sequence[TaskSpec
 
 def format_ece(report: Mapping, tasks: Sequence[TaskSpec], *, scaled: bool = True) -> str:
     """The final head's ECE per task (%), raw softmax beside temperature-scaled (when the model has them)."""
+    w = max(5, *(len(t.name) for t in tasks))
     if not scaled:
         lines = ["final: ECE (%), no temperature scaling"]
-        lines += [f"  {t.name:>5} {100 * report['before']['ece'][t.name]:5.1f}" for t in tasks]
-        lines.append(f"  {'mean':>5} {100 * report['before']['mean_ece']:5.1f}")
+        lines += [f"  {t.name:>{w}} {100 * report['before']['ece'][t.name]:5.1f}" for t in tasks]
+        lines.append(f"  {'mean':>{w}} {100 * report['before']['mean_ece']:5.1f}")
         return "\n".join(lines)
     lines = ["final: ECE (%), raw softmax -> temperature-scaled"]
     for t in tasks:
         before, after = report["before"]["ece"][t.name], report["after"]["ece"][t.name]
-        lines.append(f"  {t.name:>5} {100 * before:5.1f} -> {100 * after:5.1f}")
+        lines.append(f"  {t.name:>{w}} {100 * before:5.1f} -> {100 * after:5.1f}")
     lines.append(
-        f"  {'mean':>5} {100 * report['before']['mean_ece']:5.1f} -> {100 * report['after']['mean_ece']:5.1f}"
+        f"  {'mean':>{w}} {100 * report['before']['mean_ece']:5.1f} -> {100 * report['after']['mean_ece']:5.1f}"
     )
     return "\n".join(lines)

@@ -277,19 +277,52 @@ def format_comparison(result: Mapping) -> str:
             f"{label:<10}{100 * row['a']:8.1f}{100 * row['b']:8.1f}{100 * row['difference']:+8.1f}  "
             f"{interval:<17}{_p(row['p_value']):>7}"
         )
+    tests = sum(row is not None for row in result["delong"].values())
+    holm = result.get("adjust") == "holm"
+    adjusted = (
+        f"p Holm-adjusted over the {tests} class comparisons"
+        if holm
+        else f"p unadjusted for the {tests} class comparisons: --adjust holm controls the family-wise error"
+    )
+    keys = [key.split(".", 1) for key in result["delong"]]
+    tw = max([4, *(len(task) for task, _ in keys)])
+    cw = max([5, *(len(name) for _, name in keys)])
     lines += [
         "",
-        "DeLong's test per class AUC",
-        f"{'task':>5} {'class':<6}{'A':>7}{'B':>7}{'A - B':>8}  {f'{level:.0f} % CI':<17}{'z':>7}{'p':>8}",
+        f"DeLong's test per class AUC ({adjusted})",
+        f"{'task':>{tw}} {'class':<{cw}} {'A':>7}{'B':>7}{'A - B':>8}  {f'{level:.0f} % CI':<17}{'z':>7}"
+        f"{'p' if not holm else 'p Holm':>8}",
     ]
-    for key, row in result["delong"].items():
-        task, name = key.split(".", 1)
+    for (task, name), row in zip(keys, result["delong"].values(), strict=True):
         if row is None:
-            lines.append(f"{task:>5} {name:<6}  n/a (a single outcome on the shared cases)")
+            lines.append(f"{task:>{tw}} {name:<{cw}}   n/a (a single outcome on the shared cases)")
             continue
         low, high = row["interval"]
+        p_value = row["p_holm"] if holm else row["p_value"]
         lines.append(
-            f"{task:>5} {name:<6}{100 * row['a']:7.1f}{100 * row['b']:7.1f}{100 * row['difference']:+8.1f}  "
-            f"{f'[{100 * low:+.1f}, {100 * high:+.1f}]':<17}{row['z']:7.2f}{_p(row['p_value']):>8}"
+            f"{task:>{tw}} {name:<{cw}} {100 * row['a']:7.1f}{100 * row['b']:7.1f}{100 * row['difference']:+8.1f}  "
+            f"{f'[{100 * low:+.1f}, {100 * high:+.1f}]':<17}{row['z']:7.2f}{_p(p_value):>8}"
         )
     return "\n".join(lines)
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (1979): strong family-wise error control, no independence assumed."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def adjust_delong(result: Mapping, method: str) -> dict:
+    """``result`` with ``adjust`` set and, for ``holm``, each class row's ``p_holm``."""
+    result = {**result, "adjust": method}
+    if method != "holm":
+        return result
+    rows = {k: dict(r) for k, r in result["delong"].items() if r is not None}
+    for key, p in zip(rows, holm_adjust([r["p_value"] for r in rows.values()]), strict=True):
+        rows[key]["p_holm"] = p
+    return {**result, "delong": {k: rows.get(k) for k in result["delong"]}}

@@ -69,7 +69,8 @@ def _with_interval(value: float, interval: Sequence[float | None] | None) -> str
 
 
 def format_table(metrics: Mapping[str, Mapping], tasks: Sequence[TaskSpec]) -> str:
-    """One row per head: AVG AUC, AVG ACC, the melanoma-set AUC when present, and each task's accuracy (%).
+    """One row per head: AVG AUC, AVG ACC, the melanoma-set AUC when present, and each task's accuracy (%),
+    under a line that names the task columns as accuracies.
 
     Reports that carry bootstrap intervals show them after the averages and the melanoma AUC.
     """
@@ -85,6 +86,11 @@ def format_table(metrics: Mapping[str, Mapping], tasks: Sequence[TaskSpec]) -> s
             h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
         )
     ]
+    if names:  # the task columns are accuracies: say so over them
+        first = len(header) - len(names)
+        before = sum(widths[:first]) + 2 * first
+        span = sum(widths[first:]) + 2 * (len(names) - 1)
+        lines.insert(0, " " * before + " accuracy (%) per task ".center(span, "-"))
     for head, report in metrics.items():
         ci = report.get("ci", {})
         cells = [
@@ -113,12 +119,14 @@ def format_class_table(report: Mapping, tasks: Sequence[TaskSpec], head: str = "
     ci = report.get("ci", {})
     level = f" ({100 * ci['level']:.0f} % CI, {ci['resamples']} resamples)" if ci else ""
     lines = [f"{head}: per-class AUC{level}"]
+    tw = max(5, *(len(t.name) for t in tasks))
+    cw = max(5, *(len(c) for t in tasks for c in t.classes))
     for task in tasks:
         entry, task_ci = report["tasks"][task.name], ci.get("tasks", {}).get(task.name, {})
         for name in task.classes:
             interval = task_ci.get("classes", {}).get(name, {}).get("auc")
             lines.append(
-                f"  {task.name:>5} {name:<5} {_with_interval(entry['classes'][name]['auc'], interval)}"
+                f"  {task.name:>{tw}} {name:<{cw}} {_with_interval(entry['classes'][name]['auc'], interval)}"
             )
     for group in ("mel",):
         if group in report:

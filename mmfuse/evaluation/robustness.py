@@ -69,18 +69,25 @@ def robustness_curves(
     for modality in modalities:
         if modality not in MODALITIES:
             raise UsageError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
+    from mmfuse.progress import Steps
+
     weights = model.head_weights_dict
-    options = dict(
-        device=device, tta=tta, batch_size=batch_size, progress=progress, primary_only=primary_only
+    # The batches of each evaluation draw no bar of their own: one line per evaluation says more.
+    options = dict(device=device, tta=tta, batch_size=batch_size, progress=False, primary_only=primary_only)
+    absent = 0 if primary_only else 1
+    steps = Steps(
+        1 + len(modalities) * (len(corruptions) * len(severities) + absent), "robustness", progress=progress
     )
 
-    def evaluate(dataset, **flags) -> dict:
-        return _summary(
-            split_metrics(predict_split(model, dataset, **{**options, **flags}), model.tasks, weights)
-        )
+    def evaluate(dataset, what: str, **flags) -> dict:
+        predictions = predict_split(model, dataset, **{**options, **flags})
+        summary = _summary(split_metrics(predictions, model.tasks, weights))
+        steps.step(what)
+        return summary
 
     clean_dataset = evaluation_dataset(model, data_config, split)
     clean = predict_split(model, clean_dataset, **options)
+    steps.step("clean")
     result: dict = {
         "split": split,
         "cases": len(clean_dataset),
@@ -108,12 +115,14 @@ def robustness_curves(
                     attribute,
                     DegradedAugmenter(getattr(dataset, attribute), corruption, severity, seed),
                 )
-                points.append({"severity": int(severity), "heads": evaluate(dataset)})
+                what = f"{modality} {corruption} severity {severity}"
+                points.append({"severity": int(severity), "heads": evaluate(dataset, what)})
             curves[corruption] = points
         if not primary_only:  # with primary_only, the primary image absent leaves nothing to answer
             flag = "primary_only" if modality == "auxiliary" else "auxiliary_only"
-            curves["absent"] = evaluate(clean_dataset, **{flag: True})
+            curves["absent"] = evaluate(clean_dataset, f"{modality} absent", **{flag: True})
         result[modality] = curves
+    steps.close()
     return result
 
 

@@ -13,7 +13,8 @@ One job per module: :mod:`~mmfuse.hub.names` (which folder or repository a name 
    repository ``<namespace>/<name>``; the namespace is ``$MMFUSE_HUB_NAMESPACE`` or
    :data:`DEFAULT_NAMESPACE`. A folder of the same name in the working directory is *not* used (a
    warning says how to load it: ``local-dir:ammfm-swin`` or ``./ammfm-swin``).
-4. An existing directory (any ``os.PathLike`` is always taken as a path) — loaded as is.
+4. An existing directory (any ``os.PathLike`` is always taken as a path) — loaded as is; a training run
+   folder (``mmfuse train --out RUN``) loads the model it saved in ``RUN/model``.
 5. ``OWNER/NAME[@REVISION]`` — a Hub repository.
 
 Anything else is an error listing these forms. Downloads go through huggingface_hub, so its cache,

@@ -14,7 +14,7 @@ from huggingface_hub import ModelHubMixin
 from mmfuse.errors import UsageError
 from mmfuse.hub import loading
 from mmfuse.hub.files import CARD_FILE, WEIGHTS_FILE
-from mmfuse.hub.serialization import hub_config
+from mmfuse.hub.serialization import hub_config, warn_script_components
 from mmfuse.hub.upload import upload_model_files
 from mmfuse.model import FusionNetwork
 from mmfuse.model_card import render_model_card
@@ -80,6 +80,7 @@ class HubMixin(
         card = {**(model_card_kwargs or {}), **{k: kwargs.pop(k) for k in CARD_KEYWORDS & kwargs.keys()}}
         if kwargs and not push_to_hub:
             raise TypeError(f"save_pretrained() got unexpected keyword arguments {sorted(kwargs)}")
+        warn_script_components(hub_config(self)["providers"], stacklevel=2)
         directory = Path(save_directory)
         if push_to_hub and repo_id is None:
             repo_id = directory.name  # as the mixin does; the card's loading example names it

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmfuse.errors import ModelNotFoundError, UsageError
-from mmfuse.hub.files import CONFIG_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE
+from mmfuse.hub.files import CONFIG_FILE, PICKLE_SUFFIXES, RUN_MODEL_DIR, WEIGHTS_FILE
 
 LOCAL_PREFIX = "local-dir:"
 HUB_PREFIX = "hf-hub:"
@@ -114,6 +114,8 @@ def _local_location(path: Path, original: str, revision: str | None) -> ModelLoc
         )
     if not path.is_dir():
         raise ModelNotFoundError(f"model directory {original!r} does not exist")
+    if not (path / CONFIG_FILE).is_file() and (path / RUN_MODEL_DIR / CONFIG_FILE).is_file():
+        path = path / RUN_MODEL_DIR  # a training run folder: its saved model
     return ModelLocation(False, str(path))
 
 

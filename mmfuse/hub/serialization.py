@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import warnings
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -35,6 +36,7 @@ from mmfuse.registry import (
     FUSIONS,
     HEAD_TYPES,
     METADATA_ENCODERS,
+    USER_PROVIDER,
     encoder_entry,
     plugin_manager,
 )
@@ -95,6 +97,23 @@ def hub_config(model: FusionNetwork) -> dict:
         "providers": providers,
         "preprocessing": resolve_data_config(config),
     }
+
+
+SCRIPT_PROVIDERS = ("__main__", USER_PROVIDER)
+
+
+def warn_script_components(providers: Mapping[str, Mapping], stacklevel: int = 2) -> None:
+    """A component registered in a script exists only while that script runs: say so while saving."""
+    local = [f"{field} {p['name']!r}" for field, p in providers.items() if p["plugin"] in SCRIPT_PROVIDERS]
+    if local:
+        warnings.warn(
+            f"{', '.join(local)} {'was' if len(local) == 1 else 'were'} registered in a script (__main__), "
+            "so this saved model loads only in a process that registers the same name first. To load it "
+            "anywhere, move the registration into a plugin package advertised in the 'mmfuse' entry-point "
+            'group (docs/plugins.md, "Shipping a plugin package") and install it where the model is loaded',
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:

@@ -18,6 +18,7 @@ from mmfuse.errors import ConfigError, DataError
 from mmfuse.fileio import atomic_write_text
 from mmfuse.limits import MAX_RESAMPLES, MAX_SEED, MIN_WEIGHT_STEP
 from mmfuse.runtime.data import dataset_options
+from mmfuse.yamlio import boolean_hint, load_yaml
 
 # Paper recipe (section 4.1) where the paper states it; our choices, documented in docs/training.md, elsewhere.
 DEFAULTS: dict = {
@@ -129,7 +130,19 @@ def _get(config: Mapping, *path: str):
     return config
 
 
+def _boolean_paths(defaults: Mapping, path: tuple[str, ...] = ()):
+    for key, value in defaults.items():
+        if isinstance(value, dict):
+            yield from _boolean_paths(value, (*path, key))
+        elif isinstance(value, bool):
+            yield (*path, key)
+
+
 def _check(config: dict) -> None:
+    for path in _boolean_paths(DEFAULTS):
+        hint = boolean_hint(_get(config, *path))
+        if hint:
+            raise ConfigError(f"{'.'.join(path)} must be true or false, got {_get(config, *path)!r}{hint}")
     for path, choices in _CHOICES.items():
         value = _get(config, *path)
         if value not in choices:
@@ -270,7 +283,7 @@ def load_config(path: str | Path, **overrides: Mapping) -> dict:
     if path.is_dir():
         raise ConfigError(f"{path} is a directory; give the run config file (YAML)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise FileNotFoundError(f"config file not found: {path}") from None
     except UnicodeDecodeError as exc:

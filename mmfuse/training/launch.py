@@ -116,13 +116,20 @@ class InlineLauncher(Launcher):
     name = "inline"
 
     def run(self, specs, folder):
+        from mmfuse.progress import Steps
+
         outcome = Outcome()
+        # One line per ended run with the time the rest should take (each training draws its own bar).
+        quiet = all(spec.progress is False for spec in specs)
+        steps = Steps(len(specs), "runs", progress=False if quiet else "lines", unit="run")
         for spec in specs:
             try:
                 outcome.metrics[spec.name] = execute(spec)
             except Exception as exc:  # noqa: BLE001 - reported by name; the other runs go on
                 outcome.failures[spec.name] = _reason(exc)
                 print(f"failed   {spec.name}: {_reason(exc)}", file=sys.stderr, flush=True)
+            steps.step(spec.name)
+        steps.close()
         return outcome
 
 

@@ -93,6 +93,8 @@ def summarize(runs: Mapping[int, Mapping]) -> dict:
 def _cell(stat: Mapping) -> str:
     if not stat["n"]:
         return "n/a"
+    if stat["n"] == 1:  # one seed has no spread: a "±0.0" would claim one
+        return f"{100 * stat['mean']:.1f}"
     return f"{100 * stat['mean']:.1f}±{100 * stat['std']:.1f}"
 
 

@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmfuse.errors import RunDirError
+from mmfuse.hub.files import RUN_MODEL_DIR
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
-MODEL_DIR = "model"
+MODEL_DIR = RUN_MODEL_DIR
 LOG_FILE = "log.csv"  # one row per epoch, rewritten after each
 SPLITS_FILE = "splits.csv"  # case_id,split of every case the run's data config splits
 
@@ -66,7 +67,9 @@ class RunLock:
         self._handle.flush()
 
     def release(self) -> None:
+        """Remove the lock file, then drop the lock: a run folder no training writes holds no ``.lock``."""
         if not self._handle.closed:
+            self.path.unlink(missing_ok=True)  # still ours: nobody else can hold it before the close
             self._handle.close()  # closing drops the flock
 
 
@@ -76,19 +79,29 @@ def required_bytes(num_parameters: int, keep_checkpoints: int) -> int:
     return per_checkpoint * (max(keep_checkpoints, 1) + 1) + 4 * num_parameters + 16 * 2**20
 
 
-def check_run_dir(out: str | Path, *, resume: bool, needed: int) -> Path:
-    """Create ``out`` and prove it is writable and has ``needed`` bytes free; raise :class:`RunDirError` if not."""
+def refuse_existing_run(out: str | Path, *, resume: bool) -> None:
+    """Raise :class:`RunDirError` when ``out`` is not a folder, or holds a run and ``resume`` is false.
+
+    Cheap, so a training calls it before reading any data; :func:`check_run_dir` repeats it.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDirError(f"cannot create --out {out}: {exc.strerror or exc}") from None
     if not resume and ((out / CHECKPOINTS).exists() or (out / CONFIG_FILE).exists()):
         raise RunDirError(
             f"--out {out} already holds a run; pass --resume to continue it, or choose an empty directory"
         )
+
+
+def check_run_dir(out: str | Path, *, resume: bool, needed: int) -> Path:
+    """Create ``out`` and prove it is writable and has ``needed`` bytes free; raise :class:`RunDirError` if not."""
+    out = Path(out)
+    refuse_existing_run(out, resume=resume)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    refuse_existing_run(out, resume=resume)
     probe = out / f".write-test-{os.getpid()}"
     try:
         with open(probe, "wb") as handle:

@@ -40,6 +40,7 @@ from mmfuse.errors import (
 from mmfuse.factory import build_model
 from mmfuse.fileio import write_csv_rows
 from mmfuse.presets import list_presets
+from mmfuse.progress import format_duration
 from mmfuse.runtime.data import metadata_inputs
 from mmfuse.runtime.device import autocast_context, parse_device, select_device
 from mmfuse.threads import AUTO, set_threads
@@ -63,6 +64,7 @@ from mmfuse.training.rundir import (
     changed_keys,
     check_allowed_changes,
     check_run_dir,
+    refuse_existing_run,
     required_bytes,
 )
 
@@ -194,6 +196,7 @@ class Trainer:
         self._validate_fn: Callable[[nn.Module], dict] | None = None
         self._validation_failed = False
 
+        refuse_existing_run(self.out, resume=resume)  # before the dataset is read (docs/training.md)
         seed_everything(self.seed)
         self._tasks_from_data()
         try:
@@ -762,16 +765,6 @@ class Trainer:
             shutil.rmtree(final)
         staging.rename(final)
         return final
-
-
-def format_duration(seconds: float) -> str:
-    """``"42 s"``, ``"7 min 05 s"``, ``"3 h 12 min"``: a remaining time, readable at a glance."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def train(
