@@ -29,6 +29,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.plots",
         "mmfuse.metrics_layout",
         "mmfuse.cv_layout",
+        "mmfuse.yamlio",
+        "mmfuse.progress",
     ),
     ("mmfuse.registry",),
     ("mmfuse.presets", "mmfuse.data", "mmfuse.runtime", "mmfuse.tracking"),
