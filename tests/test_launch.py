@@ -135,7 +135,7 @@ def test_launcher_mistakes_are_one_line_errors(release, tmp_path, capsys):
             ["--seeds", "0,1", "--launcher", "sbatch"],
             "unknown launcher 'sbatch'; choose from inline, local, slurm",
         ),
-        (["--jobs", "2"], "--launcher, --jobs and --launcher-option apply to --seeds (many runs)"),
+        (["--jobs", "2"], "--launcher, --jobs and --launcher-option apply to --seeds and --folds (many runs)"),
         (["--track", "tensorbord"], "--track: unknown tracker 'tensorbord'; available: "),
     ):
         assert main([*base, *extra]) == 1

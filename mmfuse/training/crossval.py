@@ -9,7 +9,6 @@ predictions, put together, are out-of-fold predictions covering every case once;
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,8 +104,7 @@ def train_folds(
     (:mod:`mmfuse.training.launch`; inline by default) trains the folds; a fold that failed is named in the
     :class:`~mmfuse.training.launch.RunsFailedError` raised after the others end.
     """
-    from mmfuse.training.launch import RunSpec, launch
-    from mmfuse.training.repeats import finished
+    from mmfuse.training.launch import train_study
 
     out = Path(out)
     plan = plan_folds(dataset_options(config), folds, group_by=group_by, seed=seed)
@@ -119,36 +117,26 @@ def train_folds(
             )
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / PLAN_FILE, plan)
-    runs: dict[int, dict] = {}
-    specs = []
-    for fold in range(folds):
-        fold_config = {
+    folders = {fold: fold_dir(out, fold) for fold in range(folds)}
+    configs = {
+        folders[fold]: {
             **config,
             "data": {
                 **config["data"],
                 "cv": {"folds": folds, "fold": fold, "group_by": plan["group_by"], "seed": seed},
             },
         }
-        run_dir = fold_dir(out, fold)
-        if resume and finished(run_dir):
-            runs[fold] = json.loads((run_dir / "metrics.json").read_text())
-            continue
-        resuming = resume and run_dir.exists()
-        specs.append(
-            RunSpec(
-                run_dir.name,
-                fold_config,
-                run_dir,
-                resume=resuming,
-                allow_changes=tuple(allow_changes) if resuming else (),
-                evaluator=evaluator,
-                progress=progress,
-            )
-        )
-    outcome = launch(specs, launcher, folder=out)
-    outcome.raise_failures("folds")
-    for fold in range(folds):
-        metrics = outcome.metrics.get(fold_dir(out, fold).name)
-        if metrics is not None:  # None on a non-zero torchrun rank: rank 0 writes the summary
-            runs[fold] = metrics
+        for fold in range(folds)
+    }
+    finished_runs = train_study(
+        configs,
+        what="folds",
+        folder=out,
+        resume=resume,
+        allow_changes=allow_changes,
+        evaluator=evaluator,
+        progress=progress,
+        launcher=launcher,
+    )
+    runs = {fold: finished_runs[folders[fold]] for fold in range(folds) if folders[fold] in finished_runs}
     return plan, runs

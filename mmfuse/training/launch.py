@@ -17,6 +17,7 @@ writes. Resuming is each spec's own: callers skip finished runs and mark started
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import threading
@@ -327,3 +328,52 @@ def launch(specs: Sequence[RunSpec], launcher: Launcher | None = None, *, folder
     if not specs:
         return Outcome()
     return (launcher or InlineLauncher()).run(list(specs), Path(folder))
+
+
+def finished(run_dir: Path) -> bool:
+    """A run whose evaluation and model are written: ``--resume`` keeps it as it is."""
+    return (run_dir / "metrics.json").is_file() and (run_dir / "model").is_dir()
+
+
+def train_study(
+    runs: Mapping[Path, Mapping],
+    *,
+    what: str,
+    folder: Path,
+    resume: bool = False,
+    allow_changes: Sequence[str] = (),
+    evaluator: RunEvaluator | None = None,
+    progress: bool | None = None,
+    launcher: Launcher | None = None,
+) -> dict[Path, dict]:
+    """Train the independent runs ``{run folder: config}`` of one study (seeds, folds) with ``launcher``.
+
+    With ``resume``, a finished run is kept as it is and an unfinished one continues with the recovery keys
+    ``allow_changes``. Returns ``{run folder: metrics.json}`` of every finished run (none on a non-zero
+    torchrun rank: rank 0 evaluates); a failed run is named in the :class:`RunsFailedError` (``what``:
+    "seeds", "folds") raised once the others have ended.
+    """
+    metrics: dict[Path, dict] = {}
+    specs = []
+    for run_dir, config in runs.items():
+        if resume and finished(run_dir):
+            metrics[run_dir] = json.loads((run_dir / "metrics.json").read_text())
+            continue
+        resuming = resume and run_dir.exists()
+        specs.append(
+            RunSpec(
+                run_dir.name,
+                config,
+                run_dir,
+                resume=resuming,
+                allow_changes=tuple(allow_changes) if resuming else (),
+                evaluator=evaluator,
+                progress=progress,
+            )
+        )
+    outcome = launch(specs, launcher, folder=folder)
+    outcome.raise_failures(what)
+    for run_dir in runs:
+        if outcome.metrics.get(run_dir.name) is not None:
+            metrics[run_dir] = outcome.metrics[run_dir.name]
+    return metrics

@@ -8,7 +8,6 @@ averages, every task's accuracy and every class's AUC.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from mmfuse.errors import UsageError
 from mmfuse.fileio import atomic_write_text, write_json
 from mmfuse.limits import MAX_SEED, MAX_SEEDS
 from mmfuse.metrics_layout import metric_splits
-from mmfuse.training.launch import Launcher, RunSpec, launch
+from mmfuse.training.launch import Launcher, train_study
 
 if TYPE_CHECKING:
     from mmfuse.training.trainer import RunEvaluator
@@ -138,40 +137,21 @@ def run_seeds(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs: dict[int, dict] = {}
-    specs = []
-    for seed in seeds:
-        run_dir = out / f"seed_{seed}"
-        if resume and finished(run_dir):
-            runs[seed] = json.loads((run_dir / "metrics.json").read_text())
-            continue
-        resuming = resume and run_dir.exists()
-        seeded = {**config, "train": {**config["train"], "seed": int(seed)}}
-        specs.append(
-            RunSpec(
-                run_dir.name,
-                seeded,
-                run_dir,
-                resume=resuming,
-                allow_changes=tuple(allow_changes) if resuming else (),
-                evaluator=evaluator,
-                progress=progress,
-            )
-        )
-    outcome = launch(specs, launcher, folder=out)
-    outcome.raise_failures("seeds")
-    for seed in seeds:
-        metrics = outcome.metrics.get(f"seed_{seed}")
-        if metrics is not None:  # None on a non-zero torchrun rank: rank 0 writes the summary
-            runs[seed] = metrics
+    folders = {seed: out / f"seed_{seed}" for seed in seeds}
+    finished_runs = train_study(
+        {folders[s]: {**config, "train": {**config["train"], "seed": int(s)}} for s in seeds},
+        what="seeds",
+        folder=out,
+        resume=resume,
+        allow_changes=allow_changes,
+        evaluator=evaluator,
+        progress=progress,
+        launcher=launcher,
+    )
+    runs = {seed: finished_runs[folders[seed]] for seed in seeds if folders[seed] in finished_runs}
     if not runs:
         return {}
     summary = summarize({seed: runs[seed] for seed in seeds if seed in runs})
     write_json(out / SUMMARY_JSON, summary)
     atomic_write_text(out / SUMMARY_MD, summary_markdown(summary))
     return summary
-
-
-def finished(run_dir: Path) -> bool:
-    """A run whose evaluation and model are written: ``--resume`` keeps it as it is."""
-    return (run_dir / "metrics.json").is_file() and (run_dir / "model").is_dir()
