@@ -295,7 +295,9 @@ def build_app(
         button = gr.Button("Classify", variant="primary", elem_id="classify")
         # Labels name the outputs of the page's API (``/classify``) as well as the components.
         status = gr.Markdown(
-            "Upload a dermoscopic image (and, if you have one, a clinical image).", label="status", elem_id="status"
+            "Upload a dermoscopic image (and, if you have one, a clinical image).",
+            label="status",
+            elem_id="status",
         )
         with gr.Row():
             seven = gr.Markdown(label="seven-point score", elem_id="seven-point")
