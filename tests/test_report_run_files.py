@@ -379,3 +379,47 @@ def test_robustness_into_the_run_is_refused_when_its_dataset_changed_since_train
     outcome = invoke("evaluate", run, "--bootstrap", "0", "--robustness", "--corruptions", "jpeg")
     assert_contract(outcome, allowed=(1,), names=["was computed on other data than", run / "metrics.json"])
     assert_unchanged(before, run)
+
+
+def _heading_and_title(page: str) -> tuple[str, str]:
+    return page.split("<h1>", 1)[1].split("</h1>", 1)[0], page.split("<title>", 1)[1].split("</title>", 1)[0]
+
+
+def test_the_first_screen_names_model_and_data_then_results_and_ends_with_the_configuration(run, trained):
+    shutil.copytree(trained / "model", run / "model")
+    shutil.copy(trained / "splits.csv", run / "splits.csv")
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    heading, title = _heading_and_title(page)
+    assert heading.startswith("ammfm-swin (test_convnext + test_efficientnet) on derm7pt (derm7pt format)")
+    assert heading in title
+    order = [page.index(marker) for marker in ("<h1>", 'class="headline"', 'id="metrics"', 'id="config"')]
+    assert order == sorted(order)  # title, results, figures and tables, configuration last
+    assert "<details open>" not in page[order[-1] :]  # the configuration is collapsed
+    sizes = page.split('class="meta">', 1)[1].split("</p>", 1)[0]
+    assert "train " in sizes and "valid " in sizes and "test " in sizes and "trained 20" in sizes
+
+
+def test_the_headline_shows_what_the_weight_search_chose_and_each_heads_validation_score(run):
+    search = _load(run / "weight_search.json")
+    headline = (run / "report.html").read_text().split('class="headline"', 1)[1].split("</table>", 1)[0]
+    for head, weight in search["weights"].items():
+        row = headline.split(f"<td>{head}</td>", 1)[1].split("</tr>", 1)[0]
+        assert f"<td>{weight:.2f}</td>" in row
+        assert f"<td>{100 * search['head_scores'][head]:.1f}</td>" in row
+    assert headline.index("<td>final</td>") < headline.index("<td>primary</td>")
+    assert f"<td>{100 * search['score']:.1f}</td>" in headline.split("<td>final</td>", 1)[1].split("</tr>")[0]
+
+
+def test_the_synthetic_banner_appears_exactly_for_synthetic_data(run):
+    page = (run / "report.html").read_text()
+    assert page.count('class="banner"') == 1 and "Synthetic data" in page
+    root = Path(_load(run / "metrics.json")["data"]["test"]["root"])
+    marker = root / "SYNTHETIC.json"
+    hidden = marker.rename(root / "synthetic-provenance.json")  # the same release, no longer marked
+    try:
+        assert main(["report", str(run)]) == 0
+    finally:
+        hidden.rename(marker)
+    page = (run / "report.html").read_text()
+    assert 'class="banner"' not in page and "Synthetic data" not in page

@@ -119,3 +119,27 @@ def test_durations_read_at_a_glance():
     from mmfuse.training.trainer import format_duration
 
     assert [format_duration(s) for s in (4.4, 65, 3725)] == ["4 s", "1 min 05 s", "1 h 02 min"]
+
+
+def test_the_reproduce_figure_bars_start_at_zero(tmp_path, monkeypatch):
+    """A cut axis makes a 2-point gap look like a factor of two."""
+    import matplotlib.pyplot as plt
+
+    from mmfuse.reproduce import figure
+
+    shown = []
+    monkeypatch.setattr(plt, "close", shown.append)
+    rows = [
+        {
+            "label": label,
+            "avg_auc": {"mean": auc, "std": 1.0},
+            "avg_acc": {"mean": auc - 5, "std": 1.0},
+            "paper_avg_auc": (auc + 1, 0.5),
+            "paper_avg_acc": (auc - 4, 0.5),
+        }
+        for label, auc in (("a", 88.0), ("b", 90.0))
+    ]
+    figure({"rows": rows, "title": "t", "quick": True}, tmp_path / "f.png")
+    [fig] = shown
+    assert [axis.get_ylim()[0] for axis in fig.axes] == [0.0, 0.0]
+    assert (tmp_path / "f.png").stat().st_size > 0
