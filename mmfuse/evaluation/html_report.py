@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from mmfuse._version import __version__
 from mmfuse.data.synthetic import SYNTHETIC_MARKER, is_synthetic
 from mmfuse.errors import UsageError
@@ -28,6 +30,8 @@ from mmfuse.metrics_layout import METRICS_INFO_KEYS
 from mmfuse.training.rundir import SPLITS_FILE
 
 REPORT_FILE = "report.html"
+# Points below this percentile of the weight-search scores share the colour scale's lowest colour.
+SURFACE_LOW_PERCENTILE = 10
 # The page's promise, enforced by the browser too: no script runs and nothing is fetched, whatever a run file holds.
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -415,7 +419,8 @@ def _weights_section(metrics: Field | None, search: Field | None) -> str:
         parts.append(_image(_png(_surface_figure(finite, weights, objective)), "weight search surface"))
         parts.append(
             '<p class="note">Every grid point of the simplex, coloured by its validation score; each corner is '
-            "one head alone, the star the chosen weights.</p>"
+            "one head alone, the star the chosen weights. The colours span the scores from their "
+            f"{SURFACE_LOW_PERCENTILE}th percentile to the best; lower points share the darkest colour.</p>"
         )
     return "".join(parts)
 
@@ -438,8 +443,12 @@ def _surface_figure(points: list[dict], weights: Mapping[str, float], objective:
         return fusion + auxiliary / 2, auxiliary * math.sqrt(3) / 2
 
     xs, ys = zip(*(xy(p) for p in points), strict=True)
-    dots = axis.scatter(xs, ys, c=[100 * p["score"] for p in points], cmap="viridis", s=40)
-    figure.colorbar(dots, ax=axis, label=f"{objective} (%)")
+    scores = [100 * p["score"] for p in points]
+    # The colours span where the scores are: a few poor corners (a head that learned little) would otherwise
+    # stretch the range and paint every point near the best one the same yellow.
+    low, high = float(np.percentile(scores, SURFACE_LOW_PERCENTILE)), max(scores)
+    dots = axis.scatter(xs, ys, c=scores, cmap="viridis", s=40, vmin=low, vmax=max(high, low + 1e-9))
+    figure.colorbar(dots, ax=axis, label=f"{objective} (%)", extend="min" if min(scores) < low else "neither")
     bx, by = xy(weights)
     axis.scatter([bx], [by], marker="*", s=220, color="red", edgecolor="white", label="chosen")
     for label, (x, y) in (
@@ -575,7 +584,9 @@ def _headline(metrics: Field | None, search: Field | None) -> str:
         header.append(f"{search['split'].text()} {objective.replace('_', ' ').upper()} (search)")
     header += [f"{split} AVG AUC", f"{split} AVG ACC"] + ([f"{split} MEL AUC"] if has_mel else [])
     rows = []
-    ordered = sorted(heads.items(), key=lambda item: item[0] != "final")  # the prediction first, then its heads
+    ordered = sorted(
+        heads.items(), key=lambda item: item[0] != "final"
+    )  # the prediction first, then its heads
     for name, report in ordered:
         weight = weights.get(name) if weights is not None else None
         row = [_esc(name), "–" if weight is None else f"{weight.number(0, 1):.2f}"]
