@@ -27,6 +27,7 @@ COPIED = (
     "weight_search.json",
     "calibration.json",
     "robustness.json",
+    "splits.csv",
 )
 
 
@@ -255,6 +256,10 @@ DAMAGED = {
         _edit("log.csv", lambda t: t.replace("epoch", "round", 1)),
         "log.csv: no 'epoch' column",
     ),
+    "split sizes without a split column": (
+        _edit("splits.csv", lambda t: t.replace("split", "fold", 1)),
+        "splits.csv: no 'split' column",
+    ),
     "log with a word for a number": (_edit("log.csv", lambda t: t.rstrip("\n") + "x\n"), "log.csv, row"),
     "log with an extra cell": (
         _edit("log.csv", lambda t: t + "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16\n"),
@@ -387,7 +392,6 @@ def _heading_and_title(page: str) -> tuple[str, str]:
 
 def test_the_first_screen_names_model_and_data_then_results_and_ends_with_the_configuration(run, trained):
     shutil.copytree(trained / "model", run / "model")
-    shutil.copy(trained / "splits.csv", run / "splits.csv")
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     heading, title = _heading_and_title(page)

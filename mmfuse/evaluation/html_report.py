@@ -14,6 +14,7 @@ import csv
 import html
 import io
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mmfuse._version import __version__
+from mmfuse.data.split import SPLIT_NAMES
 from mmfuse.data.synthetic import SYNTHETIC_MARKER, is_synthetic
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.provenance import DATA_KEY, check_same_data
@@ -133,15 +135,19 @@ def _config_section(run: Path) -> str:
     return "".join(parts) or _missing("configuration", "config.yaml")
 
 
-def _read_log(path: Path) -> list[dict[str, float]]:
-    """``log.csv`` as numbers, one dict per epoch; every row needs its ``epoch``."""
+def _read_csv(path: Path) -> tuple[list[dict], list[str]]:
+    """A run's CSV table as its rows and header; a file that is not one is a :class:`RunFileError`."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            rows = list(reader)
-            header = reader.fieldnames or []
+            return list(reader), list(reader.fieldnames or [])
     except (csv.Error, UnicodeDecodeError) as exc:
         raise RunFileError(f"{path}: not a readable CSV table ({exc})") from None
+
+
+def _read_log(path: Path) -> list[dict[str, float]]:
+    """``log.csv`` as numbers, one dict per epoch; every row needs its ``epoch``."""
+    rows, header = _read_csv(path)
     if rows and "epoch" not in header:
         raise RunFileError(f"{path}: no 'epoch' column (columns: {', '.join(map(str, header))})")
     parsed = []
@@ -528,15 +534,12 @@ def _split_sizes(run: Path, metrics: Field | None) -> dict[str, int]:
     """Cases per split: ``splits.csv`` (every split the run made), else the evaluated splits' records."""
     path = run / SPLITS_FILE
     if path.is_file():
-        try:
-            with open(path, newline="", encoding="utf-8") as handle:
-                splits = [row.get("split") for row in csv.DictReader(handle)]
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise RunFileError(f"{path}: not a readable CSV table ({exc})") from None
-        sizes: dict[str, int] = {}
-        for split in splits:
-            sizes[str(split)] = sizes.get(str(split), 0) + 1
-        return sizes
+        rows, header = _read_csv(path)
+        if "split" not in header:
+            raise RunFileError(f"{path}: no 'split' column (columns: {', '.join(map(str, header))})")
+        counts = Counter(str(row["split"]) for row in rows)
+        order = [*SPLIT_NAMES, *sorted(set(counts) - set(SPLIT_NAMES))]  # train, valid, test first
+        return {split: counts[split] for split in order if counts[split]}
     return {split: record["cases"].integer() for split, record in _data_records(metrics)}
 
 
