@@ -416,7 +416,7 @@ def launch(
         if "Cannot find empty port" not in str(exc):
             raise
         raise _port_in_use(host, port) from None
-    url = f"http://{host}:{app.server_port}"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{app.server_port}"  # an IPv6 address in brackets
     if on_ready is not None:
         on_ready(url)
     if block:

@@ -587,10 +587,8 @@ def _headline(metrics: Field | None, search: Field | None) -> str:
         header.append(f"{search['split'].text()} {objective.replace('_', ' ').upper()} (search)")
     header += [f"{split} AVG AUC", f"{split} AVG ACC"] + ([f"{split} MEL AUC"] if has_mel else [])
     rows = []
-    ordered = sorted(
-        heads.items(), key=lambda item: item[0] != "final"
-    )  # the prediction first, then its heads
-    for name, report in ordered:
+    final_first = sorted(heads.items(), key=lambda item: item[0] != "final")  # the prediction, then its heads
+    for name, report in final_first:
         weight = weights.get(name) if weights is not None else None
         row = [_esc(name), "–" if weight is None else f"{weight.number(0, 1):.2f}"]
         if searched:
