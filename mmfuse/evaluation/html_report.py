@@ -514,15 +514,13 @@ def _cost_section(run: Path) -> str:
 # -- the first screen: what was trained on what, and how it scored -------------------------------------
 
 
-def _model_name(model_config: Field | None) -> str:
-    """The preset (or fusion block) and its two backbones, from ``model/config.json``."""
+def _model_name(model_config: Field | None) -> tuple[str, list[str]]:
+    """The preset (else the fusion block) and the backbones, from ``model/config.json``."""
     if model_config is None:
-        return "model"
+        return "model", []
     name = model_config.get("preset") or model_config.get("fusion")
     backbones = [model_config.get(k) for k in ("primary", "auxiliary")]
-    text = name.text() if name is not None else "model"
-    shown = [b.text() for b in backbones if b is not None]
-    return text + (f" ({' + '.join(shown)})" if shown else "")
+    return (name.text() if name is not None else "model"), [b.text() for b in backbones if b is not None]
 
 
 def _data_records(metrics: Field | None) -> list[tuple[str, Field]]:
@@ -624,7 +622,7 @@ def _overview(
 ) -> tuple[str, str]:
     """The page's title and its first screen: what, on which data, when, whether synthetic, the results."""
     records = _data_records(metrics)
-    model = _model_name(model_config)
+    model, backbones = _model_name(model_config)
     if records:
         first = records[0][1]
         data = f"{Path(first['root'].text()).name} ({first['format'].text()} format)"
@@ -632,9 +630,9 @@ def _overview(
         data = "unknown data"
     title = f"{model} on {data}"
     sizes = _split_sizes(run, metrics)
-    facts = (
-        [", ".join(f"{_esc(split)} {count}" for split, count in sizes.items()) + " cases"] if sizes else []
-    )
+    facts = [f"backbones {_esc(' + '.join(backbones))}"] if backbones else []
+    if sizes:
+        facts.append(", ".join(f"{_esc(split)} {count}" for split, count in sizes.items()) + " cases")
     when = _trained_on(run)
     if when:
         facts.append(f"trained {_esc(when)}")
