@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,7 +261,7 @@ def build_app(
     if examples is None:
         examples = example_pairs(tempfile.mkdtemp(prefix="mmfuse-examples-"))
 
-    def run(primary, auxiliary):
+    def run(primary, auxiliary=None):  # the default makes the auxiliary image optional in the page's API too
         try:
             analysis = service.analyse(_path(primary), _path(auxiliary), (_name(primary), _name(auxiliary)))
         except UploadError as exc:
@@ -293,12 +293,15 @@ def build_app(
                 elem_id="auxiliary",
             )
         button = gr.Button("Classify", variant="primary", elem_id="classify")
+        # Labels name the outputs of the page's API (``/classify``) as well as the components.
         status = gr.Markdown(
-            "Upload a dermoscopic image (and, if you have one, a clinical image).", elem_id="status"
+            "Upload a dermoscopic image (and, if you have one, a clinical image).",
+            label="status",
+            elem_id="status",
         )
         with gr.Row():
-            seven = gr.Markdown(elem_id="seven-point")
-            weights = gr.Markdown(elem_id="head-weights")
+            seven = gr.Markdown(label="seven-point score", elem_id="seven-point")
+            weights = gr.Markdown(label="head weights", elem_id="head-weights")
         labels = []
         for start in range(0, len(task_names), 4):
             with gr.Row():
@@ -381,12 +384,16 @@ def launch(
     port: int = 7860,
     max_upload_mb: float = MAX_UPLOAD_MB,
     block: bool = True,
-):
-    """Start ``app`` with a bounded queue (one request computes at a time, 64 may wait).
+    on_ready: Callable[[str], None] | None = None,
+) -> str:
+    """Start ``app`` with a bounded queue (one request computes at a time, 64 may wait); return its URL.
 
     The only local files it serves besides uploads and its outputs are the example images themselves
     (:func:`example_files`). A host, port or upload limit it cannot use is a :class:`UsageError`
-    naming the value, raised before Gradio starts.
+    naming the value, raised before Gradio starts; a port taken between that check and the bind is
+    named the same way (Gradio's own message points at its ``GRADIO_SERVER_PORT`` variable).
+    ``on_ready(url)`` is called once the server listens, so an announcement never names a port
+    that is not bound yet.
     """
     import gradio as gr
 
@@ -394,16 +401,31 @@ def launch(
     check_listen_address(host, port)
     app.queue(default_concurrency_limit=1, max_size=64)
     _log_refused_paths(app, gr)
-    return app.launch(
-        server_name=host,
-        server_port=port,
-        max_file_size=upload_bytes,
-        allowed_paths=example_files(getattr(app, "mmfuse_examples", None)),
-        ssr_mode=False,
-        share=False,
-        quiet=True,
-        prevent_thread_lock=not block,
-    )
+    try:
+        app.launch(
+            server_name=host,
+            server_port=port,
+            max_file_size=upload_bytes,
+            allowed_paths=example_files(getattr(app, "mmfuse_examples", None)),
+            ssr_mode=False,
+            share=False,
+            quiet=True,
+            prevent_thread_lock=True,
+        )
+    except OSError as exc:
+        if "Cannot find empty port" not in str(exc):
+            raise
+        raise _port_in_use(host, port) from None
+    url = f"http://{f'[{host}]' if ':' in host else host}:{app.server_port}"  # an IPv6 address in brackets
+    if on_ready is not None:
+        on_ready(url)
+    if block:
+        app.block_thread()
+    return url
+
+
+def _port_in_use(host: str, port: int) -> UsageError:
+    return UsageError(f"port {port} on host {host!r} is in use; choose another --port")
 
 
 def _upload_bytes(max_upload_mb: float) -> int:
@@ -436,7 +458,7 @@ def check_listen_address(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise UsageError(f"port {port} on host {host!r} is in use; choose another --port") from None
+                raise _port_in_use(host, port) from None
             raise UsageError(
                 f"cannot serve on host {host!r}, port {port}: {exc.strerror or exc} "
                 "(use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0)"

@@ -127,9 +127,9 @@ def _synthetic(training_config: Mapping | None) -> bool:
     data = (training_config or {}).get("data")
     if not isinstance(data, Mapping) or not data.get("root"):
         return False
-    from pathlib import Path
+    from mmfuse.data.synthetic import is_synthetic
 
-    return (Path(str(data["root"])) / "SYNTHETIC.json").is_file()
+    return is_synthetic(str(data["root"]))
 
 
 def base_models(model: FusionNetwork, training_config: Mapping | None) -> list[str]:

@@ -390,9 +390,7 @@ def figure(data: Mapping, path: Path) -> None:
         ax.bar(x + 0.2, [p[0] for p in paper], 0.4, yerr=[p[1] for p in paper], label="paper", capsize=3)
         ax.set_xticks(x, [r["label"] for r in rows], rotation=30, ha="right", fontsize=8)
         ax.set_title(title)
-        values = [v for v in ours + [p[0] for p in paper] if v > 0]
-        if values:
-            ax.set_ylim(max(0.0, min(values) - 10), min(100.0, max(values) + 5))
+        ax.set_ylim(0, 100)  # bars from 0: a cut axis makes a 2-point gap look like a factor of two
     axes[0].legend()
     fig.suptitle(data["title"] + (" (--quick)" if data["quick"] else ""), fontsize=9)
     buffer = io.BytesIO()

@@ -27,6 +27,7 @@ COPIED = (
     "weight_search.json",
     "calibration.json",
     "robustness.json",
+    "splits.csv",
 )
 
 
@@ -255,6 +256,10 @@ DAMAGED = {
         _edit("log.csv", lambda t: t.replace("epoch", "round", 1)),
         "log.csv: no 'epoch' column",
     ),
+    "split sizes without a split column": (
+        _edit("splits.csv", lambda t: t.replace("split", "fold", 1)),
+        "splits.csv: no 'split' column",
+    ),
     "log with a word for a number": (_edit("log.csv", lambda t: t.rstrip("\n") + "x\n"), "log.csv, row"),
     "log with an extra cell": (
         _edit("log.csv", lambda t: t + "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16\n"),
@@ -379,3 +384,61 @@ def test_robustness_into_the_run_is_refused_when_its_dataset_changed_since_train
     outcome = invoke("evaluate", run, "--bootstrap", "0", "--robustness", "--corruptions", "jpeg")
     assert_contract(outcome, allowed=(1,), names=["was computed on other data than", run / "metrics.json"])
     assert_unchanged(before, run)
+
+
+def _heading_and_title(page: str) -> tuple[str, str]:
+    return page.split("<h1>", 1)[1].split("</h1>", 1)[0], page.split("<title>", 1)[1].split("</title>", 1)[0]
+
+
+def test_the_first_screen_names_model_and_data_then_results_and_ends_with_the_configuration(run, trained):
+    shutil.copytree(trained / "model", run / "model")
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    heading, title = _heading_and_title(page)
+    assert heading == "ammfm-swin on derm7pt (derm7pt format)" and heading in title
+    order = [page.index(marker) for marker in ("<h1>", 'class="headline"', 'id="metrics"', 'id="config"')]
+    assert order == sorted(order)  # title, results, figures and tables, configuration last
+    assert "<details open>" not in page[order[-1] :]  # the configuration is collapsed
+    sizes = page.split('class="meta">', 1)[1].split("</p>", 1)[0]
+    assert "backbones test_convnext + test_efficientnet" in sizes and "trained 20" in sizes
+    assert "train " in sizes and "valid " in sizes and "test " in sizes
+
+
+def test_the_headline_shows_what_the_weight_search_chose_and_each_heads_validation_score(run):
+    search = _load(run / "weight_search.json")
+    headline = (run / "report.html").read_text().split('class="headline"', 1)[1].split("</table>", 1)[0]
+    for head, weight in search["weights"].items():
+        row = headline.split(f"<td>{head}</td>", 1)[1].split("</tr>", 1)[0]
+        assert f"<td>{weight:.2f}</td>" in row
+        assert f"<td>{100 * search['head_scores'][head]:.1f}</td>" in row
+    assert headline.index("<td>final</td>") < headline.index("<td>primary</td>")
+    assert f"<td>{100 * search['score']:.1f}</td>" in headline.split("<td>final</td>", 1)[1].split("</tr>")[0]
+
+
+def test_the_synthetic_banner_appears_exactly_for_synthetic_data(run):
+    page = (run / "report.html").read_text()
+    assert page.count('class="banner"') == 1 and "Synthetic data" in page
+    root = Path(_load(run / "metrics.json")["data"]["test"]["root"])
+    marker = root / "SYNTHETIC.json"
+    hidden = marker.rename(root / "synthetic-provenance.json")  # the same release, no longer marked
+    try:
+        assert main(["report", str(run)]) == 0
+    finally:
+        hidden.rename(marker)
+    page = (run / "report.html").read_text()
+    assert 'class="banner"' not in page and "Synthetic data" not in page
+
+
+def test_the_weight_surface_colours_span_the_scores_near_the_best_not_a_poor_corner():
+    from mmfuse.evaluation.html_report import _surface_figure
+
+    step = 0.1
+    grid = [(i * step, j * step) for i in range(11) for j in range(11 - i)]
+    points = [
+        {"primary": p, "auxiliary": a, "fusion": max(0.0, 1 - p - a), "score": 0.85 + 0.05 * p}
+        for p, a in grid
+    ]
+    points[0]["score"] = 0.10  # the fusion head alone learned nothing
+    figure = _surface_figure(points, {"primary": 1.0, "auxiliary": 0.0, "fusion": 0.0}, "avg_auc")
+    low, high = figure.axes[0].collections[0].get_clim()
+    assert high == pytest.approx(90.0) and low > 80.0  # the 5-point spread of the other points shows

@@ -145,3 +145,27 @@ def test_a_single_seed_shows_no_spread():
     assert "| final | 90.0 | 80.0 |" in one and "±" not in one.split("\n", 1)[1]
     two = summary_markdown({"seeds": [0, 1], **summarize({0: metrics, 1: metrics})})
     assert "| final | 90.0±0.0 | 80.0±0.0 |" in two
+
+
+def test_the_reproduce_figure_bars_start_at_zero(tmp_path, monkeypatch):
+    """A cut axis makes a 2-point gap look like a factor of two."""
+    import matplotlib.pyplot as plt
+
+    from mmfuse.reproduce import figure
+
+    shown = []
+    monkeypatch.setattr(plt, "close", shown.append)
+    rows = [
+        {
+            "label": label,
+            "avg_auc": {"mean": auc, "std": 1.0},
+            "avg_acc": {"mean": auc - 5, "std": 1.0},
+            "paper_avg_auc": (auc + 1, 0.5),
+            "paper_avg_acc": (auc - 4, 0.5),
+        }
+        for label, auc in (("a", 88.0), ("b", 90.0))
+    ]
+    figure({"rows": rows, "title": "t", "quick": True}, tmp_path / "f.png")
+    [fig] = shown
+    assert [axis.get_ylim()[0] for axis in fig.axes] == [0.0, 0.0]
+    assert (tmp_path / "f.png").stat().st_size > 0

@@ -247,3 +247,52 @@ def test_a_huge_upload_is_explained_on_a_bounded_copy(model, tmp_path, monkeypat
     assert sizes and set(sizes) == {(512, EXPLAIN_MAX_SIDE)}  # no map was ever made at full size
     assert inputs and all(max(shape) <= 64 for shape in inputs)  # the model sees its own input size
     assert "1024×512" in analysis.overlays[0][1]
+
+
+def test_serve_announces_its_address_only_once_the_port_answers(model, release, monkeypatch, capsys):
+    import gradio as gr
+
+    import mmfuse.training.rundir as rundir
+
+    port = _free_port()
+    answered = []
+
+    def block_thread(app):  # `serve` blocks here after announcing; record what a visitor would get, then stop
+        answered.append((capsys.readouterr().out, _status(f"http://127.0.0.1:{port}/")))
+        app.close()
+
+    monkeypatch.setattr(gr.Blocks, "block_thread", block_thread)
+    monkeypatch.setattr(rundir, "load_run_or_model", lambda name: model)
+    args = ["serve", "MODEL", "--port", str(port), "--examples", str(release), "--threads", "1"]
+    assert main(args) == 0
+    [(printed, status)] = answered
+    assert printed.strip() == f"serving MODEL on http://127.0.0.1:{port} (Ctrl-C stops)"
+    assert status == 200
+
+
+def test_a_port_taken_after_the_check_is_named_as_the_port_option(model, release, monkeypatch, capsys):
+    """Another program can take the port while the model loads: the error names --port, not Gradio's variable."""
+    import mmfuse.demo as demo
+    import mmfuse.training.rundir as rundir
+
+    monkeypatch.setattr(rundir, "load_run_or_model", lambda name: model)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        monkeypatch.setattr(demo, "check_listen_address", lambda host, port: None)  # the race: taken after it
+        assert main(["serve", "MODEL", "--port", str(port), "--examples", str(release)]) == 1
+    captured = capsys.readouterr()
+    assert f"port {port}" in captured.err and "--port" in captured.err
+    assert "GRADIO_SERVER_PORT" not in captured.err and "Traceback" not in captured.err
+    assert "serving" not in captured.out  # nothing announced for a server that never listened
+
+
+def test_the_page_api_names_its_outputs_and_leaves_the_auxiliary_image_optional(model):
+    info = build_app(model, examples=[]).get_api_info()["named_endpoints"]["/classify"]
+    primary, auxiliary = info["parameters"]
+    assert primary["parameter_has_default"] is False and auxiliary["parameter_has_default"] is True
+    assert "(required)" not in auxiliary["label"]
+    labels = [output["label"] for output in info["returns"]]
+    assert labels[:4] == ["status", "seven-point score", "head weights", "Where the model looked"]
+    assert labels[4:] == [task.name for task in model.tasks]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mmfuse.cli.argtypes import int_in_range, positive_number
+from mmfuse.cli.argtypes import add_threads_option, int_in_range, positive_number
 
 # The page's own limit (mmfuse.demo.MAX_UPLOAD_MB); repeated here so `--help` does not import Gradio and torch.
 DEFAULT_UPLOAD_MB = 20
@@ -32,18 +32,24 @@ def add_parser(subparsers) -> None:
         help="folder for the synthetic example release (default: a temporary one)",
     )
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:i]'")
+    add_threads_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.demo import build_app, check_listen_address, example_pairs, launch
     from mmfuse.runtime.device import select_device
+    from mmfuse.threads import set_threads
     from mmfuse.training.rundir import load_run_or_model
 
+    set_threads(args.threads)
     check_listen_address(args.host, args.port)  # before the model loads: a wrong host fails at once
     examples = example_pairs(args.examples) if args.examples else None
     model = load_run_or_model(args.model)
     app = build_app(model, examples=examples, device=select_device(args.device))
-    print(f"serving {args.model} on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
-    launch(app, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+
+    def announce(url: str) -> None:  # only once the port is bound: the address printed is one that answers
+        print(f"serving {args.model} on {url} (Ctrl-C stops)", flush=True)
+
+    launch(app, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, on_ready=announce)
     return 0

@@ -35,6 +35,7 @@ from mmfuse.data.errors import DataError
 from mmfuse.data.split import SPLIT_NAMES, stratified_split
 from mmfuse.data.synth_render import render_clinical, render_dermoscopy, skin_tone
 from mmfuse.data.synth_stats import CONDITIONAL_COLUMNS, DERM7PT_STATISTICS
+from mmfuse.data.synthetic import SYNTHETIC_MARKER
 
 MISSING_CLINICAL_RATE = 9 / 1011  # as in the real release
 MISSING_CLINICAL_NOTE = "Clinical missing and replaced with derm"
@@ -150,7 +151,7 @@ def synthesize(
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
             list(pool.map(draw, range(cases)))
         provenance = {"generator": "mmfuse.data.synth", "cases": cases, "size": size, "seed": seed}
-        (tmp / "SYNTHETIC.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        (tmp / SYNTHETIC_MARKER).write_text(json.dumps(provenance, indent=2) + "\n")
         try:
             os.replace(tmp, out)  # atomic; replaces an empty folder, never a filled one
         except OSError:

@@ -38,6 +38,7 @@ from mmfuse.data.records import read_table
 from mmfuse.data.synth import _save_jpeg, sample_labels
 from mmfuse.data.synth_render import render_clinical, render_dermoscopy, skin_tone
 from mmfuse.data.synth_stats import DERM7PT_STATISTICS
+from mmfuse.data.synthetic import SYNTHETIC_MARKER
 
 METADATA_HEADER = (
     "lesion_id",
@@ -336,7 +337,7 @@ def synthesize_milk10k(
             "seed": seed,
             "rows": source,
         }
-        (tmp / "SYNTHETIC.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        (tmp / SYNTHETIC_MARKER).write_text(json.dumps(provenance, indent=2) + "\n")
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

@@ -14,17 +14,26 @@ import csv
 import html
 import io
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from mmfuse._version import __version__
+from mmfuse.data.split import SPLIT_NAMES
+from mmfuse.data.synthetic import SYNTHETIC_MARKER, is_synthetic
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.provenance import DATA_KEY, check_same_data
 from mmfuse.evaluation.run_files import Field, RunFileError, read_json
 from mmfuse.fileio import atomic_write_bytes
 from mmfuse.metrics_layout import METRICS_INFO_KEYS
+from mmfuse.training.rundir import SPLITS_FILE
 
 REPORT_FILE = "report.html"
+# Points below this percentile of the weight-search scores share the colour scale's lowest colour.
+SURFACE_LOW_PERCENTILE = 10
 # The page's promise, enforced by the browser too: no script runs and nothing is fetched, whatever a run file holds.
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -40,6 +49,8 @@ td:first-child,th:first-child{text-align:left}
 img{max-width:100%;height:auto;border:1px solid #ddd;margin:.3em 0}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
 nav a{margin-right:1em}summary{cursor:pointer;margin:.4em 0}
+.banner{background:#fff4d6;border:1px solid #e0b84c;padding:.6em 1em;margin:.6em 0}
+.headline td:first-child{font-weight:600}.meta{color:#444;margin:.2em 0}
 """
 
 
@@ -112,7 +123,7 @@ def _config_section(run: Path) -> str:
     parts = []
     if (run / "config.yaml").is_file():
         parts.append(
-            f"<details open><summary><b>config.yaml</b> (the run's resolved configuration)</summary>"
+            f"<details><summary><b>config.yaml</b> (the run's resolved configuration)</summary>"
             f"<pre>{_esc(_text(run / 'config.yaml'))}</pre></details>"
         )
     model_config = run / "model" / "config.json"
@@ -124,15 +135,19 @@ def _config_section(run: Path) -> str:
     return "".join(parts) or _missing("configuration", "config.yaml")
 
 
-def _read_log(path: Path) -> list[dict[str, float]]:
-    """``log.csv`` as numbers, one dict per epoch; every row needs its ``epoch``."""
+def _read_csv(path: Path) -> tuple[list[dict], list[str]]:
+    """A run's CSV table as its rows and header; a file that is not one is a :class:`RunFileError`."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            rows = list(reader)
-            header = reader.fieldnames or []
+            return list(reader), list(reader.fieldnames or [])
     except (csv.Error, UnicodeDecodeError) as exc:
         raise RunFileError(f"{path}: not a readable CSV table ({exc})") from None
+
+
+def _read_log(path: Path) -> list[dict[str, float]]:
+    """``log.csv`` as numbers, one dict per epoch; every row needs its ``epoch``."""
+    rows, header = _read_csv(path)
     if rows and "epoch" not in header:
         raise RunFileError(f"{path}: no 'epoch' column (columns: {', '.join(map(str, header))})")
     parsed = []
@@ -410,7 +425,8 @@ def _weights_section(metrics: Field | None, search: Field | None) -> str:
         parts.append(_image(_png(_surface_figure(finite, weights, objective)), "weight search surface"))
         parts.append(
             '<p class="note">Every grid point of the simplex, coloured by its validation score; each corner is '
-            "one head alone, the star the chosen weights.</p>"
+            "one head alone, the star the chosen weights. The colours span the scores from their "
+            f"{SURFACE_LOW_PERCENTILE}th percentile to the best; lower points share the darkest colour.</p>"
         )
     return "".join(parts)
 
@@ -433,8 +449,12 @@ def _surface_figure(points: list[dict], weights: Mapping[str, float], objective:
         return fusion + auxiliary / 2, auxiliary * math.sqrt(3) / 2
 
     xs, ys = zip(*(xy(p) for p in points), strict=True)
-    dots = axis.scatter(xs, ys, c=[100 * p["score"] for p in points], cmap="viridis", s=40)
-    figure.colorbar(dots, ax=axis, label=f"{objective} (%)")
+    scores = [100 * p["score"] for p in points]
+    # The colours span where the scores are: a few poor corners (a head that learned little) would otherwise
+    # stretch the range and paint every point near the best one the same yellow.
+    low, high = float(np.percentile(scores, SURFACE_LOW_PERCENTILE)), max(scores)
+    dots = axis.scatter(xs, ys, c=scores, cmap="viridis", s=40, vmin=low, vmax=max(high, low + 1e-9))
+    figure.colorbar(dots, ax=axis, label=f"{objective} (%)", extend="min" if min(scores) < low else "neither")
     bx, by = xy(weights)
     axis.scatter([bx], [by], marker="*", s=220, color="red", edgecolor="white", label="chosen")
     for label, (x, y) in (
@@ -491,6 +511,143 @@ def _cost_section(run: Path) -> str:
     )
 
 
+# -- the first screen: what was trained on what, and how it scored -------------------------------------
+
+
+def _model_name(model_config: Field | None) -> tuple[str, list[str]]:
+    """The preset (else the fusion block) and the backbones, from ``model/config.json``."""
+    if model_config is None:
+        return "model", []
+    name = model_config.get("preset") or model_config.get("fusion")
+    backbones = [model_config.get(k) for k in ("primary", "auxiliary")]
+    return (name.text() if name is not None else "model"), [b.text() for b in backbones if b is not None]
+
+
+def _data_records(metrics: Field | None) -> list[tuple[str, Field]]:
+    records = metrics.get(DATA_KEY) if metrics is not None else None
+    return [] if records is None else list(records.items())
+
+
+def _split_sizes(run: Path, metrics: Field | None) -> dict[str, int]:
+    """Cases per split: ``splits.csv`` (every split the run made), else the evaluated splits' records."""
+    path = run / SPLITS_FILE
+    if path.is_file():
+        rows, header = _read_csv(path)
+        if "split" not in header:
+            raise RunFileError(f"{path}: no 'split' column (columns: {', '.join(map(str, header))})")
+        counts = Counter(str(row["split"]) for row in rows)
+        order = [*SPLIT_NAMES, *sorted(set(counts) - set(SPLIT_NAMES))]  # train, valid, test first
+        return {split: counts[split] for split in order if counts[split]}
+    return {split: record["cases"].integer() for split, record in _data_records(metrics)}
+
+
+def _trained_on(run: Path) -> str | None:
+    """When the model was saved (the run's end), as a UTC date: a rebuilt page shows the same date."""
+    for path in (run / "model" / "config.json", run / "metrics.json", run / "config.yaml"):
+        if path.is_file():
+            return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return None
+
+
+def _synthetic_banner(records: list[tuple[str, Field]]) -> str:
+    roots = {record["root"].text() for _, record in records}
+    synthetic = sorted(root for root in roots if is_synthetic(root))
+    if not synthetic:
+        return ""
+    return (
+        '<p class="banner" id="synthetic"><b>Synthetic data.</b> This run was evaluated on a release written by '
+        f"<code>mmfuse data synth</code> (<code>{_esc(SYNTHETIC_MARKER)}</code> in "
+        f"<code>{_esc(synthetic[0])}</code>): its numbers show that the pipeline works, not how the model "
+        "does on real lesions.</p>"
+    )
+
+
+def _headline_split(metrics: Field) -> str | None:
+    splits = [split for split, _ in _metric_splits(metrics)]
+    return "test" if "test" in splits else (splits[-1] if splits else None)
+
+
+def _headline(metrics: Field | None, search: Field | None) -> str:
+    """One table: each head's weight and validation score from the search beside its held-out metrics."""
+    if metrics is None:
+        return _missing("results", "metrics.json")
+    split = _headline_split(metrics)
+    if split is None:
+        return '<p class="note">metrics.json holds no split.</p>'
+    heads = metrics[split]
+    searched = search is not None and "skipped" not in search
+    weights = search["weights"] if searched else metrics.get("head_weights")
+    scores = search.get("head_scores") if searched else None
+    has_mel = heads["final"].get("mel") is not None
+    header = ["head", "weight"]
+    if searched:
+        objective = search["objective"].text()
+        header.append(f"{search['split'].text()} {objective.replace('_', ' ').upper()} (search)")
+    header += [f"{split} AVG AUC", f"{split} AVG ACC"] + ([f"{split} MEL AUC"] if has_mel else [])
+    rows = []
+    final_first = sorted(heads.items(), key=lambda item: item[0] != "final")  # the prediction, then its heads
+    for name, report in final_first:
+        weight = weights.get(name) if weights is not None else None
+        row = [_esc(name), "–" if weight is None else f"{weight.number(0, 1):.2f}"]
+        if searched:
+            score = search["score"] if name == "final" else (scores.get(name) if scores is not None else None)
+            row.append(_with_ci(score, None))
+        row += [_with_ci(report.get(m), report.get("ci", m)) for m in ("avg_auc", "avg_acc")]
+        if has_mel:
+            row.append(_with_ci(report.get("mel", "auc"), report.get("ci", "mel", "auc")))
+        rows.append(row)
+    chosen = ""
+    if searched:
+        combine = search.get("combine")
+        chosen = (
+            f"<p>The weight search on the <b>{_esc(search['split'].text())}</b> split chose "
+            + ", ".join(f"{_esc(h)} <b>{w.number(0, 1):.2f}</b>" for h, w in search["weights"].items())
+            + f"; the final prediction mixes the heads' {_esc(combine.text() if combine else 'probabilities')}"
+            " with these weights.</p>"
+        )
+    elif search is not None:
+        chosen = f"<p>No weight search: {_esc(search['skipped'].text())}.</p>"
+    ci = heads["final"].get("ci")
+    note = (
+        f'<p class="note">Percent; brackets: {100 * ci["level"].number(0, 1):.0f} % bootstrap intervals over the '
+        f"{_esc(split)} cases. Per-class, per-task and ISIC metrics are under Metrics.</p>"
+        if ci is not None
+        else '<p class="note">Percent; this run has no bootstrap intervals.</p>'
+    )
+    return chosen + _table(header, rows).replace("<table>", '<table class="headline">', 1) + note
+
+
+def _overview(
+    run: Path, metrics: Field | None, search: Field | None, model_config: Field | None
+) -> tuple[str, str]:
+    """The page's title and its first screen: what, on which data, when, whether synthetic, the results."""
+    records = _data_records(metrics)
+    model, backbones = _model_name(model_config)
+    if records:
+        first = records[0][1]
+        data = f"{Path(first['root'].text()).name} ({first['format'].text()} format)"
+    else:
+        data = "unknown data"
+    title = f"{model} on {data}"
+    sizes = _split_sizes(run, metrics)
+    facts = [f"backbones {_esc(' + '.join(backbones))}"] if backbones else []
+    if sizes:
+        facts.append(", ".join(f"{_esc(split)} {count}" for split, count in sizes.items()) + " cases")
+    when = _trained_on(run)
+    if when:
+        facts.append(f"trained {_esc(when)}")
+    facts.append(f"run folder <code>{_esc(run.resolve().name)}</code>")
+    first_screen = (
+        f"<h1>{_esc(title)}</h1>"
+        f'<p class="meta">{" · ".join(facts)}</p>'
+        + _synthetic_banner(records)
+        + '<section id="results"><h2>Results</h2>'
+        + _headline(metrics, search)
+        + "</section>"
+    )
+    return title, first_screen
+
+
 def _check_one_data(metrics: Field | None, calibration: Field | None, robustness: Field | None) -> None:
     """Refuse a page that would show results of different data side by side (files without records pass)."""
     records = metrics.get(DATA_KEY) if metrics is not None else None
@@ -525,14 +682,15 @@ def build_report(run: str | Path) -> str:
     calibration = read_json(run / "calibration.json")
     robustness = read_json(run / "robustness.json")
     _check_one_data(metrics, calibration, robustness)
+    page_title, first_screen = _overview(run, metrics, search, read_json(run / "model" / "config.json"))
     sections = [
-        ("config", "Configuration", _config_section(run)),
-        ("training", "Training", _training_section(run)),
         ("metrics", "Metrics", _metrics_section(metrics, run)),
+        ("weights", "Head weights", _weights_section(metrics, search)),
+        ("training", "Training", _training_section(run)),
         ("calibration", "Calibration", _calibration_section(calibration, run)),
         ("robustness", "Robustness", _robustness_section(robustness, run)),
-        ("weights", "Head weights", _weights_section(metrics, search)),
         ("cost", "Parameters and cost", _cost_section(run)),
+        ("config", "Configuration", _config_section(run)),
     ]
     nav = "".join(f'<a href="#{key}">{_esc(title)}</a>' for key, title, _ in sections)
     body = "".join(
@@ -540,12 +698,12 @@ def build_report(run: str | Path) -> str:
     )
     return (
         "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>mmfuse run report: {_esc(run.resolve().name)}</title>'
+        f'<html lang="en"><head><meta charset="utf-8"><title>mmfuse run report: {_esc(page_title)}</title>'
         f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"><style>{_STYLE}</style></head>'
-        f"<body><h1>Run report: {_esc(run.resolve().name)}</h1>"
+        f"<body>{first_screen}<nav>{nav}</nav>{body}"
         f'<p class="note">Written by mmfuse {_esc(__version__)} from the files of this run directory.</p>'
-        f"<nav>{nav}</nav>{body}</body></html>\n"
+        "</body></html>\n"
     )
 
 
