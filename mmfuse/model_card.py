@@ -18,6 +18,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from mmfuse.data.formats import DEFAULT_FORMAT, UnknownFormatError, get_format, path_option_keys
+from mmfuse.data.synthetic import is_synthetic
 from mmfuse.errors import UsageError
 from mmfuse.hub.names import checked_repo_id
 from mmfuse.metrics_layout import metric_splits
@@ -127,8 +128,6 @@ def _synthetic(training_config: Mapping | None) -> bool:
     data = (training_config or {}).get("data")
     if not isinstance(data, Mapping) or not data.get("root"):
         return False
-    from mmfuse.data.synthetic import is_synthetic
-
     return is_synthetic(str(data["root"]))
 
 

@@ -29,7 +29,6 @@ from mmfuse.evaluation.provenance import DATA_KEY, check_same_data
 from mmfuse.evaluation.run_files import Field, RunFileError, read_json
 from mmfuse.fileio import atomic_write_bytes
 from mmfuse.metrics_layout import METRICS_INFO_KEYS
-from mmfuse.training.rundir import SPLITS_FILE
 
 REPORT_FILE = "report.html"
 # Points below this percentile of the weight-search scores share the colour scale's lowest colour.
@@ -530,7 +529,7 @@ def _data_records(metrics: Field | None) -> list[tuple[str, Field]]:
 
 def _split_sizes(run: Path, metrics: Field | None) -> dict[str, int]:
     """Cases per split: ``splits.csv`` (every split the run made), else the evaluated splits' records."""
-    path = run / SPLITS_FILE
+    path = run / "splits.csv"  # written by training, as config.yaml and log.csv are
     if path.is_file():
         rows, header = _read_csv(path)
         if "split" not in header:
