@@ -301,7 +301,7 @@ def render_model_card(
     if metrics is not None:
         _check_metrics(metrics)
     if repo_id is not None:
-        repo_id = checked_repo_id(repo_id)
+        repo_id = checked_repo_id(repo_id, owner_required=False)
     title = _title(config)
     data = ModelCardData(**card_data.to_dict())
     data.metrics = CARD_METRICS

@@ -61,7 +61,7 @@ def test_train_writes_the_run_directory(trained):
     assert len(surface) == 231 and {"primary", "auxiliary", "fusion", "score"} <= set(surface[0])
     assert {p.name for p in (run / "model").iterdir()} >= {"config.json", "model.safetensors", "README.md"}
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics) == {"valid", "test", "head_weights"}
+    assert set(metrics) == {"valid", "test", "head_weights", "data"}
     assert set(metrics["head_weights"]) == {"primary", "auxiliary", "fusion"}
     assert sum(metrics["head_weights"].values()) == pytest.approx(1.0, abs=1e-5)
     for split in ("valid", "test"):

@@ -50,12 +50,17 @@ def _is_repo_id(text: str) -> bool:
     return True
 
 
-def checked_repo_id(repo_id: object, what: str = "repository id") -> str:
-    """``repo_id`` if it is a Hub id ``OWNER/NAME`` (huggingface_hub's rules), else a :class:`UsageError`."""
+def checked_repo_id(repo_id: object, what: str = "repository id", *, owner_required: bool = True) -> str:
+    """``repo_id`` if it is a Hub id ``OWNER/NAME`` (huggingface_hub's rules), else a :class:`UsageError`.
+
+    ``owner_required=False`` also takes a bare ``NAME``, which an upload places in the uploader's own
+    namespace (``save_pretrained(folder, push_to_hub=True)`` names the repository after the folder).
+    """
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+    slashes = (1,) if owner_required else (0, 1)
+    if not isinstance(repo_id, str) or repo_id.count("/") not in slashes:
         raise UsageError(f"{what} must be OWNER/NAME, got {repo_id!r}")
     try:
         validate_repo_id(repo_id)
