@@ -68,7 +68,7 @@ def test_aab_is_smaller_than_bab_with_both_pairs(report):
 
 
 def test_params_cli_json_lists_ours_beside_the_papers(capsys, monkeypatch, report):
-    monkeypatch.setattr("mmfuse.params.parameter_report", lambda img_size=224: list(report.values()))
+    monkeypatch.setattr("mmfuse.params.parameter_report", lambda img_size=224, steps=None: list(report.values()))
     assert main(["params", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"]: (r["params"], r["paper_params"]) for r in rows}["ammfm-swin"] == (

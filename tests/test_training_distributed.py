@@ -51,7 +51,7 @@ def test_two_process_gloo_run_writes_one_complete_run_directory(tmp_path):
     log = (run / "log.csv").read_text().splitlines()
     assert len(log) == 3  # header and two epochs, written once
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics) == {"test", "head_weights"}
+    assert set(metrics) == {"test", "head_weights", "data"}
     assert set(metrics["test"]) == {"primary", "auxiliary", "fusion", "final"}
     model = from_pretrained(run / "model")
     assert model.head_weights_dict == pytest.approx(metrics["head_weights"], abs=1e-6)
