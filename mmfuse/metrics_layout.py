@@ -9,6 +9,8 @@ from collections.abc import Mapping
 DATA_KEY = "data"
 # metrics.json keys that are not splits: the searched head weights and the data records.
 METRICS_INFO_KEYS = ("head_weights", DATA_KEY)
+# The two summary figures of every head's report (the paper's AVG AUC and AVG ACC), in display order.
+HEADLINE_METRICS = ("avg_auc", "avg_acc")
 
 
 def metric_splits(metrics: Mapping) -> dict:

@@ -21,7 +21,7 @@ from mmfuse.data.formats import DEFAULT_FORMAT, UnknownFormatError, get_format, 
 from mmfuse.data.synthetic import is_synthetic
 from mmfuse.errors import UsageError
 from mmfuse.hub.names import checked_repo_id
-from mmfuse.metrics_layout import metric_splits
+from mmfuse.metrics_layout import HEADLINE_METRICS, metric_splits
 from mmfuse.params import count_parameters
 from mmfuse.presets import list_presets, preset_config
 
@@ -206,7 +206,7 @@ def _check_metrics(metrics: Mapping) -> None:
         for head, result in heads.items():
             if not isinstance(result, Mapping):
                 raise UsageError(f"metrics[{split!r}][{head!r}] must be a mapping, got {result!r}")
-            for key in ("avg_auc", "avg_acc"):
+            for key in HEADLINE_METRICS:
                 if key in result and not isinstance(result[key], Real):
                     raise UsageError(
                         f"metrics[{split!r}][{head!r}][{key!r}] must be a number, got {result[key]!r}"

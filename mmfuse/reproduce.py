@@ -23,6 +23,7 @@ import numpy as np
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.writers import write_json
 from mmfuse.fileio import atomic_write_bytes, atomic_write_text
+from mmfuse.metrics_layout import HEADLINE_METRICS
 from mmfuse.params import CONFIGURATIONS_BY_NAME, count_parameters
 from mmfuse.training.launch import Launcher, Outcome, RunSpec, launch
 
@@ -382,7 +383,7 @@ def figure(data: Mapping, path: Path) -> None:
     rows = data["rows"]
     x = np.arange(len(rows))
     fig, axes = plt.subplots(1, 2, figsize=(max(6, 1.6 * len(rows)), 4), constrained_layout=True)
-    for ax, metric, title in zip(axes, ("avg_auc", "avg_acc"), ("AVG AUC (%)", "AVG ACC (%)"), strict=True):
+    for ax, metric, title in zip(axes, HEADLINE_METRICS, ("AVG AUC (%)", "AVG ACC (%)"), strict=True):
         ours = [r[metric]["mean"] or 0.0 for r in rows]
         ours_err = [r[metric]["std"] or 0.0 for r in rows]
         paper = [(r[f"paper_{metric}"] or (0.0, 0.0)) for r in rows]

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmfuse.errors import ConfigError
+from mmfuse.metrics_layout import HEADLINE_METRICS
 from mmfuse.registry import TRACKERS, list_trackers, register_tracker
 
 __all__ = ["TRACKING_FILE", "Tracker", "Trackers", "list_trackers", "register_tracker"]
@@ -106,7 +107,7 @@ def _head_report(report: Mapping, prefix: str) -> dict[str, object]:
     for task, entry in report.get("tasks", {}).items():
         values[f"{prefix}/acc/{task}"] = entry["acc"]
     for name, group in report.items():
-        if name not in ("avg_auc", "avg_acc", "tasks", "ci") and isinstance(group, Mapping):
+        if name not in (*HEADLINE_METRICS, "tasks", "ci") and isinstance(group, Mapping):
             values.update({f"{prefix}/{name}/{k}": v for k, v in group.items()})
     return values
 

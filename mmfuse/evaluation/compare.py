@@ -28,6 +28,7 @@ from mmfuse.evaluation.bootstrap import (
 )
 from mmfuse.evaluation.delong import delong_test
 from mmfuse.evaluation.metrics import ABSENT_CLASS
+from mmfuse.metrics_layout import HEADLINE_METRICS
 from mmfuse.tasks import TaskSpec
 
 SEED_PREFIX = "seed_"
@@ -210,7 +211,7 @@ def compare_runs(
         "shared_cases": n,
         "bootstrap": bootstrap.to_dict(),
     }
-    for metric in ("avg_auc", "avg_acc"):
+    for metric in HEADLINE_METRICS:
         point_a, point_b = float(_mean_metric(a, once, metric)[0]), float(_mean_metric(b, once, metric)[0])
         differences = _mean_metric(a, counts, metric) - _mean_metric(b, counts, metric)
         result[metric] = {

@@ -19,7 +19,7 @@ from mmfuse.cv_layout import CV_JSON, CV_MD, fold_dir
 from mmfuse.errors import DataError
 from mmfuse.evaluation.metrics import task_metrics
 from mmfuse.fileio import atomic_write_text, write_json
-from mmfuse.metrics_layout import metric_splits
+from mmfuse.metrics_layout import HEADLINE_METRICS, metric_splits
 from mmfuse.tasks import TaskSpec
 
 SUMMARY_METRICS = (
@@ -52,7 +52,7 @@ def _stats(values: Sequence[float | None]) -> dict:
 
 def _head_values(report: Mapping, task: str) -> dict[str, float | None]:
     entry = report["tasks"][task]
-    return {m: report[m] if m in ("avg_auc", "avg_acc") else entry.get(m) for m in SUMMARY_METRICS}
+    return {m: report[m] if m in HEADLINE_METRICS else entry.get(m) for m in SUMMARY_METRICS}
 
 
 def out_of_fold_predictions(

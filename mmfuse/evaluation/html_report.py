@@ -28,7 +28,7 @@ from mmfuse.errors import UsageError
 from mmfuse.evaluation.provenance import DATA_KEY, check_same_data
 from mmfuse.evaluation.run_files import Field, RunFileError, read_json
 from mmfuse.fileio import atomic_write_bytes
-from mmfuse.metrics_layout import METRICS_INFO_KEYS
+from mmfuse.metrics_layout import HEADLINE_METRICS, METRICS_INFO_KEYS
 
 REPORT_FILE = "report.html"
 # Points below this percentile of the weight-search scores share the colour scale's lowest colour.
@@ -229,7 +229,7 @@ def _metrics_section(metrics: Field | None, run: Path) -> str:
         rows = []
         for name, report in heads.items():
             row = [_esc(name)] + [
-                _with_ci(report.get(m), report.get("ci", m)) for m in ("avg_auc", "avg_acc")
+                _with_ci(report.get(m), report.get("ci", m)) for m in HEADLINE_METRICS
             ]
             if has_mel:
                 row += [
@@ -362,7 +362,7 @@ def _robustness_section(robustness: Field | None, run: Path) -> str:
         return [
             _with_ci(entry.get("final", k) if entry is not None else None, None)
             for entry in entries
-            for k in ("avg_auc", "avg_acc")
+            for k in HEADLINE_METRICS
         ]
 
     rows = [["clean", "0", *cells([robustness["clean"]] * len(modalities))]]
@@ -591,7 +591,7 @@ def _headline(metrics: Field | None, search: Field | None) -> str:
         if searched:
             score = search["score"] if name == "final" else (scores.get(name) if scores is not None else None)
             row.append(_with_ci(score, None))
-        row += [_with_ci(report.get(m), report.get("ci", m)) for m in ("avg_auc", "avg_acc")]
+        row += [_with_ci(report.get(m), report.get("ci", m)) for m in HEADLINE_METRICS]
         if has_mel:
             row.append(_with_ci(report.get("mel", "auc"), report.get("ci", "mel", "auc")))
         rows.append(row)

@@ -22,6 +22,7 @@ import torch
 from mmfuse.data.degrade import CORRUPTIONS, SEVERITIES, DegradedAugmenter
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.report import split_metrics
+from mmfuse.metrics_layout import HEADLINE_METRICS
 from mmfuse.plots import save_figure
 
 MODALITIES = ("auxiliary", "primary")
@@ -148,7 +149,7 @@ def format_robustness(result: Mapping, head: str = "final") -> str:
             report = (entry or {}).get(head)
             out += "".join(
                 f"{'n/a':>15}" if report is None else f"{100 * report[m]:15.1f}"
-                for m in ("avg_auc", "avg_acc")
+                for m in HEADLINE_METRICS
             )
         return out
 
@@ -171,7 +172,7 @@ def plot_robustness(path: str | Path, result: Mapping) -> Path:
 
     modalities = [m for m in MODALITIES if m in result]
     corruptions = list(result["severities"])
-    rows = [(m, metric) for m in modalities for metric in ("avg_auc", "avg_acc")]
+    rows = [(m, metric) for m in modalities for metric in HEADLINE_METRICS]
     figure = Figure(figsize=(3.0 * len(corruptions), 2.6 * len(rows)), layout="constrained")
     colours = dict(zip(CURVE_HEADS, ("tab:blue", "tab:orange", "tab:green", "black"), strict=True))
     for r, (modality, metric) in enumerate(rows):

@@ -17,6 +17,7 @@ import yaml
 from mmfuse.errors import ConfigError, DataError
 from mmfuse.fileio import atomic_write_text
 from mmfuse.limits import MAX_RESAMPLES, MAX_SEED, MIN_WEIGHT_STEP
+from mmfuse.metrics_layout import HEADLINE_METRICS
 from mmfuse.runtime.data import dataset_options
 from mmfuse.yamlio import boolean_hint, load_yaml
 
@@ -94,7 +95,7 @@ _CHOICES = {
     ("train", "amp"): ("bf16", "fp16", "none"),
     ("train", "class_weights"): (None, "balanced"),
     ("train", "sampler"): ("shuffle", "balanced"),
-    ("evaluation", "weight_search", "objective"): ("avg_auc", "avg_acc"),
+    ("evaluation", "weight_search", "objective"): HEADLINE_METRICS,
     ("evaluation", "weight_search", "combine"): ("probabilities", "logits"),
     ("evaluation", "weight_search", "method"): ("simplex", "fusionm4net"),
     ("evaluation", "weight_search", "schedule"): ("linear", "cosine"),

@@ -18,7 +18,7 @@ import numpy as np
 from mmfuse.errors import UsageError
 from mmfuse.fileio import atomic_write_text, write_json
 from mmfuse.limits import MAX_SEED, MAX_SEEDS
-from mmfuse.metrics_layout import metric_splits
+from mmfuse.metrics_layout import HEADLINE_METRICS, metric_splits
 from mmfuse.training.launch import Launcher, train_study
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def _flatten(report: Mapping) -> dict[str, float]:
     """One head's report as ``{"avg_auc": .., "mel.auc": .., "acc.DIAG": .., "auc.DIAG.MEL": ..}``."""
     flat = {"avg_auc": report["avg_auc"], "avg_acc": report["avg_acc"]}
     for name, values in report.items():
-        if name not in ("avg_auc", "avg_acc", "tasks", "ci") and isinstance(values, Mapping):
+        if name not in (*HEADLINE_METRICS, "tasks", "ci") and isinstance(values, Mapping):
             flat.update({f"{name}.{k}": v for k, v in values.items()})
     for task, entry in report["tasks"].items():
         flat[f"acc.{task}"] = entry["acc"]
