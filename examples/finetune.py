@@ -19,7 +19,7 @@ import torch
 import yaml
 
 import mmfuse
-from mmfuse.data.derm7pt import load_release
+from mmfuse.data.formats.derm7pt import load_release
 from mmfuse.data.synth import synthesize
 from mmfuse.training import resolve, train
 

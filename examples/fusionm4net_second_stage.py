@@ -15,7 +15,7 @@ import torch
 from mmfuse_plugins.fusionm4net import SecondStage
 
 from mmfuse.data import load_table
-from mmfuse.data.derm7pt import official_metadata_encoding
+from mmfuse.data.formats.derm7pt import official_metadata_encoding
 from mmfuse.data.synth import synthesize
 from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split
 from mmfuse.evaluation.metrics import head_metrics

@@ -206,8 +206,8 @@ def example_pairs(directory: str | os.PathLike, *, cases: int = EXAMPLE_CASES, s
     :class:`~mmfuse.data.errors.DataError` naming the row and column. There is no way to allow a path
     outside the release here.
     """
-    from mmfuse.data.derm7pt import META_FILE, load_release
     from mmfuse.data.errors import DataError
+    from mmfuse.data.formats.derm7pt import META_FILE, load_release
     from mmfuse.data.images import verify_image
     from mmfuse.data.synth import synthesize
 

@@ -18,7 +18,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from mmfuse.data.formats import DEFAULT_FORMAT, UnknownFormatError, get_format, path_option_keys
-from mmfuse.data.synthetic import is_synthetic
+from mmfuse.data.synth.marker import is_synthetic
 from mmfuse.errors import UsageError
 from mmfuse.hub.names import checked_repo_id
 from mmfuse.metrics_layout import HEADLINE_METRICS, metric_splits

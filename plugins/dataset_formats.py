@@ -17,14 +17,14 @@ class Derm7ptFormat(DatasetFormat):
     hub_dataset = "derm7pt"
 
     def load(self, options: DataOptions):
-        from mmfuse.data.derm7pt import load_release
+        from mmfuse.data.formats.derm7pt import load_release
 
         return load_release(
             options.root, split_seed=options.split_seed, allow_outside_root=options.allow_outside_root
         )
 
     def check(self, options: DataOptions, *, workers: int | None = None):
-        from mmfuse.data.derm7pt import check_release
+        from mmfuse.data.formats.derm7pt import check_release
 
         return check_release(options.root, workers=workers, allow_outside_root=options.allow_outside_root)
 
@@ -43,7 +43,7 @@ class Milk10kFormat(DatasetFormat):
     }
 
     def load(self, options: DataOptions):
-        from mmfuse.data.milk10k import load_release
+        from mmfuse.data.formats.milk10k import load_release
 
         return load_release(
             options.root,
@@ -53,7 +53,7 @@ class Milk10kFormat(DatasetFormat):
         )
 
     def check(self, options: DataOptions, *, workers: int | None = None):
-        from mmfuse.data.milk10k import check_release
+        from mmfuse.data.formats.milk10k import check_release
 
         return check_release(
             options.root,
@@ -72,7 +72,7 @@ class PairedCsvFormat(DatasetFormat):
     }
 
     def load(self, options: DataOptions):
-        from mmfuse.data.paired_csv import load_paired_csv
+        from mmfuse.data.formats.paired_csv import load_paired_csv
 
         return load_paired_csv(
             options.root,

@@ -13,7 +13,7 @@ knowing the diagnosis (difficulty, management), which FusionM4Net's and TFormer'
 from __future__ import annotations
 
 import mmfuse
-from mmfuse.data.derm7pt import METADATA_FIELDS
+from mmfuse.data.formats.derm7pt import METADATA_FIELDS
 from mmfuse.metadata import EncodedField, MetadataEncoding
 
 RECORD_FIELDS = ("elevation", "location", "sex")

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import mmfuse
-from mmfuse.data.derm7pt import official_metadata_encoding
+from mmfuse.data.formats.derm7pt import official_metadata_encoding
 from mmfuse.errors import UsageError
 
 SWIN_TINY = "swin_tiny_patch4_window7_224"

@@ -11,7 +11,7 @@ import torch
 from test_training_fixtures import make_release, tiny_config, write_config
 
 from mmfuse.cli import main
-from mmfuse.data.derm7pt import seven_point_score
+from mmfuse.data.formats.derm7pt import seven_point_score
 from mmfuse.hub import from_pretrained
 from mmfuse.tasks import DERM7PT_TASKS
 

@@ -14,7 +14,7 @@ from isic_scorer import as_scorer_submission, needs_scorer, official_scores, wri
 
 from mmfuse.cli import main
 from mmfuse.data.split import cross_validation_splits, grouped_stratified_folds
-from mmfuse.data.synth_milk10k import synthesize_milk10k
+from mmfuse.data.synth.milk10k import synthesize_milk10k
 from mmfuse.errors import DataError
 
 

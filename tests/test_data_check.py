@@ -10,7 +10,7 @@ import pytest
 
 from mmfuse.cli import main
 from mmfuse.data import DataError
-from mmfuse.data.derm7pt import check_release, load_release
+from mmfuse.data.formats.derm7pt import check_release, load_release
 from mmfuse.data.synth import synthesize
 
 

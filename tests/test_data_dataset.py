@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from mmfuse import DERM7PT_TASKS
 from mmfuse.cli import main
 from mmfuse.data import DataError, build_dataset, load_cache, prepare_cache
-from mmfuse.data.derm7pt import load_release
+from mmfuse.data.formats.derm7pt import load_release
 from mmfuse.data.synth import synthesize
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

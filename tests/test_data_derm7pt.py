@@ -13,8 +13,14 @@ from hypothesis import strategies as st
 
 from mmfuse import DERM7PT_TASKS
 from mmfuse.data import DataError, class_counts
-from mmfuse.data.derm7pt import RAW_TO_CLASS, TASK_COLUMNS, group_label, parse_release, seven_point_score
-from mmfuse.data.synth_stats import DERM7PT_STATISTICS, label_statistics
+from mmfuse.data.formats.derm7pt import (
+    RAW_TO_CLASS,
+    TASK_COLUMNS,
+    group_label,
+    parse_release,
+    seven_point_score,
+)
+from mmfuse.data.synth.derm7pt_stats import DERM7PT_STATISTICS, label_statistics
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_META = Path(os.environ.get("MMFUSE_DERM7PT_META", REPO.parent / "shared" / "derm7pt" / "meta.csv"))

@@ -12,7 +12,7 @@ import pytest
 
 from mmfuse.cli import main
 from mmfuse.data.build import fit_metadata_encoding
-from mmfuse.data.milk10k import (
+from mmfuse.data.formats.milk10k import (
     CLASSES,
     DERMOSCOPIC,
     GROUND_TRUTH_FILE,
@@ -21,7 +21,7 @@ from mmfuse.data.milk10k import (
     check_release,
     parse_release,
 )
-from mmfuse.data.synth_milk10k import synthesize_milk10k
+from mmfuse.data.synth.milk10k import synthesize_milk10k
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("MMFUSE_MILK10K_DIR", REPO.parent / "shared" / "milk10k"))

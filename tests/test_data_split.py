@@ -30,7 +30,7 @@ def test_split_depends_only_on_its_inputs(strata, seed):
 
 
 def test_official_derm7pt_proportions_are_kept():
-    from mmfuse.data.derm7pt import OFFICIAL_SPLIT_RATIOS
+    from mmfuse.data.formats.derm7pt import OFFICIAL_SPLIT_RATIOS
 
     splits = stratified_split(["NEV"] * 1011, OFFICIAL_SPLIT_RATIOS)
     assert [len(splits[n]) for n in ("train", "valid", "test")] == [413, 203, 395]

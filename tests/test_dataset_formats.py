@@ -61,7 +61,7 @@ class SubfolderRelease(DatasetFormat):
     options = {"release": FormatOption("the subfolder holding the release", required=True)}
 
     def load(self, options: DataOptions):
-        from mmfuse.data.derm7pt import load_release
+        from mmfuse.data.formats.derm7pt import load_release
 
         return load_release(options.root / options["release"], split_seed=options.split_seed)
 

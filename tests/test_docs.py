@@ -47,7 +47,7 @@ RUNNABLE = [b for b in BLOCKS if b.runs or b.skip is not None]
 @pytest.fixture(scope="session")
 def docs_fixtures(tmp_path_factory) -> Path:
     from mmfuse.cli import main as mmfuse_main
-    from mmfuse.data.derm7pt import load_release
+    from mmfuse.data.formats.derm7pt import load_release
     from mmfuse.data.synth import synthesize
 
     base = tmp_path_factory.mktemp("docs-fixtures")

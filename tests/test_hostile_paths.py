@@ -15,8 +15,8 @@ from test_silent_wrong_results import write_paired_csv
 
 from mmfuse.cli import main
 from mmfuse.data import DataError, build_dataset
+from mmfuse.data.formats.paired_csv import load_paired_csv
 from mmfuse.data.images import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, load_resized, verify_image
-from mmfuse.data.paired_csv import load_paired_csv
 from mmfuse.data.validate import check_paired_csv
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

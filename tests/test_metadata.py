@@ -11,8 +11,8 @@ from test_training_fixtures import make_release, tiny_config
 
 import mmfuse
 from mmfuse.data import fit_metadata_encoding, load_table
-from mmfuse.data.derm7pt import METADATA_FIELDS, official_metadata_encoding
-from mmfuse.data.paired_csv import read_schema
+from mmfuse.data.formats.derm7pt import METADATA_FIELDS, official_metadata_encoding
+from mmfuse.data.formats.paired_csv import read_schema
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.model import mix_heads
 

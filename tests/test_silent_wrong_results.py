@@ -20,8 +20,8 @@ from PIL import Image
 import mmfuse
 from mmfuse.cli import main
 from mmfuse.data import DataError, build_dataset, load_cache, prepare_cache
+from mmfuse.data.formats.paired_csv import load_paired_csv, parse_paired_csv
 from mmfuse.data.images import load_resized
-from mmfuse.data.paired_csv import load_paired_csv, parse_paired_csv
 from mmfuse.data.validate import check_paired_csv
 from mmfuse.errors import MmfuseError, NonFiniteOutputError
 from mmfuse.evaluation.inference import check_finite_logits

@@ -67,7 +67,7 @@ def make_paired_csv(release: Path, out: Path, *, schema: bool = False) -> Path:
     import csv
     import shutil
 
-    from mmfuse.data.derm7pt import load_release
+    from mmfuse.data.formats.derm7pt import load_release
 
     table = load_release(release)
     images = out / "images"

@@ -150,7 +150,7 @@ def run_synth(args: argparse.Namespace) -> int:
     from mmfuse.data.synth import synthesize
 
     if args.format == "milk10k":
-        from mmfuse.data.synth_milk10k import synthesize_milk10k
+        from mmfuse.data.synth.milk10k import synthesize_milk10k
 
         made = synthesize_milk10k(
             args.out,

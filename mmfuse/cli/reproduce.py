@@ -77,7 +77,7 @@ def run_milk10k(args: argparse.Namespace) -> int:
             "milk10k cross-validates with one seed; --seeds and --dry-run apply to the paper's tables"
         )
     if args.quick and Path(data) == synthetic and not synthetic.is_dir():
-        from mmfuse.data.synth_milk10k import synthesize_milk10k
+        from mmfuse.data.synth.milk10k import synthesize_milk10k
 
         print(
             f"synthetic MILK10k release: {milk.QUICK_LESIONS} lesions at {milk.QUICK_IMAGE_SIZE} px -> {data}"

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mmfuse.data.errors import DataError, Problem
+from mmfuse.data.formats.paired_csv import parse_paired_csv
 from mmfuse.data.images import OutsideRootError, resolve_image_path, verify_image
-from mmfuse.data.paired_csv import parse_paired_csv
 from mmfuse.data.records import class_counts
 
 # (where, image folder, path as written in the table)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from mmfuse.data.derm7pt import seven_point_score
+from mmfuse.data.formats.derm7pt import seven_point_score
 from mmfuse.tasks import DERM7PT_TASKS, TaskSpec
 
 # Table 4 of the paper: the melanoma class and each criterion's melanoma-associated class.

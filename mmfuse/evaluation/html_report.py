@@ -23,7 +23,7 @@ import numpy as np
 
 from mmfuse._version import __version__
 from mmfuse.data.split import SPLIT_NAMES
-from mmfuse.data.synthetic import SYNTHETIC_MARKER, is_synthetic
+from mmfuse.data.synth.marker import SYNTHETIC_MARKER, is_synthetic
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.provenance import DATA_KEY, check_same_data
 from mmfuse.evaluation.run_files import Field, RunFileError, read_json

@@ -1,8 +1,8 @@
 """A synthetic Derm7pt release: same files, same columns, raw label strings, JPEG images.
 
-Labels follow the real data's per-diagnosis frequencies (:mod:`mmfuse.data.synth_stats`): a raw
+Labels follow the real data's per-diagnosis frequencies (:mod:`mmfuse.data.synth.derm7pt_stats`): a raw
 diagnosis is drawn from its real count, then every criterion and metadata column independently from
-its real distribution given that diagnosis. Images are drawn by :mod:`mmfuse.data.synth_render`.
+its real distribution given that diagnosis. Images are drawn by :mod:`mmfuse.data.synth.render`.
 Everything depends only on ``seed``: the same call writes the same bytes.
 """
 
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmfuse.data.derm7pt import (
+from mmfuse.data.errors import DataError
+from mmfuse.data.formats.derm7pt import (
     ALL_COLUMNS,
     IMAGE_DIR,
     META_FILE,
@@ -31,11 +32,10 @@ from mmfuse.data.derm7pt import (
     seven_point_score,
     split_file,
 )
-from mmfuse.data.errors import DataError
 from mmfuse.data.split import SPLIT_NAMES, stratified_split
-from mmfuse.data.synth_render import render_clinical, render_dermoscopy, skin_tone
-from mmfuse.data.synth_stats import CONDITIONAL_COLUMNS, DERM7PT_STATISTICS
-from mmfuse.data.synthetic import SYNTHETIC_MARKER
+from mmfuse.data.synth.derm7pt_stats import CONDITIONAL_COLUMNS, DERM7PT_STATISTICS
+from mmfuse.data.synth.marker import SYNTHETIC_MARKER
+from mmfuse.data.synth.render import render_clinical, render_dermoscopy, skin_tone
 
 MISSING_CLINICAL_RATE = 9 / 1011  # as in the real release
 MISSING_CLINICAL_NOTE = "Clinical missing and replaced with derm"

@@ -3,7 +3,7 @@
 With ``tables`` (a folder holding the real release's CSV files), the rows are the real ones of a
 class-stratified subset of lesions (every class present); without, rows are invented from the real
 tables' marginals (:data:`MARGINALS`). Either way the images are drawn by
-:mod:`mmfuse.data.synth_render`: each diagnosis borrows the dermoscopic criteria of a Derm7pt diagnosis
+:mod:`mmfuse.data.synth.render`: each diagnosis borrows the dermoscopic criteria of a Derm7pt diagnosis
 and the clinical cue of its group, so the images carry the label as a learnable signal. Everything
 depends only on the arguments: the same call writes the same bytes.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mmfuse.data.errors import DataError
-from mmfuse.data.milk10k import (
+from mmfuse.data.formats.milk10k import (
     CLASSES,
     CLINICAL,
     DERMOSCOPIC,
@@ -35,10 +35,10 @@ from mmfuse.data.milk10k import (
     SUPPLEMENT_FILE,
 )
 from mmfuse.data.records import read_table
-from mmfuse.data.synth import _save_jpeg, sample_labels
-from mmfuse.data.synth_render import render_clinical, render_dermoscopy, skin_tone
-from mmfuse.data.synth_stats import DERM7PT_STATISTICS
-from mmfuse.data.synthetic import SYNTHETIC_MARKER
+from mmfuse.data.synth.derm7pt import _save_jpeg, sample_labels
+from mmfuse.data.synth.derm7pt_stats import DERM7PT_STATISTICS
+from mmfuse.data.synth.marker import SYNTHETIC_MARKER
+from mmfuse.data.synth.render import render_clinical, render_dermoscopy, skin_tone
 
 METADATA_HEADER = (
     "lesion_id",
@@ -331,7 +331,7 @@ def synthesize_milk10k(
         _write_csv(tmp / SAMPLE_SUBMIT_FILE, ("lesion_id", *classes), sample)
         source = "tables" if tables is not None else "marginals"
         provenance = {
-            "generator": "mmfuse.data.synth_milk10k",
+            "generator": "mmfuse.data.synth.milk10k",
             "cases": cases,
             "size": size,
             "seed": seed,
