@@ -29,7 +29,7 @@ from mmfuse.evaluation.html_figures import (
 )
 from mmfuse.evaluation.provenance import DATA_KEY
 from mmfuse.evaluation.run_files import Field, read_log
-from mmfuse.metrics_layout import HEADLINE_METRICS, METRICS_INFO_KEYS
+from mmfuse.metrics_layout import HEADLINE_METRICS, metric_splits
 
 ISIC_COLUMNS = (
     ("balanced_accuracy", "balanced acc."),
@@ -41,8 +41,8 @@ ISIC_COLUMNS = (
 
 
 def report_splits(metrics: Field) -> list[tuple[str, Field]]:
-    """``metrics.json``'s splits (every key but the head weights and the data records)."""
-    return [(split, heads) for split, heads in metrics.items() if split not in METRICS_INFO_KEYS]
+    """``metrics.json``'s splits (every key but the head weights and the data records), as fields."""
+    return [(split, metrics[split]) for split in metric_splits(metrics.mapping())]
 
 
 def metrics_section(metrics: Field | None, run: Path) -> str:
