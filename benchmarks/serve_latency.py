@@ -1,6 +1,6 @@
 """Latency of the demo page under concurrent clients: `python -m benchmarks.serve_latency`.
 
-Starts the page (``mmfuse.demo``) on 127.0.0.1 in this process, then ``--clients`` clients each send
+Starts the page (``mmfuse.gradio_app``) on 127.0.0.1 in this process, then ``--clients`` clients each send
 ``--requests`` image pairs through Gradio's client (upload, queue, prediction, Grad-CAM for every task,
 attention maps, download of the result) at once. Prints p50/p90/p99/max of the per-request wall time
 and writes them as JSON with ``--out``. The server computes one request at a time (its queue is
@@ -40,7 +40,8 @@ def _model(spec: str):
 def measure(model, *, clients: int, requests: int, image_size: int = 512) -> dict:
     from gradio_client import Client, handle_file
 
-    from mmfuse.demo import build_app, example_pairs, launch
+    from mmfuse.gradio_app import build_app, example_pairs
+    from mmfuse.gradio_server import launch
 
     folder = Path(tempfile.mkdtemp(prefix="mmfuse-serve-bench-"))
     pair = example_pairs(folder / "release")[0]

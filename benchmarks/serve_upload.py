@@ -4,7 +4,7 @@ Starts ``mmfuse serve`` in its own process, sends one small pair to warm it up, 
 pair the page accepts (``--side`` x ``--side`` PNGs of a few hundred KB, under its 50 MP limit) through
 Gradio's client, as a visitor would. Prints the request's wall time and the server's peak resident
 memory (``VmHWM`` of ``/proc/PID/status``, Linux) before and after it, and writes them as JSON with
-``--out``. The page makes its maps on a copy at most ``mmfuse.demo.EXPLAIN_MAX_SIDE`` a side, so the
+``--out``. The page makes its maps on a copy at most ``mmfuse.gradio_app.EXPLAIN_MAX_SIDE`` a side, so the
 figures should not grow with ``--side`` beyond decoding the file.
 """
 
@@ -65,7 +65,7 @@ def _save_model(spec: str, folder: Path) -> str:
 def measure(model: str, side: int) -> dict:
     from gradio_client import Client, handle_file
 
-    from mmfuse.demo import wait_until_up
+    from mmfuse.gradio_server import wait_until_up
 
     folder = Path(tempfile.mkdtemp(prefix="mmfuse-upload-bench-"))
     model = _save_model(model, folder)

@@ -303,13 +303,48 @@ def render_model_card(
     if repo_id is not None:
         repo_id = checked_repo_id(repo_id, owner_required=False)
     title = _title(config)
+    synthetic = _synthetic(training_config)
+    data = _card_metadata(
+        model,
+        card_data,
+        title=title,
+        metrics=metrics,
+        training_config=training_config,
+        synthetic=synthetic,
+        license=license,
+        tags=tags,
+        datasets=datasets,
+        base_model=base_model,
+    )
+    lines = _overview_lines(model, config, title)
+    if metrics:
+        lines += _results_section(metrics, config["tasks"]) + [""]
+    else:
+        lines += ["## Results", "", "No evaluation results were saved with this model.", ""]
+    lines += _recipe_lines(training_config, synthetic) + _usage_lines(repo_id)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def _card_metadata(
+    model: FusionNetwork,
+    card_data: ModelCardData,
+    *,
+    title: str,
+    metrics: Mapping | None,
+    training_config: Mapping | None,
+    synthetic: bool,
+    license: str | None,
+    tags: list[str] | tuple[str, ...] | None,
+    datasets: list[str] | tuple[str, ...] | None,
+    base_model: str | list[str] | None,
+) -> ModelCardData:
+    """The card's Hub metadata (its YAML front matter): license, tags, datasets, base model, model-index."""
     data = ModelCardData(**card_data.to_dict())
     data.metrics = CARD_METRICS
     data.license = license or DEFAULT_LICENSE
     data.pipeline_tag = PIPELINE_TAG
     topical = list(DEFAULT_TAGS if tags is None else tags)
     data.tags = ["mmfuse", *[t for t in topical if t != "mmfuse"]]
-    synthetic = _synthetic(training_config)
     dataset_ids = list(datasets) if datasets is not None else _datasets(training_config)
     if dataset_ids:
         data.datasets = dataset_ids
@@ -325,13 +360,17 @@ def render_model_card(
         if results:
             data.model_name = title
             data.eval_results = results
+    return data
+
+
+def _overview_lines(model: FusionNetwork, config: Mapping, title: str) -> list[str]:
+    """The card's title, what the model is (encoders, fusion, size, input, head weights) and its tasks."""
     providers = config["providers"]
     params = count_parameters(model)
     stages = _md(", ".join(str(s) for s in config["fusion_stages"]) or "none")
     weights = ", ".join(f"{_md(h)} {w:.3f}" for h, w in config["head_weights"].items())
     size = int(config["img_size"])
-
-    lines = [
+    return [
         f"# {title} (mmfuse)",
         "",
         "A two-branch multi-label classifier in the style of AMMFM: a primary encoder (dermoscopy in the paper) "
@@ -356,11 +395,11 @@ def render_model_card(
         *[f"| {_md(t['name'])} | {', '.join(_md(c) for c in t['classes'])} |" for t in config["tasks"]],
         "",
     ]
-    if metrics:
-        lines += _results_section(metrics, config["tasks"]) + [""]
-    else:
-        lines += ["## Results", "", "No evaluation results were saved with this model.", ""]
-    lines += ["## Training recipe", ""]
+
+
+def _recipe_lines(training_config: Mapping | None, synthetic: bool) -> list[str]:
+    """The resolved training configuration, without the training machine's paths."""
+    lines = ["## Training recipe", ""]
     if training_config:
         recipe = yaml.safe_dump(public_recipe(training_config), sort_keys=False, allow_unicode=True).rstrip()
         trained_on = (
@@ -377,7 +416,12 @@ def render_model_card(
         ]
     else:
         lines += ["No training configuration was saved with this model.", ""]
-    lines += [
+    return lines
+
+
+def _usage_lines(repo_id: str | None) -> list[str]:
+    """How to load and export the model, what it must not be used for, and where the method comes from."""
+    return [
         "## How to use",
         "",
         "```python",
@@ -402,4 +446,3 @@ def render_model_card(
         f"The method: {PAPER}.",
         "",
     ]
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))

@@ -18,7 +18,7 @@ from mmfuse.hub.names import checked_repo_id
 SPACE_APP = '''"""Hugging Face Space: the mmfuse demo page for {repo_id} (written by `mmfuse push --with-space`)."""
 
 import mmfuse
-from mmfuse.demo import build_app
+from mmfuse.gradio_app import build_app
 
 model = mmfuse.from_pretrained({literal})
 demo = build_app(model, title={literal})
@@ -30,7 +30,7 @@ if __name__ == "__main__":
 
 def space_files(repo_id: str, *, mmfuse_requirement: str = "mmfuse[demo]") -> dict[str, str]:
     """``{file name: text}`` of a Gradio Space that serves the Hub model ``repo_id`` with the demo page."""
-    from mmfuse.demo import MAX_UPLOAD_MB
+    from mmfuse.gradio_app import MAX_UPLOAD_MB
 
     repo_id = checked_repo_id(repo_id, "the model's repository id")
     front_matter = {"title": f"{repo_id.split('/')[-1]} demo", "sdk": "gradio", "app_file": "app.py"}

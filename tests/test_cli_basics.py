@@ -53,7 +53,7 @@ def test_help_and_argument_errors_load_no_heavy_package():
 
 def test_serve_help_states_the_page_upload_limit():
     from mmfuse.cli import serve
-    from mmfuse.demo import MAX_UPLOAD_MB
+    from mmfuse.gradio_app import MAX_UPLOAD_MB
 
     assert serve.DEFAULT_UPLOAD_MB == MAX_UPLOAD_MB
 

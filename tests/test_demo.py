@@ -15,14 +15,14 @@ from tests.demo_inputs import CONVERTED, REJECTED, bad_inputs, good_image
 pytest.importorskip("gradio")
 pytest.importorskip("pytorch_grad_cam")
 
-from mmfuse.demo import (  # noqa: E402
+from mmfuse.gradio_app import (  # noqa: E402
     NOTICE,
     DemoService,
     UploadError,
     build_app,
-    launch,
     seven_point_markdown,
 )
+from mmfuse.gradio_server import launch  # noqa: E402
 from mmfuse.space import space_files  # noqa: E402
 
 
@@ -84,6 +84,17 @@ def test_space_app_is_valid_python_that_builds_the_page():
     assert 'from_pretrained("someone/ammfm-derm7pt")' in generated["app.py"]
     assert "sdk: gradio" in generated["README.md"]
     assert generated["requirements.txt"].startswith("mmfuse[demo]")
+
+
+def test_a_generated_space_app_runs_and_builds_the_page(model, monkeypatch):
+    """app.py imports the page's module by name: it must run against this mmfuse, not only compile."""
+    import gradio as gr
+
+    monkeypatch.setattr(mmfuse, "from_pretrained", lambda name: model)
+    namespace = {"__name__": "app"}  # imported, as a Space's runner does: the page is built, not launched
+    exec(compile(space_files("someone/ammfm-derm7pt")["app.py"], "app.py", "exec"), namespace)
+    assert isinstance(namespace["demo"], gr.Blocks)
+    assert namespace["demo"].title == "someone/ammfm-derm7pt"
 
 
 def _free_port() -> int:

@@ -408,7 +408,7 @@ def test_explain_out_holding_a_fifo_is_refused_and_the_fifo_survives(saved_model
 
 def test_the_page_notes_a_greyscale_upload_as_predict_does(tmp_path):
     pytest.importorskip("gradio")
-    from mmfuse.demo import check_upload
+    from mmfuse.gradio_app import check_upload
 
     Image.new("L", (64, 64), 128).save(grey := tmp_path / "grey.png")
     Image.new("RGB", (64, 64), (180, 120, 90)).save(colour := tmp_path / "colour.png")

@@ -430,7 +430,7 @@ def test_the_synthetic_banner_appears_exactly_for_synthetic_data(run):
 
 
 def test_the_weight_surface_colours_span_the_scores_near_the_best_not_a_poor_corner():
-    from mmfuse.evaluation.html_report import _surface_figure
+    from mmfuse.evaluation.html_figures import surface_figure
 
     step = 0.1
     grid = [(i * step, j * step) for i in range(11) for j in range(11 - i)]
@@ -439,6 +439,6 @@ def test_the_weight_surface_colours_span_the_scores_near_the_best_not_a_poor_cor
         for p, a in grid
     ]
     points[0]["score"] = 0.10  # the fusion head alone learned nothing
-    figure = _surface_figure(points, {"primary": 1.0, "auxiliary": 0.0, "fusion": 0.0}, "avg_auc")
+    figure = surface_figure(points, {"primary": 1.0, "auxiliary": 0.0, "fusion": 0.0}, "avg_auc")
     low, high = figure.axes[0].collections[0].get_clim()
     assert high == pytest.approx(90.0) and low > 80.0  # the 5-point spread of the other points shows

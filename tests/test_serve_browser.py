@@ -33,7 +33,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``mmfuse serve`` in its own process, on a free port, with a tiny saved model."""
-    from mmfuse.demo import wait_until_up
+    from mmfuse.gradio_server import wait_until_up
 
     folder = tmp_path_factory.mktemp("serve")
     torch.manual_seed(0)

@@ -24,16 +24,15 @@ from mmfuse.data.errors import DataError
 pytest.importorskip("gradio")
 pytest.importorskip("pytorch_grad_cam")
 
-from mmfuse.demo import (  # noqa: E402
+from mmfuse.errors import UsageError  # noqa: E402
+from mmfuse.gradio_app import (  # noqa: E402
     EXPLAIN_MAX_SIDE,
     DemoService,
     build_app,
-    check_listen_address,
     example_files,
     example_pairs,
-    launch,
 )
-from mmfuse.errors import UsageError  # noqa: E402
+from mmfuse.gradio_server import check_listen_address, launch  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -172,7 +171,7 @@ def test_a_request_for_a_server_file_is_refused_and_logged_in_one_line(served, c
     request = urllib.request.Request(
         f"{api}queue/join", json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
-    with caplog.at_level(logging.WARNING, logger="mmfuse.demo"):
+    with caplog.at_level(logging.WARNING, logger="mmfuse.gradio_server"):
         urllib.request.urlopen(request).read()
         events = []
         with urllib.request.urlopen(f"{api}queue/data?session_hash=probe", timeout=60) as stream:
@@ -272,7 +271,7 @@ def test_serve_announces_its_address_only_once_the_port_answers(model, release, 
 
 def test_a_port_taken_after_the_check_is_named_as_the_port_option(model, release, monkeypatch, capsys):
     """Another program can take the port while the model loads: the error names --port, not Gradio's variable."""
-    import mmfuse.demo as demo
+    import mmfuse.gradio_server as gradio_server
     import mmfuse.training.rundir as rundir
 
     monkeypatch.setattr(rundir, "load_run_or_model", lambda name: model)
@@ -280,7 +279,8 @@ def test_a_port_taken_after_the_check_is_named_as_the_port_option(model, release
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        monkeypatch.setattr(demo, "check_listen_address", lambda host, port: None)  # the race: taken after it
+        # the race: the port is taken after the check
+        monkeypatch.setattr(gradio_server, "check_listen_address", lambda host, port: None)
         assert main(["serve", "MODEL", "--port", str(port), "--examples", str(release)]) == 1
     captured = capsys.readouterr()
     assert f"port {port}" in captured.err and "--port" in captured.err

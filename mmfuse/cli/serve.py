@@ -6,7 +6,7 @@ import argparse
 
 from mmfuse.cli.argtypes import add_threads_option, int_in_range, positive_number
 
-# The page's own limit (mmfuse.demo.MAX_UPLOAD_MB); repeated here so `--help` does not import Gradio and torch.
+# The page's own limit (mmfuse.gradio_app.MAX_UPLOAD_MB); repeated here so `--help` does not import Gradio and torch.
 DEFAULT_UPLOAD_MB = 20
 
 
@@ -37,7 +37,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmfuse.demo import build_app, check_listen_address, example_pairs, launch
+    from mmfuse.gradio_app import build_app, example_pairs
+    from mmfuse.gradio_server import check_listen_address, launch
     from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
     from mmfuse.training.rundir import load_run_or_model

@@ -1,4 +1,4 @@
-"""Reading a run directory's JSON files for the report, checking the shape of every value it uses.
+"""Reading a run directory's JSON and CSV files for the report, checking the shape of every value it uses.
 
 The report reads files a person may have edited, copied from another run or half-written by hand.
 :class:`Field` wraps one parsed value with its file and the keys that reach it, so every read is checked
@@ -9,6 +9,7 @@ never a ``KeyError`` or ``TypeError`` from deep inside a section.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Iterator
@@ -139,3 +140,32 @@ def read_json(path: Path) -> Field | None:
         raise RunFileError(f"{path}: not valid JSON ({exc})") from None
     except RecursionError:
         raise RunFileError(f"{path}: nested too deeply to be a file mmfuse wrote") from None
+
+
+def read_csv_table(path: Path) -> tuple[list[dict], list[str]]:
+    """A run's CSV table as its rows and header; a file that is not one is a :class:`RunFileError`."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            return list(reader), list(reader.fieldnames or [])
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise RunFileError(f"{path}: not a readable CSV table ({exc})") from None
+
+
+def read_log(path: Path) -> list[dict[str, float]]:
+    """``log.csv`` as numbers, one dict per epoch; every row needs its ``epoch``."""
+    rows, header = read_csv_table(path)
+    if rows and "epoch" not in header:
+        raise RunFileError(f"{path}: no 'epoch' column (columns: {', '.join(map(str, header))})")
+    parsed = []
+    for number, row in enumerate(rows, start=2):
+        if None in row:
+            raise RunFileError(f"{path}, row {number}: more cells than the header has columns")
+        try:
+            values = {k: float(v) for k, v in row.items() if v not in (None, "")}
+        except ValueError as exc:
+            raise RunFileError(f"{path}, row {number}: {exc}") from None
+        if not math.isfinite(values.get("epoch", math.nan)):
+            raise RunFileError(f"{path}, row {number}: the epoch must be a number, got {row['epoch']!r}")
+        parsed.append(values)
+    return parsed

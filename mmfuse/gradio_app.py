@@ -1,8 +1,9 @@
 """A Gradio page to try a model: upload a primary image (and optionally an auxiliary one), see every
 task's prediction, the seven-point score for Derm7pt models, and where the model looked.
 
-``build_app(model)`` returns the page (a ``gradio.Blocks``); ``serve`` launches it (``mmfuse serve``);
-(:mod:`mmfuse.space` writes the files of a Hugging Face Space that serves a Hub model with this page.)
+``build_app(model)`` returns the page (a ``gradio.Blocks``); :func:`mmfuse.gradio_server.launch` serves it
+(``mmfuse serve``), and :mod:`mmfuse.space` writes the files of a Hugging Face Space that serves a Hub model
+with it. (``mmfuse demo`` is something else: the synthetic training run of :mod:`mmfuse.cli.demo`.)
 Uploads are checked before they are decoded (:func:`check_upload`): a file that is not an image, a
 header that declares a decompression bomb, an image too small to mean anything, or one that cannot be
 decoded gets a message on the page, and the server keeps serving.
@@ -10,24 +11,17 @@ decoded gets a message on the page, and the server keeps serving.
 
 from __future__ import annotations
 
-import errno
-import logging
-import math
 import os
-import socket
 import tempfile
 import threading
-import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from mmfuse.errors import UsageError
-
-log = logging.getLogger(__name__)
 
 NOTICE = (
     "**For research only — not a medical device.** This page shows what a machine-learning model "
@@ -45,6 +39,12 @@ MIN_SIDE = 16
 EXPLAIN_MAX_SIDE = 1024
 EXAMPLE_CASES = 8
 EXAMPLE_SIZE = 256
+ABOUT_THE_MAPS = (
+    "Grad-CAM (library `grad-cam`) of each task's predicted class on the primary encoder's last stage; "
+    "AAB attention: how much attention the clinical image's features put on each dermoscopic position. "
+    f"Uploads up to {MAX_UPLOAD_MB} MiB and {MAX_PIXELS / 1e6:.0f} megapixels; the maps are made on a "
+    f"copy at most {EXPLAIN_MAX_SIDE} pixels a side."
+)
 
 
 class UploadError(UsageError):
@@ -262,72 +262,85 @@ def build_app(
         examples = example_pairs(tempfile.mkdtemp(prefix="mmfuse-examples-"))
 
     def run(primary, auxiliary=None):  # the default makes the auxiliary image optional in the page's API too
-        try:
-            analysis = service.analyse(_path(primary), _path(auxiliary), (_name(primary), _name(auxiliary)))
-        except UploadError as exc:
-            return [f"⚠️ **Cannot use this upload:** {exc}", "", "", None, *([None] * len(task_names))]
-        prediction = analysis.prediction
-        status = "Result ready." + "".join(f"\n\n- {note}" for note in analysis.notes)
-        labels = [
-            {c: p for c, p in prediction["tasks"][name]["probabilities"].items()} for name in task_names
-        ]
-        return [
-            status,
-            seven_point_markdown(prediction),
-            head_weights_markdown(prediction),
-            overlay_files.write(analysis.overlays),
-            *labels,
-        ]
+        return _answer(service, overlay_files, task_names, primary, auxiliary)
 
     with gr.Blocks(title=title or "mmfuse demo", analytics_enabled=False) as app:
         gr.Markdown(f"# {title or 'mmfuse: multimodal skin-lesion classification'}")
         gr.Markdown(NOTICE, elem_id="notice")
-        with gr.Row():
-            primary = gr.File(
-                label="Dermoscopic image (required)", file_count="single", type="filepath", elem_id="primary"
-            )
-            auxiliary = gr.File(
-                label="Clinical image (optional: without it the dermoscopic head answers alone)",
-                file_count="single",
-                type="filepath",
-                elem_id="auxiliary",
-            )
+        inputs = _upload_inputs(gr)
         button = gr.Button("Classify", variant="primary", elem_id="classify")
-        # Labels name the outputs of the page's API (``/classify``) as well as the components.
-        status = gr.Markdown(
-            "Upload a dermoscopic image (and, if you have one, a clinical image).",
-            label="status",
-            elem_id="status",
-        )
-        with gr.Row():
-            seven = gr.Markdown(label="seven-point score", elem_id="seven-point")
-            weights = gr.Markdown(label="head weights", elem_id="head-weights")
-        labels = []
-        for start in range(0, len(task_names), 4):
-            with gr.Row():
-                for name in task_names[start : start + 4]:
-                    labels.append(gr.Label(label=name, num_top_classes=8, elem_id=f"task-{name}"))
-        gallery = gr.Gallery(label="Where the model looked", columns=5, height="auto", elem_id="overlays")
-        outputs = [status, seven, weights, gallery, *labels]
-        button.click(run, inputs=[primary, auxiliary], outputs=outputs, api_name="classify")
+        outputs = _result_outputs(gr, task_names)
+        button.click(run, inputs=inputs, outputs=outputs, api_name="classify")
         if examples:
             gr.Examples(
                 examples=[list(e) for e in examples],
-                inputs=[primary, auxiliary],
+                inputs=inputs,
                 outputs=outputs,
                 fn=run,
                 run_on_click=True,
                 cache_examples=False,
                 label="Examples from the synthetic release (click one)",
             )
-        gr.Markdown(
-            "Grad-CAM (library `grad-cam`) of each task's predicted class on the primary encoder's last stage; "
-            "AAB attention: how much attention the clinical image's features put on each dermoscopic position. "
-            f"Uploads up to {MAX_UPLOAD_MB} MiB and {MAX_PIXELS / 1e6:.0f} megapixels; the maps are made on a "
-            f"copy at most {EXPLAIN_MAX_SIDE} pixels a side."
-        )
+        gr.Markdown(ABOUT_THE_MAPS)
     app.mmfuse_examples = examples
     return app
+
+
+def _answer(
+    service: DemoService, overlay_files: OverlayFiles, task_names: list[str], primary, auxiliary
+) -> list:
+    """The page's outputs for one request, in :func:`_result_outputs`' order; a bad upload is a message."""
+    try:
+        analysis = service.analyse(_path(primary), _path(auxiliary), (_name(primary), _name(auxiliary)))
+    except UploadError as exc:
+        return [f"⚠️ **Cannot use this upload:** {exc}", "", "", None, *([None] * len(task_names))]
+    prediction = analysis.prediction
+    status = "Result ready." + "".join(f"\n\n- {note}" for note in analysis.notes)
+    labels = [{c: p for c, p in prediction["tasks"][name]["probabilities"].items()} for name in task_names]
+    return [
+        status,
+        seven_point_markdown(prediction),
+        head_weights_markdown(prediction),
+        overlay_files.write(analysis.overlays),
+        *labels,
+    ]
+
+
+def _upload_inputs(gr) -> list:
+    """The two upload fields, side by side: the primary image, then the optional auxiliary one."""
+    with gr.Row():
+        primary = gr.File(
+            label="Dermoscopic image (required)", file_count="single", type="filepath", elem_id="primary"
+        )
+        auxiliary = gr.File(
+            label="Clinical image (optional: without it the dermoscopic head answers alone)",
+            file_count="single",
+            type="filepath",
+            elem_id="auxiliary",
+        )
+    return [primary, auxiliary]
+
+
+def _result_outputs(gr, task_names: list[str]) -> list:
+    """The components that show a result: status, seven-point score, head weights, the maps, one label per task.
+
+    Their labels name the outputs of the page's API (``/classify``) as well as the components.
+    """
+    status = gr.Markdown(
+        "Upload a dermoscopic image (and, if you have one, a clinical image).",
+        label="status",
+        elem_id="status",
+    )
+    with gr.Row():
+        seven = gr.Markdown(label="seven-point score", elem_id="seven-point")
+        weights = gr.Markdown(label="head weights", elem_id="head-weights")
+    labels = []
+    for start in range(0, len(task_names), 4):
+        with gr.Row():
+            for name in task_names[start : start + 4]:
+                labels.append(gr.Label(label=name, num_top_classes=8, elem_id=f"task-{name}"))
+    gallery = gr.Gallery(label="Where the model looked", columns=5, height="auto", elem_id="overlays")
+    return [status, seven, weights, gallery, *labels]
 
 
 class OverlayFiles:
@@ -375,129 +388,3 @@ def _path(value) -> str | None:
 def _name(value) -> str | None:
     path = _path(value)
     return None if path is None else Path(path).name
-
-
-def launch(
-    app,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    max_upload_mb: float = MAX_UPLOAD_MB,
-    block: bool = True,
-    on_ready: Callable[[str], None] | None = None,
-) -> str:
-    """Start ``app`` with a bounded queue (one request computes at a time, 64 may wait); return its URL.
-
-    The only local files it serves besides uploads and its outputs are the example images themselves
-    (:func:`example_files`). A host, port or upload limit it cannot use is a :class:`UsageError`
-    naming the value, raised before Gradio starts; a port taken between that check and the bind is
-    named the same way (Gradio's own message points at its ``GRADIO_SERVER_PORT`` variable).
-    ``on_ready(url)`` is called once the server listens, so an announcement never names a port
-    that is not bound yet.
-    """
-    import gradio as gr
-
-    upload_bytes = _upload_bytes(max_upload_mb)
-    check_listen_address(host, port)
-    app.queue(default_concurrency_limit=1, max_size=64)
-    _log_refused_paths(app, gr)
-    try:
-        app.launch(
-            server_name=host,
-            server_port=port,
-            max_file_size=upload_bytes,
-            allowed_paths=example_files(getattr(app, "mmfuse_examples", None)),
-            ssr_mode=False,
-            share=False,
-            quiet=True,
-            prevent_thread_lock=True,
-        )
-    except OSError as exc:
-        if "Cannot find empty port" not in str(exc):
-            raise
-        raise _port_in_use(host, port) from None
-    url = f"http://{f'[{host}]' if ':' in host else host}:{app.server_port}"  # an IPv6 address in brackets
-    if on_ready is not None:
-        on_ready(url)
-    if block:
-        app.block_thread()
-    return url
-
-
-def _port_in_use(host: str, port: int) -> UsageError:
-    return UsageError(f"port {port} on host {host!r} is in use; choose another --port")
-
-
-def _upload_bytes(max_upload_mb: float) -> int:
-    """Gradio takes an ``int`` of bytes or ``"<int>mb"``: ``f"{20.0}mb"`` is neither."""
-    if isinstance(max_upload_mb, bool) or not isinstance(max_upload_mb, (int, float)):
-        raise UsageError(f"max_upload_mb must be a number of MiB, got {max_upload_mb!r}")
-    if not math.isfinite(max_upload_mb) or max_upload_mb <= 0:
-        raise UsageError(f"max_upload_mb must be a finite number above 0, got {max_upload_mb!r}")
-    return max(1, int(max_upload_mb * 1024 * 1024))
-
-
-def check_listen_address(host: str, port: int) -> None:
-    """Raise :class:`UsageError` naming ``host`` or ``port`` unless the server could listen there.
-
-    Gradio answers any failure to bind with "Cannot find empty port", even for a host that is not an
-    address of this machine.
-    """
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise UsageError(f"port must be a whole number from 1 to 65535, got {port!r}")
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except (socket.gaierror, UnicodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise UsageError(
-            f"cannot serve on host {host!r}: not an address or name of this machine ({reason})"
-        ) from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise _port_in_use(host, port) from None
-            raise UsageError(
-                f"cannot serve on host {host!r}, port {port}: {exc.strerror or exc} "
-                "(use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0)"
-            ) from None
-
-
-def _log_refused_paths(app, gr) -> None:
-    """A request naming a file it may not read is logged in one line, not with Gradio's traceback.
-
-    Gradio refuses such a file (e.g. ``{"path": "/etc/passwd"}`` in an API call) while preparing the
-    inputs and prints the whole traceback of its ``InvalidPathError``; one line per refusal keeps the
-    log readable when someone probes the page. The visitor gets the same refusal as before.
-    """
-    from gradio.exceptions import InvalidPathError
-
-    original = app.preprocess_data
-
-    async def preprocess_data(*args, **kwargs):
-        try:
-            return await original(*args, **kwargs)
-        except InvalidPathError as exc:
-            log.warning("refused a request for a file it may not read: %s", exc)
-            error = gr.Error(f"refused: {exc}")
-            error.print_exception = False
-            raise error from None
-
-    app.preprocess_data = preprocess_data
-
-
-def wait_until_up(url: str, timeout: float = 60.0) -> None:
-    """Poll ``url`` until it answers (used by tests and the latency benchmark)."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
