@@ -126,3 +126,16 @@ def test_server_survives_bad_uploads_and_answers_eight_clients(model, files, tmp
         assert "not a medical device" in page and NOTICE[:20] in page
     finally:
         app.close()
+
+
+def test_a_space_written_by_0_1_0_still_imports_the_page():
+    """0.1.0's Spaces say ``from mmfuse.demo import build_app`` and install an unpinned mmfuse: they must keep building."""
+    import importlib
+    import sys
+
+    from mmfuse.gradio_app import build_app
+
+    sys.modules.pop("mmfuse.demo", None)
+    with pytest.warns(DeprecationWarning, match="mmfuse.gradio_app"):
+        old = importlib.import_module("mmfuse.demo")
+    assert old.build_app is build_app

@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.export",
         "mmfuse.explain",
         "mmfuse.gradio_app",
+        "mmfuse.demo",
         "mmfuse.gradio_server",
         "mmfuse.space",
         "mmfuse.reproduce",
