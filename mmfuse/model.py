@@ -23,9 +23,19 @@ from torch import nn
 
 from mmfuse.data.transforms import create_transform, resolve_data_config
 from mmfuse.errors import NonFiniteOutputError, PluginError, UsageError
+from mmfuse.head_mixing import (
+    HEADS,
+    check_head_combine,
+    check_head_weights,
+    check_temperatures,
+    head_weight_tensor,
+    head_weights_from_tensor,
+    mix_heads,
+    mix_logits,
+)
 from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
 from mmfuse.metadata import MetadataEncoding
-from mmfuse.presets import HEADS, normalize_config
+from mmfuse.presets import normalize_config
 from mmfuse.registry import (
     create_combiner,
     create_fusion,
@@ -34,10 +44,6 @@ from mmfuse.registry import (
     encoder_entry,
 )
 from mmfuse.tasks import TaskSpec, resolve_tasks, tasks_to_data
-
-# How Eq. 4's weights combine the heads: a weighted mean of their softmax outputs (the paper's Eq. 4), or
-# the softmax of the weighted sum of their logits (FusionM4Net's second stage, which the paper follows).
-HEAD_COMBINE_MODES = ("probabilities", "logits")
 
 
 @dataclass
@@ -52,102 +58,6 @@ class FusionOutput:
     features: dict[str, torch.Tensor] = field(default_factory=dict)
     # head -> bool [batch]: rows whose logits of that head are meaningless (an input it needs is missing).
     head_present: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def mix_heads(
-    probabilities: Mapping[str, Mapping[str, torch.Tensor]],
-    weights: Mapping[str, float],
-    auxiliary_present: torch.Tensor | None = None,
-    head_present: Mapping[str, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
-    """Eq. 4: the weighted average of per-head probabilities, renormalised over the heads present.
-
-    ``probabilities[head][task]`` is ``[batch, classes]``. Rows whose ``auxiliary_present`` is False
-    take the primary head alone. ``head_present[head]`` (bool ``[batch]``) leaves a head out of some
-    rows (e.g. a fusion head that needs metadata, for cases without it). When the heads present have
-    zero total weight (primary-only inference with ``w_primary = 0``) they share equally.
-    """
-    heads = [h for h in HEADS if h in probabilities]
-    used = {h: float(weights[h]) for h in heads}
-    total = sum(used.values())
-    if total <= 0:
-        used, total = dict.fromkeys(heads, 1.0), float(len(heads))
-    mixed = {}
-    for task in probabilities[heads[0]]:
-        if head_present:
-            value = _mix_rows(probabilities, used, task, head_present)
-        else:
-            value = sum(used[h] * probabilities[h][task] for h in heads) / total
-        if auxiliary_present is not None and "primary" in probabilities:
-            keep = auxiliary_present.to(value.device).bool().view(-1, 1)
-            value = torch.where(keep, value, probabilities["primary"][task])
-        mixed[task] = value
-    return mixed
-
-
-def mix_head_logits(
-    logits: Mapping[str, Mapping[str, torch.Tensor]],
-    weights: Mapping[str, float],
-    auxiliary_present: torch.Tensor | None = None,
-    head_present: Mapping[str, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
-    """FusionM4Net's combination: the softmax of the weighted sum of the heads' logits.
-
-    ``logits[head][task]`` is ``[..., batch, classes]`` (a leading TTA-view axis is kept: each view is
-    mixed and soft-maxed on its own, as the reference does before averaging views). Weights are
-    renormalised over the heads present in each row; rows whose ``auxiliary_present`` is False take the
-    primary head alone; heads present with zero total weight share equally.
-    """
-    heads = [h for h in HEADS if h in logits]
-    mixed = {}
-    for task in logits[heads[0]]:
-        first = logits[heads[0]][task]
-        rows = first.shape[-2]
-        numerator = torch.zeros_like(first, dtype=torch.float32)
-        total = first.new_zeros((rows, 1), dtype=torch.float32)
-        equal = torch.zeros_like(numerator)
-        count = torch.zeros_like(total)
-        for head in heads:
-            mask = torch.ones((rows, 1), device=first.device)
-            if head_present and head in head_present:
-                mask = head_present[head].to(first.device).view(-1, 1).float()
-            if auxiliary_present is not None and head != "primary" and "primary" in logits:
-                mask = mask * auxiliary_present.to(first.device).view(-1, 1).float()
-            z = logits[head][task].float()
-            numerator = numerator + float(weights[head]) * mask * z
-            total = total + float(weights[head]) * mask
-            equal = equal + mask * z
-            count = count + mask
-        value = torch.where(total > 0, numerator / total.clamp_min(1e-12), equal / count.clamp_min(1))
-        mixed[task] = value.softmax(dim=-1)
-    return mixed
-
-
-def _mix_rows(
-    probabilities: Mapping[str, Mapping[str, torch.Tensor]],
-    weights: Mapping[str, float],
-    task: str,
-    head_present: Mapping[str, torch.Tensor],
-) -> torch.Tensor:
-    # Per row: the weighted average over the heads present in that row (equal shares at zero weight).
-    first = probabilities[next(iter(weights))][task]
-    numerator = torch.zeros_like(first)
-    total = first.new_zeros((first.shape[0], 1))
-    count = first.new_zeros((first.shape[0], 1))
-    for head, weight in weights.items():
-        mask = head_present.get(head)
-        mask = (
-            first.new_ones((first.shape[0], 1)) if mask is None else mask.to(first.device).view(-1, 1).float()
-        )
-        numerator = numerator + weight * mask * probabilities[head][task]
-        total = total + weight * mask
-        count = count + mask
-    equal = sum(
-        (head_present[h].to(first.device).view(-1, 1).float() if h in head_present else 1.0)
-        * probabilities[h][task]
-        for h in weights
-    ) / count.clamp_min(1)
-    return torch.where(total > 0, numerator / total.clamp_min(1e-12), equal)
 
 
 def _accepts_keyword(factory, name: str) -> bool:
@@ -255,10 +165,6 @@ def _build_metadata_encoder(config: Mapping) -> tuple[MetadataEncoding | None, M
     return encoding, encoder
 
 
-def _head_weight_tensor(weights: Mapping[str, float]) -> torch.Tensor:
-    return torch.tensor([float(weights[h]) for h in HEADS])
-
-
 class FusionNetwork(nn.Module):
     """AMMFM and its relatives: the architecture. Use :class:`mmfuse.FusionModel` (this plus saving and
     loading), built with :func:`mmfuse.build_model`.
@@ -291,7 +197,7 @@ class FusionNetwork(nn.Module):
         else:
             self._init_fused(config, encoders)
         # Not in the state dict: config.json is the one place a saved model's head weights live.
-        self.register_buffer("head_weights", _head_weight_tensor(config["head_weights"]), persistent=False)
+        self.register_buffer("head_weights", head_weight_tensor(config["head_weights"]), persistent=False)
         self._temperatures: dict[str, dict[str, float]] | None = None
         self.set_temperatures(config.get("temperatures"))
 
@@ -427,21 +333,12 @@ class FusionNetwork(nn.Module):
 
     @property
     def head_weights_dict(self) -> dict[str, float]:
-        return {h: float(w) for h, w in zip(HEADS, self.head_weights.tolist(), strict=True)}
+        return head_weights_from_tensor(self.head_weights)
 
     def set_head_weights(self, weights: Mapping[str, float] | Sequence[float]) -> None:
         """Store Eq. 4's weights (e.g. from the validation weight search); they must lie on the simplex."""
-        if isinstance(weights, Mapping):
-            missing = set(HEADS) - set(weights)
-            if missing:
-                raise UsageError(f"head weights miss {sorted(missing)}; expected keys {list(HEADS)}")
-            weights = [weights[h] for h in HEADS]
-        values = torch.tensor([float(w) for w in weights], dtype=self.head_weights.dtype)
-        if values.shape != (3,) or (values < 0).any() or abs(float(values.sum()) - 1.0) > 1e-6:
-            raise UsageError(
-                f"head weights must be 3 non-negative numbers summing to 1, got {values.tolist()}"
-            )
-        self.head_weights.copy_(values)
+        values = check_head_weights(weights)
+        self.head_weights.copy_(torch.tensor(values, dtype=self.head_weights.dtype))
 
     @property
     def temperatures(self) -> dict[str, dict[str, float]] | None:
@@ -456,37 +353,15 @@ class FusionNetwork(nn.Module):
         A head or task left out keeps temperature 1. Logits are divided by ``T`` before the softmax in
         :meth:`predict` and in the evaluation, never in training.
         """
-        if temperatures is None:
-            self._temperatures = None
-            return
-        task_names = {t.name for t in self.tasks}
-        checked: dict[str, dict[str, float]] = {}
-        for head, per_task in temperatures.items():
-            if head not in HEADS:
-                raise UsageError(f"temperatures name unknown head {head!r}; heads are {list(HEADS)}")
-            if not isinstance(per_task, Mapping):
-                raise UsageError(f"temperatures[{head!r}] must map task names to numbers, got {per_task!r}")
-            for task, value in per_task.items():
-                if task not in task_names:
-                    raise UsageError(f"temperatures[{head!r}] names unknown task {task!r}")
-                t = float(value)
-                if not math.isfinite(t) or t <= 0:
-                    raise UsageError(f"temperature of {head}/{task} must be a positive number, got {value!r}")
-                checked.setdefault(head, {})[task] = t
-        self._temperatures = checked
+        self._temperatures = check_temperatures(temperatures, {t.name for t in self.tasks})
 
-    def head_probabilities(
-        self, logits: Mapping[str, Mapping[str, torch.Tensor]], *, calibrated: bool = True
-    ) -> dict[str, dict[str, torch.Tensor]]:
-        """Softmax of each head's logits, divided first by the head's temperature when ``calibrated``."""
-        temperatures = (self._temperatures or {}) if calibrated else {}
-        return {
-            head: {
-                task: (z / temperatures.get(head, {}).get(task, 1.0)).softmax(dim=-1)
-                for task, z in per_task.items()
-            }
-            for head, per_task in logits.items()
-        }
+    @property
+    def head_combine(self) -> str:
+        """``"probabilities"`` or ``"logits"``: how :meth:`predict` mixes the heads (set by the weight search)."""
+        return self._config["head_combine"]
+
+    def set_head_combine(self, mode: str) -> None:
+        self._config["head_combine"] = check_head_combine(mode)
 
     @property
     def preprocessing(self) -> dict:
@@ -660,13 +535,13 @@ class FusionNetwork(nn.Module):
         pooled = _pool(encoder(image)[-1])
         return FusionOutput({branch: self.heads[branch](pooled)}, {branch: pooled})
 
-    def combine(
+    def mix_head_probabilities(
         self,
         probabilities: Mapping[str, Mapping[str, torch.Tensor]],
         auxiliary_present: torch.Tensor | None = None,
         head_present: Mapping[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Eq. 4 with this model's ``head_weights`` (see :func:`mix_heads`)."""
+        """Eq. 4 over per-head probabilities with this model's ``head_weights`` (:func:`.head_mixing.mix_heads`)."""
         return mix_heads(probabilities, self.head_weights_dict, auxiliary_present, head_present)
 
     @torch.no_grad()
@@ -730,25 +605,14 @@ class FusionNetwork(nn.Module):
         calibrated: bool = True,
     ) -> dict[str, torch.Tensor]:
         """The per-task probabilities :meth:`predict` returns for a forward pass's ``output`` (differentiable)."""
-        if self._config["head_combine"] == "logits":
-            temperatures = (self._temperatures or {}) if calibrated else {}
-            scaled = {
-                head: {task: z / temperatures.get(head, {}).get(task, 1.0) for task, z in per_task.items()}
-                for head, per_task in output.logits.items()
-            }
-            return mix_head_logits(scaled, self.head_weights_dict, auxiliary_present, output.head_present)
-        probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
-        return self.combine(probabilities, auxiliary_present, output.head_present)
-
-    @property
-    def head_combine(self) -> str:
-        """``"probabilities"`` or ``"logits"``: how :meth:`predict` mixes the heads (set by the weight search)."""
-        return self._config["head_combine"]
-
-    def set_head_combine(self, mode: str) -> None:
-        if mode not in HEAD_COMBINE_MODES:
-            raise UsageError(f"head_combine must be one of {HEAD_COMBINE_MODES}, got {mode!r}")
-        self._config["head_combine"] = mode
+        return mix_logits(
+            output.logits,
+            self.head_weights_dict,
+            combine=self.head_combine,
+            temperatures=self._temperatures if calibrated else None,
+            auxiliary_present=auxiliary_present,
+            head_present=output.head_present,
+        )
 
 
 PAPER_FUSION_REDUCTIONS = (4, 8, 16)

@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.cv_layout",
         "mmfuse.yamlio",
         "mmfuse.progress",
+        "mmfuse.head_mixing",
     ),
     ("mmfuse.registry",),
     ("mmfuse.presets", "mmfuse.data", "mmfuse.runtime", "mmfuse.tracking"),
