@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from mmfuse.data.transforms import create_transform, resolve_data_config
+from mmfuse.data.transforms import images_to_batch, resolve_data_config
 from mmfuse.errors import NonFiniteOutputError, PluginError, UsageError
 from mmfuse.head_mixing import (
     HEADS,
@@ -372,35 +372,6 @@ class FusionNetwork(nn.Module):
         """The complete image preprocessing (see :func:`mmfuse.resolve_data_config`)."""
         return resolve_data_config(self._config)
 
-    def _as_batch(self, images, name: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """A normalised ``[B, 3, S, S]`` tensor from tensors, images or a list of them; and which rows exist.
-
-        ``None`` entries of a list (a case without that image) become zeros, marked False in the mask.
-        """
-        if images is None:
-            return None, None
-        if isinstance(images, torch.Tensor):
-            if images.ndim == 3:
-                images = images.unsqueeze(0)
-            if images.ndim != 4:
-                raise UsageError(f"{name} must be [B, 3, H, W] or [3, H, W], got shape {list(images.shape)}")
-            return images, None
-        single = not isinstance(images, (list, tuple))
-        items = [images] if single else list(images)
-        if not items:
-            raise UsageError(f"{name} is an empty list")
-        transform = create_transform(**self.data_config)
-        tensors = [None if item is None else transform(item) for item in items]
-        present = [t is not None for t in tensors]
-        if not any(present):
-            return None, None
-        if not all(present) and name == "primary":
-            raise UsageError("every case needs its primary image; None is allowed for auxiliary images only")
-        size = self._config["img_size"]
-        batch = torch.stack([t if t is not None else torch.zeros(3, size, size) for t in tensors])
-        device = next(self.parameters()).device
-        return batch.to(device), (None if all(present) else torch.tensor(present, device=device))
-
     def reset_heads(self, tasks) -> FusionNetwork:
         """New, freshly initialised heads for ``tasks``; encoders and fusion blocks keep their weights.
 
@@ -567,8 +538,11 @@ class FusionNetwork(nn.Module):
         for the batch, ``metadata_present=False`` for single rows), as it does without an auxiliary image.
         ``calibrated=False`` ignores the stored temperatures (the raw softmax of each head).
         """
-        primary, _ = self._as_batch(primary, "primary")
-        auxiliary, present = self._as_batch(auxiliary, "auxiliary")
+        device = next(self.parameters()).device
+        primary, missing = images_to_batch(primary, self.data_config, name="primary", device=device)
+        if missing is not None:
+            raise UsageError("every case needs its primary image; None is allowed for auxiliary images only")
+        auxiliary, present = images_to_batch(auxiliary, self.data_config, name="auxiliary", device=device)
         if present is not None:
             if auxiliary_present is not None:
                 raise UsageError("give auxiliary_present or None entries in the auxiliary list, not both")
