@@ -143,7 +143,7 @@ def mix_logits(
     auxiliary_present: torch.Tensor | None = None,
     head_present: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The final probabilities of the heads' raw ``logits``: divided by ``temperatures``, then :func:`mix_heads`."""
+    """The final probabilities of the heads' raw ``logits``: divided by ``temperatures``, then mixed."""
     if combine == "logits":
         source = scale_logits(logits, temperatures)
     else:

@@ -14,7 +14,6 @@ above) adds saving, loading and publishing, and :func:`mmfuse.build_model` build
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from torch import nn
 
 from mmfuse.data.transforms import images_to_batch, resolve_data_config
 from mmfuse.errors import NonFiniteOutputError, PluginError, UsageError
+from mmfuse.fusion_stages import fusion_pairs, resolve_fusion_stages
 from mmfuse.head_mixing import (
     HEADS,
     check_head_combine,
@@ -73,19 +73,6 @@ def _pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
 
 
-def _match_stage(stage: int, reduction: int, reductions: Sequence[int]) -> int:
-    """Index of the auxiliary stage whose reduction is nearest (in log scale) to ``reduction``.
-
-    ``stage`` is the primary stage being paired. Ties go to the auxiliary stage nearest that depth (the
-    same stage of an encoder with repeated reductions, e.g. a Swin cut after its last patch merging and
-    again after its last blocks, reductions [4, 8, 16, 32, 32]); then to the deeper one.
-    """
-    return min(
-        range(len(reductions)),
-        key=lambda i: (abs(math.log2(reductions[i] / reduction)), abs(i - stage), -i),
-    )
-
-
 def _checked_pretrained_files(pretrained_files: Mapping[str, str] | None) -> dict[str, str]:
     files = dict(pretrained_files or {})
     unknown = set(files) - {"primary", "auxiliary"}
@@ -131,23 +118,6 @@ def _build_encoders(
         if not isinstance(encoders[branch], Encoder):
             raise PluginError(f"encoder {config[branch]!r} did not return an mmfuse.Encoder")
     return encoders
-
-
-def _resolve_fusion_stages(requested: Sequence[int] | str | None, primary: Encoder) -> list[int]:
-    """The primary stages that fuse, sorted: ``None`` is the paper's choice, ``"all"`` every stage."""
-    num_stages = primary.num_stages
-    if requested is None:
-        stages = default_fusion_stages(primary.reductions)
-    elif requested == "all":
-        stages = list(range(num_stages))
-    else:
-        stages = requested
-    for s in stages:
-        if not -num_stages <= s < num_stages:
-            raise UsageError(
-                f"fusion stage {s} is out of range for a primary encoder with {num_stages} stages"
-            )
-    return sorted({s % num_stages for s in stages})
 
 
 def _build_metadata_encoder(config: Mapping) -> tuple[MetadataEncoding | None, MetadataEncoder | None]:
@@ -206,12 +176,10 @@ class FusionNetwork(nn.Module):
         self.primary_encoder: Encoder = encoders["primary"]
         if "auxiliary" in encoders:  # shared: auxiliary_encoder is primary_encoder, held (and saved) once
             self._modules["auxiliary_encoder"] = encoders["auxiliary"]
-        stages = _resolve_fusion_stages(config["fusion_stages"], self.primary_encoder)
+        stages = resolve_fusion_stages(config["fusion_stages"], self.primary_encoder.reductions)
         self._config["fusion_stages"] = stages
-        self.fusion_pairs = {
-            s: _match_stage(s, self.primary_encoder.reductions[s], self.auxiliary_encoder.reductions)
-            for s in stages
-        }
+        reductions = (self.primary_encoder.reductions, self.auxiliary_encoder.reductions)
+        self.fusion_pairs = fusion_pairs(stages, *reductions)
         self.fusion_blocks = nn.ModuleDict(self._fusion_blocks(config))
         self.stream_channels = self._stream_channels()
         self.metadata_encoding, self.metadata_encoder = _build_metadata_encoder(config)
@@ -512,7 +480,7 @@ class FusionNetwork(nn.Module):
         auxiliary_present: torch.Tensor | None = None,
         head_present: Mapping[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Eq. 4 over per-head probabilities with this model's ``head_weights`` (:func:`.head_mixing.mix_heads`)."""
+        """Eq. 4 over per-head probabilities with this model's ``head_weights`` (see ``mix_heads``)."""
         return mix_heads(probabilities, self.head_weights_dict, auxiliary_present, head_present)
 
     @torch.no_grad()
@@ -587,17 +555,3 @@ class FusionNetwork(nn.Module):
             auxiliary_present=auxiliary_present,
             head_present=output.head_present,
         )
-
-
-PAPER_FUSION_REDUCTIONS = (4, 8, 16)
-
-
-def default_fusion_stages(reductions: Sequence[int]) -> list[int]:
-    """The paper's placement: after each of the primary's first three stages (reductions 4, 8, 16).
-
-    Section 3.2 embeds AABs "into different stages"; Tables 6 and 9 size them (SFF+AAB minus SFF+CAT =
-    0.60 M), which only the first three stages of Swin-T match (0.58 M; one stage: 0.44 M, four: 2.35 M).
-    A backbone without those reductions fuses its deepest stage.
-    """
-    stages = [i for i, r in enumerate(reductions) if r in PAPER_FUSION_REDUCTIONS]
-    return stages or [len(reductions) - 1]

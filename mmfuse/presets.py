@@ -36,7 +36,7 @@ DEFAULTS: dict = {
     "fusion": "aab",
     "fusion_options": {},
     "fusion_stage_options": {},  # {"<stage>": {...}}: options for one stage's block, over fusion_options
-    "fusion_stages": None,  # None: the paper's, after the first three stages (mmfuse.model.default_fusion_stages)
+    "fusion_stages": None,  # None: the paper's, after the first three stages (mmfuse.fusion_stages.default_fusion_stages)
     "tasks": "derm7pt",
     "img_size": 224,
     "mean": IMAGENET_MEAN,

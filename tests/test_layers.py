@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.yamlio",
         "mmfuse.progress",
         "mmfuse.head_mixing",
+        "mmfuse.fusion_stages",
     ),
     ("mmfuse.registry",),
     ("mmfuse.presets", "mmfuse.data", "mmfuse.runtime", "mmfuse.tracking"),
