@@ -13,7 +13,6 @@ above) adds saving, loading and publishing, and :func:`mmfuse.build_model` build
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +20,7 @@ import torch
 from torch import nn
 
 from mmfuse.data.transforms import images_to_batch, resolve_data_config
-from mmfuse.errors import NonFiniteOutputError, PluginError, UsageError
+from mmfuse.errors import NonFiniteOutputError, UsageError
 from mmfuse.fusion_stages import fusion_pairs, resolve_fusion_stages
 from mmfuse.head_mixing import (
     HEADS,
@@ -33,16 +32,18 @@ from mmfuse.head_mixing import (
     mix_heads,
     mix_logits,
 )
-from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
-from mmfuse.metadata import MetadataEncoding
-from mmfuse.presets import normalize_config
-from mmfuse.registry import (
-    create_combiner,
-    create_fusion,
-    create_head,
-    create_metadata_encoder,
-    encoder_entry,
+from mmfuse.interfaces import Combiner, Encoder, Stream, StreamFusionBlock
+from mmfuse.model_parts import (
+    build_combiner,
+    build_encoders,
+    build_fusion_blocks,
+    build_head,
+    build_metadata_encoder,
+    check_encoder_sharing,
+    check_pretrained_files,
+    final_stream_channels,
 )
+from mmfuse.presets import normalize_config
 from mmfuse.tasks import TaskSpec, resolve_tasks, tasks_to_data
 
 
@@ -60,79 +61,8 @@ class FusionOutput:
     head_present: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def _accepts_keyword(factory, name: str) -> bool:
-    """Whether ``factory`` takes ``name`` (explicitly or through ``**kwargs``)."""
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
-
-
 def _pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
-
-
-def _checked_pretrained_files(pretrained_files: Mapping[str, str] | None) -> dict[str, str]:
-    files = dict(pretrained_files or {})
-    unknown = set(files) - {"primary", "auxiliary"}
-    if unknown:
-        raise UsageError(f"pretrained_files keys must be 'primary' or 'auxiliary', got {sorted(unknown)}")
-    return files
-
-
-def _check_encoder_sharing(config: Mapping, pretrained_files: Mapping[str, str]) -> None:
-    """``share_encoder`` runs both images through one encoder: both names must be that encoder."""
-    if not config["share_encoder"]:
-        return
-    if config["auxiliary"] != config["primary"] or config["auxiliary_options"] != config["primary_options"]:
-        raise UsageError(
-            "share_encoder: true runs both images through one encoder, so 'auxiliary' and its options "
-            f"must equal 'primary' ({config['primary']!r}); got auxiliary {config['auxiliary']!r}"
-        )
-    if "auxiliary" in pretrained_files:
-        raise UsageError(
-            "share_encoder: true has one encoder; give its weights as pretrained_files['primary']"
-        )
-    if len(config["modalities"]) == 1:
-        raise UsageError("share_encoder needs both modalities; a single-modality model has one encoder")
-
-
-def _build_encoders(
-    config: Mapping, modalities: Sequence[str], pretrained: bool, pretrained_files: Mapping[str, str]
-) -> dict[str, Encoder]:
-    """One encoder per branch that has its own: the single modality, ``primary`` alone when shared, or both."""
-    if len(modalities) == 1:
-        branches = tuple(modalities)
-    else:
-        branches = ("primary",) if config["share_encoder"] else ("primary", "auxiliary")
-    encoders = {}
-    for branch in branches:
-        factory = encoder_entry(config[branch]).obj
-        options = dict(config[f"{branch}_options"])
-        if config.get("img_size") is not None and _accepts_keyword(factory, "img_size"):
-            options.setdefault("img_size", config["img_size"])
-        if branch in pretrained_files:
-            options["pretrained_file"] = pretrained_files[branch]
-        encoders[branch] = factory(pretrained=pretrained, **options)
-        if not isinstance(encoders[branch], Encoder):
-            raise PluginError(f"encoder {config[branch]!r} did not return an mmfuse.Encoder")
-    return encoders
-
-
-def _build_metadata_encoder(config: Mapping) -> tuple[MetadataEncoding | None, MetadataEncoder | None]:
-    """The metadata encoding kept in the config and the encoder that feeds it to the combiner, or neither."""
-    if config["metadata"] is None:
-        return None, None
-    encoding = MetadataEncoding.from_dict(config["metadata"])
-    encoder = create_metadata_encoder(
-        config["metadata_encoder"], encoding.size, **config["metadata_encoder_options"]
-    )
-    if not isinstance(encoder, MetadataEncoder):
-        raise PluginError(
-            f"metadata encoder {config['metadata_encoder']!r} did not return an mmfuse.MetadataEncoder"
-        )
-    return encoding, encoder
 
 
 class FusionNetwork(nn.Module):
@@ -152,15 +82,15 @@ class FusionNetwork(nn.Module):
     ) -> None:
         super().__init__()
         config = normalize_config(config)
-        pretrained_files = _checked_pretrained_files(pretrained_files)
+        pretrained_files = check_pretrained_files(pretrained_files)
         self.tasks: tuple[TaskSpec, ...] = resolve_tasks(config["tasks"])
         # The Hub id this model was fine-tuned from (set by from_pretrained(..., tasks=...)); the model card
         # names it as base_model.
         self.base_model: str | None = None
         self._config = config
-        _check_encoder_sharing(config, pretrained_files)
+        check_encoder_sharing(config, pretrained_files)
         self.modalities: tuple[str, ...] = tuple(config["modalities"])
-        encoders = _build_encoders(config, self.modalities, pretrained, pretrained_files)
+        encoders = build_encoders(config, pretrained, pretrained_files)
         # Submodules register in this order, which is the state dict's key order: do not reorder.
         if len(self.modalities) == 1:
             self._init_single(config, encoders)
@@ -180,15 +110,19 @@ class FusionNetwork(nn.Module):
         self._config["fusion_stages"] = stages
         reductions = (self.primary_encoder.reductions, self.auxiliary_encoder.reductions)
         self.fusion_pairs = fusion_pairs(stages, *reductions)
-        self.fusion_blocks = nn.ModuleDict(self._fusion_blocks(config))
-        self.stream_channels = self._stream_channels()
-        self.metadata_encoding, self.metadata_encoder = _build_metadata_encoder(config)
-        self.combiner: Combiner = self._combiner(config)
+        self.fusion_blocks = nn.ModuleDict(
+            build_fusion_blocks(config, self.fusion_pairs, self.primary_encoder, self.auxiliary_encoder)
+        )
+        self.stream_channels = final_stream_channels(list(self.fusion_blocks.values()))
+        self.metadata_encoding, self.metadata_encoder = build_metadata_encoder(config)
+        final_maps = (self.primary_encoder.channels[-1], self.auxiliary_encoder.channels[-1])
+        fused = self.stream_channels or final_maps  # what the combiner reads: the stream, else the final maps
+        self.combiner: Combiner = build_combiner(config, fused, self.metadata_encoder)
         self.heads = nn.ModuleDict(
             {
-                "primary": self._head(config, self.primary_encoder.channels[-1]),
-                "auxiliary": self._head(config, self.auxiliary_encoder.channels[-1]),
-                "fusion": self._head(config, self.combiner.out_features),
+                "primary": build_head(config, final_maps[0], self.tasks),
+                "auxiliary": build_head(config, final_maps[1], self.tasks),
+                "fusion": build_head(config, self.combiner.out_features, self.tasks),
             }
         )
 
@@ -209,7 +143,7 @@ class FusionNetwork(nn.Module):
         self.metadata_encoding = None
         self.metadata_encoder = None
         self.combiner = None
-        self.heads = nn.ModuleDict({branch: self._head(config, encoders[branch].channels[-1])})
+        self.heads = nn.ModuleDict({branch: build_head(config, encoders[branch].channels[-1], self.tasks)})
         config["head_weights"] = {h: float(h == branch) for h in HEADS}  # the one head answers alone
 
     @property
@@ -221,61 +155,6 @@ class FusionNetwork(nn.Module):
     def single_modality(self) -> str | None:
         """The one branch of a single-modality model (``"primary"`` or ``"auxiliary"``), else ``None``."""
         return self.modalities[0] if len(self.modalities) == 1 else None
-
-    def _fusion_blocks(self, config: Mapping) -> dict[str, FusionBlock]:
-        blocks: dict[str, FusionBlock] = {}
-        stream: tuple[int, int] | None = None
-        unknown = set(config["fusion_stage_options"]) - {str(s) for s in self.fusion_pairs}
-        if unknown:
-            raise UsageError(
-                f"fusion_stage_options name stages {sorted(unknown)} that do not fuse; fused stages: "
-                f"{sorted(self.fusion_pairs)}"
-            )
-        for s, a in self.fusion_pairs.items():
-            options = {**config["fusion_options"], **config["fusion_stage_options"].get(str(s), {})}
-            if blocks and isinstance(next(iter(blocks.values())), StreamFusionBlock):
-                options["stream_channels"] = stream
-            block = create_fusion(
-                config["fusion"],
-                self.primary_encoder.channels[s],
-                self.auxiliary_encoder.channels[a],
-                **options,
-            )
-            if not isinstance(block, FusionBlock):
-                raise PluginError(f"fusion {config['fusion']!r} did not return an mmfuse.FusionBlock")
-            if isinstance(block, StreamFusionBlock):
-                stream = tuple(block.out_stream_channels)
-            blocks[str(s)] = block
-        return blocks
-
-    def _stream_channels(self) -> tuple[int, int] | None:
-        blocks = list(self.fusion_blocks.values())
-        if blocks and isinstance(blocks[-1], StreamFusionBlock):
-            return tuple(blocks[-1].out_stream_channels)
-        return None
-
-    def _combiner(self, config: Mapping) -> Combiner:
-        """The fusion head's input from the final maps (or the fusion stream) and the metadata features."""
-        fused_dims = self.stream_channels or (
-            self.primary_encoder.channels[-1],
-            self.auxiliary_encoder.channels[-1],
-        )
-        metadata_dim = 0 if self.metadata_encoder is None else self.metadata_encoder.out_features
-        combiner = create_combiner(
-            config["combiner"], *fused_dims, metadata_dim, **config["combiner_options"]
-        )
-        if not isinstance(combiner, Combiner):
-            raise PluginError(f"combiner {config['combiner']!r} did not return an mmfuse.Combiner")
-        return combiner
-
-    def _head(self, config: Mapping, in_features: int) -> Head:
-        options = dict(config["head_options"])
-        if config["head_dropout"]:
-            options.setdefault("dropout", config["head_dropout"])
-        head = create_head(config["head"], in_features, self.tasks, **options)
-        if not isinstance(head, Head):
-            raise PluginError(f"head {config['head']!r} did not return an mmfuse.Head")
-        return head
 
     @property
     def uses_metadata(self) -> bool:
@@ -351,7 +230,7 @@ class FusionNetwork(nn.Module):
         reference = next(self.heads.parameters())
         self.tasks = specs
         self.heads = nn.ModuleDict(
-            {name: self._head(self._config, head.in_features) for name, head in self.heads.items()}
+            {name: build_head(self._config, head.in_features, specs) for name, head in self.heads.items()}
         ).to(device=reference.device, dtype=reference.dtype)
         self._config["tasks"] = tasks_to_data(specs)
         self.set_head_weights([1 / 3, 1 / 3, 1 / 3])

@@ -36,7 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("mmfuse.registry",),
     ("mmfuse.presets", "mmfuse.data", "mmfuse.runtime", "mmfuse.tracking"),
-    ("mmfuse.model",),
+    ("mmfuse.model", "mmfuse.model_parts"),
     ("mmfuse.params", "mmfuse.model_card", "mmfuse.hub", "mmfuse.factory"),
     (
         "mmfuse.evaluation",
