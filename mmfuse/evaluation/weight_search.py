@@ -219,6 +219,6 @@ def mix(
     auxiliary_present: torch.Tensor | None,
     combine: str,
 ) -> dict[str, torch.Tensor]:
-    """The final probabilities: Eq. 4 on probabilities, or FusionM4Net's mix of per-view logits, view-averaged."""
+    """The final probabilities: Eq. 4 of probabilities, or FusionM4Net's per-view mix of logits, averaged."""
     mixed = mix_heads(source, weights, auxiliary_present, combine=combine)
     return {t: p.mean(dim=0) for t, p in mixed.items()} if combine == "logits" else mixed
