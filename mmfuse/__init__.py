@@ -55,7 +55,7 @@ _LAZY: dict[str, str] = {
     "MetadataEncoding": "mmfuse.metadata",
     "FusionNetwork": "mmfuse.model",
     "FusionOutput": "mmfuse.model",
-    "HEADS": "mmfuse.model",
+    "HEADS": "mmfuse.head_mixing",
     "list_presets": "mmfuse.presets",
     "create_combiner": "mmfuse.registry",
     "create_encoder": "mmfuse.registry",
@@ -86,11 +86,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from mmfuse.data.formats import DatasetFormat, UnknownFormatError
     from mmfuse.data.transforms import create_transform, resolve_data_config
     from mmfuse.factory import build_model
+    from mmfuse.head_mixing import HEADS
     from mmfuse.hookspecs import hookimpl
     from mmfuse.hub import FusionModel, from_pretrained
     from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, StreamFusionBlock
     from mmfuse.metadata import MetadataEncoding
-    from mmfuse.model import HEADS, FusionNetwork, FusionOutput
+    from mmfuse.model import FusionNetwork, FusionOutput
     from mmfuse.presets import list_presets
     from mmfuse.registry import (
         create_combiner,

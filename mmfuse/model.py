@@ -13,31 +13,38 @@ above) adds saving, loading and publishing, and :func:`mmfuse.build_model` build
 
 from __future__ import annotations
 
-import inspect
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from mmfuse.data.transforms import create_transform, resolve_data_config
-from mmfuse.errors import NonFiniteOutputError, PluginError, UsageError
-from mmfuse.interfaces import Combiner, Encoder, FusionBlock, Head, MetadataEncoder, Stream, StreamFusionBlock
-from mmfuse.metadata import MetadataEncoding
-from mmfuse.presets import HEADS, normalize_config
-from mmfuse.registry import (
-    create_combiner,
-    create_fusion,
-    create_head,
-    create_metadata_encoder,
-    encoder_entry,
+from mmfuse.data.transforms import images_to_batch, resolve_data_config
+from mmfuse.errors import NonFiniteOutputError, UsageError
+from mmfuse.fusion_stages import fusion_pairs, resolve_fusion_stages
+from mmfuse.head_mixing import (
+    HEADS,
+    check_head_combine,
+    check_head_weights,
+    check_temperatures,
+    head_weight_tensor,
+    head_weights_from_tensor,
+    mix_heads,
+    mix_logits,
 )
+from mmfuse.interfaces import Combiner, Encoder, Stream, StreamFusionBlock
+from mmfuse.model_parts import (
+    build_combiner,
+    build_encoders,
+    build_fusion_blocks,
+    build_head,
+    build_metadata_encoder,
+    check_encoder_sharing,
+    check_pretrained_files,
+    final_stream_channels,
+)
+from mmfuse.presets import normalize_config
 from mmfuse.tasks import TaskSpec, resolve_tasks, tasks_to_data
-
-# How Eq. 4's weights combine the heads: a weighted mean of their softmax outputs (the paper's Eq. 4), or
-# the softmax of the weighted sum of their logits (FusionM4Net's second stage, which the paper follows).
-HEAD_COMBINE_MODES = ("probabilities", "logits")
 
 
 @dataclass
@@ -54,209 +61,8 @@ class FusionOutput:
     head_present: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def mix_heads(
-    probabilities: Mapping[str, Mapping[str, torch.Tensor]],
-    weights: Mapping[str, float],
-    auxiliary_present: torch.Tensor | None = None,
-    head_present: Mapping[str, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
-    """Eq. 4: the weighted average of per-head probabilities, renormalised over the heads present.
-
-    ``probabilities[head][task]`` is ``[batch, classes]``. Rows whose ``auxiliary_present`` is False
-    take the primary head alone. ``head_present[head]`` (bool ``[batch]``) leaves a head out of some
-    rows (e.g. a fusion head that needs metadata, for cases without it). When the heads present have
-    zero total weight (primary-only inference with ``w_primary = 0``) they share equally.
-    """
-    heads = [h for h in HEADS if h in probabilities]
-    used = {h: float(weights[h]) for h in heads}
-    total = sum(used.values())
-    if total <= 0:
-        used, total = dict.fromkeys(heads, 1.0), float(len(heads))
-    mixed = {}
-    for task in probabilities[heads[0]]:
-        if head_present:
-            value = _mix_rows(probabilities, used, task, head_present)
-        else:
-            value = sum(used[h] * probabilities[h][task] for h in heads) / total
-        if auxiliary_present is not None and "primary" in probabilities:
-            keep = auxiliary_present.to(value.device).bool().view(-1, 1)
-            value = torch.where(keep, value, probabilities["primary"][task])
-        mixed[task] = value
-    return mixed
-
-
-def mix_head_logits(
-    logits: Mapping[str, Mapping[str, torch.Tensor]],
-    weights: Mapping[str, float],
-    auxiliary_present: torch.Tensor | None = None,
-    head_present: Mapping[str, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
-    """FusionM4Net's combination: the softmax of the weighted sum of the heads' logits.
-
-    ``logits[head][task]`` is ``[..., batch, classes]`` (a leading TTA-view axis is kept: each view is
-    mixed and soft-maxed on its own, as the reference does before averaging views). Weights are
-    renormalised over the heads present in each row; rows whose ``auxiliary_present`` is False take the
-    primary head alone; heads present with zero total weight share equally.
-    """
-    heads = [h for h in HEADS if h in logits]
-    mixed = {}
-    for task in logits[heads[0]]:
-        first = logits[heads[0]][task]
-        rows = first.shape[-2]
-        numerator = torch.zeros_like(first, dtype=torch.float32)
-        total = first.new_zeros((rows, 1), dtype=torch.float32)
-        equal = torch.zeros_like(numerator)
-        count = torch.zeros_like(total)
-        for head in heads:
-            mask = torch.ones((rows, 1), device=first.device)
-            if head_present and head in head_present:
-                mask = head_present[head].to(first.device).view(-1, 1).float()
-            if auxiliary_present is not None and head != "primary" and "primary" in logits:
-                mask = mask * auxiliary_present.to(first.device).view(-1, 1).float()
-            z = logits[head][task].float()
-            numerator = numerator + float(weights[head]) * mask * z
-            total = total + float(weights[head]) * mask
-            equal = equal + mask * z
-            count = count + mask
-        value = torch.where(total > 0, numerator / total.clamp_min(1e-12), equal / count.clamp_min(1))
-        mixed[task] = value.softmax(dim=-1)
-    return mixed
-
-
-def _mix_rows(
-    probabilities: Mapping[str, Mapping[str, torch.Tensor]],
-    weights: Mapping[str, float],
-    task: str,
-    head_present: Mapping[str, torch.Tensor],
-) -> torch.Tensor:
-    # Per row: the weighted average over the heads present in that row (equal shares at zero weight).
-    first = probabilities[next(iter(weights))][task]
-    numerator = torch.zeros_like(first)
-    total = first.new_zeros((first.shape[0], 1))
-    count = first.new_zeros((first.shape[0], 1))
-    for head, weight in weights.items():
-        mask = head_present.get(head)
-        mask = (
-            first.new_ones((first.shape[0], 1)) if mask is None else mask.to(first.device).view(-1, 1).float()
-        )
-        numerator = numerator + weight * mask * probabilities[head][task]
-        total = total + weight * mask
-        count = count + mask
-    equal = sum(
-        (head_present[h].to(first.device).view(-1, 1).float() if h in head_present else 1.0)
-        * probabilities[h][task]
-        for h in weights
-    ) / count.clamp_min(1)
-    return torch.where(total > 0, numerator / total.clamp_min(1e-12), equal)
-
-
-def _accepts_keyword(factory, name: str) -> bool:
-    """Whether ``factory`` takes ``name`` (explicitly or through ``**kwargs``)."""
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
-
-
 def _pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
-
-
-def _match_stage(stage: int, reduction: int, reductions: Sequence[int]) -> int:
-    """Index of the auxiliary stage whose reduction is nearest (in log scale) to ``reduction``.
-
-    ``stage`` is the primary stage being paired. Ties go to the auxiliary stage nearest that depth (the
-    same stage of an encoder with repeated reductions, e.g. a Swin cut after its last patch merging and
-    again after its last blocks, reductions [4, 8, 16, 32, 32]); then to the deeper one.
-    """
-    return min(
-        range(len(reductions)),
-        key=lambda i: (abs(math.log2(reductions[i] / reduction)), abs(i - stage), -i),
-    )
-
-
-def _checked_pretrained_files(pretrained_files: Mapping[str, str] | None) -> dict[str, str]:
-    files = dict(pretrained_files or {})
-    unknown = set(files) - {"primary", "auxiliary"}
-    if unknown:
-        raise UsageError(f"pretrained_files keys must be 'primary' or 'auxiliary', got {sorted(unknown)}")
-    return files
-
-
-def _check_encoder_sharing(config: Mapping, pretrained_files: Mapping[str, str]) -> None:
-    """``share_encoder`` runs both images through one encoder: both names must be that encoder."""
-    if not config["share_encoder"]:
-        return
-    if config["auxiliary"] != config["primary"] or config["auxiliary_options"] != config["primary_options"]:
-        raise UsageError(
-            "share_encoder: true runs both images through one encoder, so 'auxiliary' and its options "
-            f"must equal 'primary' ({config['primary']!r}); got auxiliary {config['auxiliary']!r}"
-        )
-    if "auxiliary" in pretrained_files:
-        raise UsageError(
-            "share_encoder: true has one encoder; give its weights as pretrained_files['primary']"
-        )
-    if len(config["modalities"]) == 1:
-        raise UsageError("share_encoder needs both modalities; a single-modality model has one encoder")
-
-
-def _build_encoders(
-    config: Mapping, modalities: Sequence[str], pretrained: bool, pretrained_files: Mapping[str, str]
-) -> dict[str, Encoder]:
-    """One encoder per branch that has its own: the single modality, ``primary`` alone when shared, or both."""
-    if len(modalities) == 1:
-        branches = tuple(modalities)
-    else:
-        branches = ("primary",) if config["share_encoder"] else ("primary", "auxiliary")
-    encoders = {}
-    for branch in branches:
-        factory = encoder_entry(config[branch]).obj
-        options = dict(config[f"{branch}_options"])
-        if config.get("img_size") is not None and _accepts_keyword(factory, "img_size"):
-            options.setdefault("img_size", config["img_size"])
-        if branch in pretrained_files:
-            options["pretrained_file"] = pretrained_files[branch]
-        encoders[branch] = factory(pretrained=pretrained, **options)
-        if not isinstance(encoders[branch], Encoder):
-            raise PluginError(f"encoder {config[branch]!r} did not return an mmfuse.Encoder")
-    return encoders
-
-
-def _resolve_fusion_stages(requested: Sequence[int] | str | None, primary: Encoder) -> list[int]:
-    """The primary stages that fuse, sorted: ``None`` is the paper's choice, ``"all"`` every stage."""
-    num_stages = primary.num_stages
-    if requested is None:
-        stages = default_fusion_stages(primary.reductions)
-    elif requested == "all":
-        stages = list(range(num_stages))
-    else:
-        stages = requested
-    for s in stages:
-        if not -num_stages <= s < num_stages:
-            raise UsageError(
-                f"fusion stage {s} is out of range for a primary encoder with {num_stages} stages"
-            )
-    return sorted({s % num_stages for s in stages})
-
-
-def _build_metadata_encoder(config: Mapping) -> tuple[MetadataEncoding | None, MetadataEncoder | None]:
-    """The metadata encoding kept in the config and the encoder that feeds it to the combiner, or neither."""
-    if config["metadata"] is None:
-        return None, None
-    encoding = MetadataEncoding.from_dict(config["metadata"])
-    encoder = create_metadata_encoder(
-        config["metadata_encoder"], encoding.size, **config["metadata_encoder_options"]
-    )
-    if not isinstance(encoder, MetadataEncoder):
-        raise PluginError(
-            f"metadata encoder {config['metadata_encoder']!r} did not return an mmfuse.MetadataEncoder"
-        )
-    return encoding, encoder
-
-
-def _head_weight_tensor(weights: Mapping[str, float]) -> torch.Tensor:
-    return torch.tensor([float(weights[h]) for h in HEADS])
 
 
 class FusionNetwork(nn.Module):
@@ -276,22 +82,22 @@ class FusionNetwork(nn.Module):
     ) -> None:
         super().__init__()
         config = normalize_config(config)
-        pretrained_files = _checked_pretrained_files(pretrained_files)
+        pretrained_files = check_pretrained_files(pretrained_files)
         self.tasks: tuple[TaskSpec, ...] = resolve_tasks(config["tasks"])
         # The Hub id this model was fine-tuned from (set by from_pretrained(..., tasks=...)); the model card
         # names it as base_model.
         self.base_model: str | None = None
         self._config = config
-        _check_encoder_sharing(config, pretrained_files)
+        check_encoder_sharing(config, pretrained_files)
         self.modalities: tuple[str, ...] = tuple(config["modalities"])
-        encoders = _build_encoders(config, self.modalities, pretrained, pretrained_files)
+        encoders = build_encoders(config, pretrained, pretrained_files)
         # Submodules register in this order, which is the state dict's key order: do not reorder.
         if len(self.modalities) == 1:
             self._init_single(config, encoders)
         else:
             self._init_fused(config, encoders)
         # Not in the state dict: config.json is the one place a saved model's head weights live.
-        self.register_buffer("head_weights", _head_weight_tensor(config["head_weights"]), persistent=False)
+        self.register_buffer("head_weights", head_weight_tensor(config["head_weights"]), persistent=False)
         self._temperatures: dict[str, dict[str, float]] | None = None
         self.set_temperatures(config.get("temperatures"))
 
@@ -300,21 +106,23 @@ class FusionNetwork(nn.Module):
         self.primary_encoder: Encoder = encoders["primary"]
         if "auxiliary" in encoders:  # shared: auxiliary_encoder is primary_encoder, held (and saved) once
             self._modules["auxiliary_encoder"] = encoders["auxiliary"]
-        stages = _resolve_fusion_stages(config["fusion_stages"], self.primary_encoder)
+        stages = resolve_fusion_stages(config["fusion_stages"], self.primary_encoder.reductions)
         self._config["fusion_stages"] = stages
-        self.fusion_pairs = {
-            s: _match_stage(s, self.primary_encoder.reductions[s], self.auxiliary_encoder.reductions)
-            for s in stages
-        }
-        self.fusion_blocks = nn.ModuleDict(self._fusion_blocks(config))
-        self.stream_channels = self._stream_channels()
-        self.metadata_encoding, self.metadata_encoder = _build_metadata_encoder(config)
-        self.combiner: Combiner = self._combiner(config)
+        reductions = (self.primary_encoder.reductions, self.auxiliary_encoder.reductions)
+        self.fusion_pairs = fusion_pairs(stages, *reductions)
+        self.fusion_blocks = nn.ModuleDict(
+            build_fusion_blocks(config, self.fusion_pairs, self.primary_encoder, self.auxiliary_encoder)
+        )
+        self.stream_channels = final_stream_channels(list(self.fusion_blocks.values()))
+        self.metadata_encoding, self.metadata_encoder = build_metadata_encoder(config)
+        final_maps = (self.primary_encoder.channels[-1], self.auxiliary_encoder.channels[-1])
+        fused = self.stream_channels or final_maps  # what the combiner reads: the stream, else the final maps
+        self.combiner: Combiner = build_combiner(config, fused, self.metadata_encoder)
         self.heads = nn.ModuleDict(
             {
-                "primary": self._head(config, self.primary_encoder.channels[-1]),
-                "auxiliary": self._head(config, self.auxiliary_encoder.channels[-1]),
-                "fusion": self._head(config, self.combiner.out_features),
+                "primary": build_head(config, final_maps[0], self.tasks),
+                "auxiliary": build_head(config, final_maps[1], self.tasks),
+                "fusion": build_head(config, self.combiner.out_features, self.tasks),
             }
         )
 
@@ -335,7 +143,7 @@ class FusionNetwork(nn.Module):
         self.metadata_encoding = None
         self.metadata_encoder = None
         self.combiner = None
-        self.heads = nn.ModuleDict({branch: self._head(config, encoders[branch].channels[-1])})
+        self.heads = nn.ModuleDict({branch: build_head(config, encoders[branch].channels[-1], self.tasks)})
         config["head_weights"] = {h: float(h == branch) for h in HEADS}  # the one head answers alone
 
     @property
@@ -347,61 +155,6 @@ class FusionNetwork(nn.Module):
     def single_modality(self) -> str | None:
         """The one branch of a single-modality model (``"primary"`` or ``"auxiliary"``), else ``None``."""
         return self.modalities[0] if len(self.modalities) == 1 else None
-
-    def _fusion_blocks(self, config: Mapping) -> dict[str, FusionBlock]:
-        blocks: dict[str, FusionBlock] = {}
-        stream: tuple[int, int] | None = None
-        unknown = set(config["fusion_stage_options"]) - {str(s) for s in self.fusion_pairs}
-        if unknown:
-            raise UsageError(
-                f"fusion_stage_options name stages {sorted(unknown)} that do not fuse; fused stages: "
-                f"{sorted(self.fusion_pairs)}"
-            )
-        for s, a in self.fusion_pairs.items():
-            options = {**config["fusion_options"], **config["fusion_stage_options"].get(str(s), {})}
-            if blocks and isinstance(next(iter(blocks.values())), StreamFusionBlock):
-                options["stream_channels"] = stream
-            block = create_fusion(
-                config["fusion"],
-                self.primary_encoder.channels[s],
-                self.auxiliary_encoder.channels[a],
-                **options,
-            )
-            if not isinstance(block, FusionBlock):
-                raise PluginError(f"fusion {config['fusion']!r} did not return an mmfuse.FusionBlock")
-            if isinstance(block, StreamFusionBlock):
-                stream = tuple(block.out_stream_channels)
-            blocks[str(s)] = block
-        return blocks
-
-    def _stream_channels(self) -> tuple[int, int] | None:
-        blocks = list(self.fusion_blocks.values())
-        if blocks and isinstance(blocks[-1], StreamFusionBlock):
-            return tuple(blocks[-1].out_stream_channels)
-        return None
-
-    def _combiner(self, config: Mapping) -> Combiner:
-        """The fusion head's input from the final maps (or the fusion stream) and the metadata features."""
-        fused_dims = self.stream_channels or (
-            self.primary_encoder.channels[-1],
-            self.auxiliary_encoder.channels[-1],
-        )
-        metadata_dim = 0 if self.metadata_encoder is None else self.metadata_encoder.out_features
-        combiner = create_combiner(
-            config["combiner"], *fused_dims, metadata_dim, **config["combiner_options"]
-        )
-        if not isinstance(combiner, Combiner):
-            raise PluginError(f"combiner {config['combiner']!r} did not return an mmfuse.Combiner")
-        return combiner
-
-    def _head(self, config: Mapping, in_features: int) -> Head:
-        options = dict(config["head_options"])
-        if config["head_dropout"]:
-            options.setdefault("dropout", config["head_dropout"])
-        head = create_head(config["head"], in_features, self.tasks, **options)
-        if not isinstance(head, Head):
-            raise PluginError(f"head {config['head']!r} did not return an mmfuse.Head")
-        return head
 
     @property
     def uses_metadata(self) -> bool:
@@ -427,21 +180,12 @@ class FusionNetwork(nn.Module):
 
     @property
     def head_weights_dict(self) -> dict[str, float]:
-        return {h: float(w) for h, w in zip(HEADS, self.head_weights.tolist(), strict=True)}
+        return head_weights_from_tensor(self.head_weights)
 
     def set_head_weights(self, weights: Mapping[str, float] | Sequence[float]) -> None:
         """Store Eq. 4's weights (e.g. from the validation weight search); they must lie on the simplex."""
-        if isinstance(weights, Mapping):
-            missing = set(HEADS) - set(weights)
-            if missing:
-                raise UsageError(f"head weights miss {sorted(missing)}; expected keys {list(HEADS)}")
-            weights = [weights[h] for h in HEADS]
-        values = torch.tensor([float(w) for w in weights], dtype=self.head_weights.dtype)
-        if values.shape != (3,) or (values < 0).any() or abs(float(values.sum()) - 1.0) > 1e-6:
-            raise UsageError(
-                f"head weights must be 3 non-negative numbers summing to 1, got {values.tolist()}"
-            )
-        self.head_weights.copy_(values)
+        values = check_head_weights(weights)
+        self.head_weights.copy_(torch.tensor(values, dtype=self.head_weights.dtype))
 
     @property
     def temperatures(self) -> dict[str, dict[str, float]] | None:
@@ -456,37 +200,15 @@ class FusionNetwork(nn.Module):
         A head or task left out keeps temperature 1. Logits are divided by ``T`` before the softmax in
         :meth:`predict` and in the evaluation, never in training.
         """
-        if temperatures is None:
-            self._temperatures = None
-            return
-        task_names = {t.name for t in self.tasks}
-        checked: dict[str, dict[str, float]] = {}
-        for head, per_task in temperatures.items():
-            if head not in HEADS:
-                raise UsageError(f"temperatures name unknown head {head!r}; heads are {list(HEADS)}")
-            if not isinstance(per_task, Mapping):
-                raise UsageError(f"temperatures[{head!r}] must map task names to numbers, got {per_task!r}")
-            for task, value in per_task.items():
-                if task not in task_names:
-                    raise UsageError(f"temperatures[{head!r}] names unknown task {task!r}")
-                t = float(value)
-                if not math.isfinite(t) or t <= 0:
-                    raise UsageError(f"temperature of {head}/{task} must be a positive number, got {value!r}")
-                checked.setdefault(head, {})[task] = t
-        self._temperatures = checked
+        self._temperatures = check_temperatures(temperatures, {t.name for t in self.tasks})
 
-    def head_probabilities(
-        self, logits: Mapping[str, Mapping[str, torch.Tensor]], *, calibrated: bool = True
-    ) -> dict[str, dict[str, torch.Tensor]]:
-        """Softmax of each head's logits, divided first by the head's temperature when ``calibrated``."""
-        temperatures = (self._temperatures or {}) if calibrated else {}
-        return {
-            head: {
-                task: (z / temperatures.get(head, {}).get(task, 1.0)).softmax(dim=-1)
-                for task, z in per_task.items()
-            }
-            for head, per_task in logits.items()
-        }
+    @property
+    def head_combine(self) -> str:
+        """``"probabilities"`` or ``"logits"``: how :meth:`predict` mixes the heads (set by the weight search)."""
+        return self._config["head_combine"]
+
+    def set_head_combine(self, mode: str) -> None:
+        self._config["head_combine"] = check_head_combine(mode)
 
     @property
     def preprocessing(self) -> dict:
@@ -496,35 +218,6 @@ class FusionNetwork(nn.Module):
     def data_config(self) -> dict:
         """The complete image preprocessing (see :func:`mmfuse.resolve_data_config`)."""
         return resolve_data_config(self._config)
-
-    def _as_batch(self, images, name: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """A normalised ``[B, 3, S, S]`` tensor from tensors, images or a list of them; and which rows exist.
-
-        ``None`` entries of a list (a case without that image) become zeros, marked False in the mask.
-        """
-        if images is None:
-            return None, None
-        if isinstance(images, torch.Tensor):
-            if images.ndim == 3:
-                images = images.unsqueeze(0)
-            if images.ndim != 4:
-                raise UsageError(f"{name} must be [B, 3, H, W] or [3, H, W], got shape {list(images.shape)}")
-            return images, None
-        single = not isinstance(images, (list, tuple))
-        items = [images] if single else list(images)
-        if not items:
-            raise UsageError(f"{name} is an empty list")
-        transform = create_transform(**self.data_config)
-        tensors = [None if item is None else transform(item) for item in items]
-        present = [t is not None for t in tensors]
-        if not any(present):
-            return None, None
-        if not all(present) and name == "primary":
-            raise UsageError("every case needs its primary image; None is allowed for auxiliary images only")
-        size = self._config["img_size"]
-        batch = torch.stack([t if t is not None else torch.zeros(3, size, size) for t in tensors])
-        device = next(self.parameters()).device
-        return batch.to(device), (None if all(present) else torch.tensor(present, device=device))
 
     def reset_heads(self, tasks) -> FusionNetwork:
         """New, freshly initialised heads for ``tasks``; encoders and fusion blocks keep their weights.
@@ -537,7 +230,7 @@ class FusionNetwork(nn.Module):
         reference = next(self.heads.parameters())
         self.tasks = specs
         self.heads = nn.ModuleDict(
-            {name: self._head(self._config, head.in_features) for name, head in self.heads.items()}
+            {name: build_head(self._config, head.in_features, specs) for name, head in self.heads.items()}
         ).to(device=reference.device, dtype=reference.dtype)
         self._config["tasks"] = tasks_to_data(specs)
         self.set_head_weights([1 / 3, 1 / 3, 1 / 3])
@@ -660,13 +353,13 @@ class FusionNetwork(nn.Module):
         pooled = _pool(encoder(image)[-1])
         return FusionOutput({branch: self.heads[branch](pooled)}, {branch: pooled})
 
-    def combine(
+    def mix_head_probabilities(
         self,
         probabilities: Mapping[str, Mapping[str, torch.Tensor]],
         auxiliary_present: torch.Tensor | None = None,
         head_present: Mapping[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Eq. 4 with this model's ``head_weights`` (see :func:`mix_heads`)."""
+        """Eq. 4 over per-head probabilities with this model's ``head_weights`` (see ``mix_heads``)."""
         return mix_heads(probabilities, self.head_weights_dict, auxiliary_present, head_present)
 
     @torch.no_grad()
@@ -692,8 +385,11 @@ class FusionNetwork(nn.Module):
         for the batch, ``metadata_present=False`` for single rows), as it does without an auxiliary image.
         ``calibrated=False`` ignores the stored temperatures (the raw softmax of each head).
         """
-        primary, _ = self._as_batch(primary, "primary")
-        auxiliary, present = self._as_batch(auxiliary, "auxiliary")
+        device = next(self.parameters()).device
+        primary, missing = images_to_batch(primary, self.data_config, name="primary", device=device)
+        if missing is not None:
+            raise UsageError("every case needs its primary image; None is allowed for auxiliary images only")
+        auxiliary, present = images_to_batch(auxiliary, self.data_config, name="auxiliary", device=device)
         if present is not None:
             if auxiliary_present is not None:
                 raise UsageError("give auxiliary_present or None entries in the auxiliary list, not both")
@@ -730,36 +426,11 @@ class FusionNetwork(nn.Module):
         calibrated: bool = True,
     ) -> dict[str, torch.Tensor]:
         """The per-task probabilities :meth:`predict` returns for a forward pass's ``output`` (differentiable)."""
-        if self._config["head_combine"] == "logits":
-            temperatures = (self._temperatures or {}) if calibrated else {}
-            scaled = {
-                head: {task: z / temperatures.get(head, {}).get(task, 1.0) for task, z in per_task.items()}
-                for head, per_task in output.logits.items()
-            }
-            return mix_head_logits(scaled, self.head_weights_dict, auxiliary_present, output.head_present)
-        probabilities = self.head_probabilities(output.logits, calibrated=calibrated)
-        return self.combine(probabilities, auxiliary_present, output.head_present)
-
-    @property
-    def head_combine(self) -> str:
-        """``"probabilities"`` or ``"logits"``: how :meth:`predict` mixes the heads (set by the weight search)."""
-        return self._config["head_combine"]
-
-    def set_head_combine(self, mode: str) -> None:
-        if mode not in HEAD_COMBINE_MODES:
-            raise UsageError(f"head_combine must be one of {HEAD_COMBINE_MODES}, got {mode!r}")
-        self._config["head_combine"] = mode
-
-
-PAPER_FUSION_REDUCTIONS = (4, 8, 16)
-
-
-def default_fusion_stages(reductions: Sequence[int]) -> list[int]:
-    """The paper's placement: after each of the primary's first three stages (reductions 4, 8, 16).
-
-    Section 3.2 embeds AABs "into different stages"; Tables 6 and 9 size them (SFF+AAB minus SFF+CAT =
-    0.60 M), which only the first three stages of Swin-T match (0.58 M; one stage: 0.44 M, four: 2.35 M).
-    A backbone without those reductions fuses its deepest stage.
-    """
-    stages = [i for i, r in enumerate(reductions) if r in PAPER_FUSION_REDUCTIONS]
-    return stages or [len(reductions) - 1]
+        return mix_logits(
+            output.logits,
+            self.head_weights_dict,
+            combine=self.head_combine,
+            temperatures=self._temperatures if calibrated else None,
+            auxiliary_present=auxiliary_present,
+            head_present=output.head_present,
+        )

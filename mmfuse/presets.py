@@ -14,13 +14,11 @@ import math
 from collections.abc import Callable, Mapping
 
 from mmfuse.errors import ModelConfigError, UsageError
+from mmfuse.head_mixing import HEAD_COMBINE_MODES, HEADS
 from mmfuse.limits import MAX_CLASSES, MAX_IMG_SIZE, MAX_METADATA_WIDTH, MAX_OPTION_VALUE, MAX_TASKS
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.registry import PRESETS as REGISTERED_PRESETS
 from mmfuse.tasks import resolve_tasks, tasks_to_data
-
-# The three heads every model has, in Eq. 4 order (plain data: the model and the checks share it).
-HEADS = ("primary", "auxiliary", "fusion")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,7 +36,7 @@ DEFAULTS: dict = {
     "fusion": "aab",
     "fusion_options": {},
     "fusion_stage_options": {},  # {"<stage>": {...}}: options for one stage's block, over fusion_options
-    "fusion_stages": None,  # None: the paper's, after the first three stages (mmfuse.model.default_fusion_stages)
+    "fusion_stages": None,  # None: the paper's, after the first three stages (mmfuse.fusion_stages.default_fusion_stages)
     "tasks": "derm7pt",
     "img_size": 224,
     "mean": IMAGENET_MEAN,
@@ -122,7 +120,7 @@ def normalize_config(config: Mapping) -> dict:
             f"modalities must be ['primary', 'auxiliary'], ['primary'] or ['auxiliary'], got {merged['modalities']!r}"
         )
     merged["modalities"] = [m for m in ("primary", "auxiliary") if m in modalities]
-    if merged["head_combine"] not in ("probabilities", "logits"):
+    if merged["head_combine"] not in HEAD_COMBINE_MODES:
         raise UsageError(f"head_combine must be 'probabilities' or 'logits', got {merged['head_combine']!r}")
     if int(merged["config_version"]) != CONFIG_VERSION:
         raise UsageError(

@@ -145,7 +145,7 @@ def test_an_overconfident_model_is_fixed_by_its_fitted_temperatures(tiny_model_k
         loaded.predict(primary=x, auxiliary=y, calibrated=False),
     )
     logits = loaded(primary=x, auxiliary=y).logits
-    expected = loaded.combine(
+    expected = loaded.mix_head_probabilities(
         {h: {t: (z / temperatures[h][t]).softmax(1) for t, z in per.items()} for h, per in logits.items()}
     )
     for task in model.tasks:

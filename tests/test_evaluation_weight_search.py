@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import mmfuse
 from mmfuse.evaluation.metrics import objective
 from mmfuse.evaluation.weight_search import search_head_weights, simplex_grid
-from mmfuse.model import HEADS, mix_heads
+from mmfuse.head_mixing import HEADS, mix_heads
 from mmfuse.tasks import TaskSpec
 
 TASKS = (TaskSpec("A", ("ABS", "X", "Y")), TaskSpec("B", ("ABS", "PRS")))
@@ -75,7 +75,7 @@ def test_the_search_mixes_heads_as_the_model_predicts(tiny_model_kwargs):
     probs = {h: {t.name: torch.rand(10, t.num_classes).softmax(1) for t in model.tasks} for h in HEADS}
     weights = {"primary": 0.5, "auxiliary": 0.2, "fusion": 0.3}
     model.set_head_weights(weights)
-    got = model.combine(probs, present)
+    got = model.mix_head_probabilities(probs, present)
     for task in got:
         expected = sum(w * probs[h][task] for h, w in weights.items())
         torch.testing.assert_close(got[task][present], expected[present])

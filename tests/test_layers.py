@@ -31,10 +31,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.cv_layout",
         "mmfuse.yamlio",
         "mmfuse.progress",
+        "mmfuse.head_mixing",
+        "mmfuse.fusion_stages",
     ),
     ("mmfuse.registry",),
     ("mmfuse.presets", "mmfuse.data", "mmfuse.runtime", "mmfuse.tracking"),
-    ("mmfuse.model",),
+    ("mmfuse.model", "mmfuse.model_parts"),
     ("mmfuse.params", "mmfuse.model_card", "mmfuse.hub", "mmfuse.factory"),
     (
         "mmfuse.evaluation",

@@ -13,8 +13,8 @@ import mmfuse
 from mmfuse.data import fit_metadata_encoding, load_table
 from mmfuse.data.formats.derm7pt import METADATA_FIELDS, official_metadata_encoding
 from mmfuse.data.formats.paired_csv import read_schema
+from mmfuse.head_mixing import mix_heads
 from mmfuse.metadata import MetadataEncoding
-from mmfuse.model import mix_heads
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_ROWS = [

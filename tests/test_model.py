@@ -132,3 +132,12 @@ def test_bad_configs_are_explained(tiny_model_kwargs, overrides, message):
 def test_unknown_preset_lists_presets():
     with pytest.raises(ValueError, match=r"unknown preset 'ammfm-vit'; available: \['ammfm-convnext'"):
         mmfuse.build_model("ammfm-vit")
+
+
+def test_predict_refuses_a_missing_primary_image_in_a_list(tiny_model_kwargs):
+    model = mmfuse.build_model(**tiny_model_kwargs)
+    image = torch.zeros(20, 24, 3, dtype=torch.uint8).numpy()
+    with pytest.raises(ValueError, match="every case needs its primary image"):
+        model.predict(primary=[image, None], auxiliary=[image, image])
+    with_missing_auxiliary = model.predict(primary=[image, image], auxiliary=[image, None])
+    assert with_missing_auxiliary["DIAG"].shape[0] == 2

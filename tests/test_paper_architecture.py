@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import mmfuse
+from mmfuse.fusion_stages import default_fusion_stages
 from mmfuse.hub import CONFIG_FILE
-from mmfuse.model import default_fusion_stages
 from mmfuse.presets import resolve_config, upgrade_config
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import mmfuse
+from mmfuse.fusion_stages import match_stage
 from mmfuse.interfaces import StreamFusionBlock
-from mmfuse.model import _match_stage
 from mmfuse.params import PEER_CONFIGURATIONS
 from mmfuse.registry import PRESETS
 
@@ -201,10 +201,10 @@ def test_stage_pairing_ties_go_to_the_same_depth():
     assert model.primary_encoder.reductions == [4, 8, 16, 32, 32]
     assert model.fusion_pairs == {1: 1, 2: 2, 3: 3, 4: 4}
     # Between different encoders: the nearest reduction first, then the nearest depth, then the deeper.
-    assert _match_stage(2, 16, [4, 8, 16, 16, 32]) == 2
-    assert _match_stage(3, 16, [4, 8, 16, 16, 32]) == 3
-    assert _match_stage(0, 4, [2, 4, 8, 16, 32]) == 1
-    assert _match_stage(1, 8, [4, 16]) == 1
+    assert match_stage(2, 16, [4, 8, 16, 16, 32]) == 2
+    assert match_stage(3, 16, [4, 8, 16, 16, 32]) == 3
+    assert match_stage(0, 4, [2, 4, 8, 16, 32]) == 1
+    assert match_stage(1, 8, [4, 16]) == 1
 
 
 @pytest.mark.slow

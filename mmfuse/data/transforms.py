@@ -174,3 +174,40 @@ class ImageTransform:
 def create_transform(**data_config: Any) -> ImageTransform:
     """The inference transform of a preprocessing dict (``create_transform(**resolve_data_config(model))``)."""
     return ImageTransform(**data_config)
+
+
+def images_to_batch(
+    images: Any,
+    data_config: Mapping[str, Any],
+    *,
+    name: str = "images",
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """A model's input batch from what a user holds, and which of its rows hold an image.
+
+    ``images`` is a normalised tensor (``[B, 3, S, S]``, or one ``[3, S, S]`` given a batch axis), returned
+    as it is; or an image (a path, a PIL image, a uint8 ``[H, W, 3]`` RGB array) or a list of them, prepared
+    with ``create_transform(**data_config)`` and moved to ``device``. ``None`` entries of a list (a case
+    without that image) become zeros, marked False in the bool ``[B]`` mask; the mask is ``None`` when every
+    row holds an image. ``None``, or a list of ``None`` only, gives ``(None, None)``. ``name`` names the
+    argument in errors.
+    """
+    if images is None:
+        return None, None
+    if isinstance(images, torch.Tensor):
+        if images.ndim == 3:
+            images = images.unsqueeze(0)
+        if images.ndim != 4:
+            raise UsageError(f"{name} must be [B, 3, H, W] or [3, H, W], got shape {list(images.shape)}")
+        return images, None
+    items = list(images) if isinstance(images, (list, tuple)) else [images]
+    if not items:
+        raise UsageError(f"{name} is an empty list")
+    transform = create_transform(**data_config)
+    tensors = [None if item is None else transform(item) for item in items]
+    present = [t is not None for t in tensors]
+    if not any(present):
+        return None, None
+    blank = torch.zeros_like(next(t for t in tensors if t is not None))
+    batch = torch.stack([blank if t is None else t for t in tensors]).to(device)
+    return batch, (None if all(present) else torch.tensor(present, device=device))

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from mmfuse.data.augment import TTA_VIEWS, apply_tta_view
 from mmfuse.errors import NonFiniteOutputError, UsageError
+from mmfuse.head_mixing import head_probabilities, scale_logits
 from mmfuse.runtime.data import metadata_inputs
 from mmfuse.runtime.device import autocast_context
 
@@ -63,13 +64,9 @@ def probabilities_from_logits(
     heads that need no such input; rows without an auxiliary image then take the primary head's
     probabilities in every other head.
     """
-    temperatures = temperatures or {}
     probabilities = {
-        head: {
-            task: (z.float() / temperatures.get(head, {}).get(task, 1.0)).softmax(dim=-1).mean(dim=0)
-            for task, z in per_task.items()
-        }
-        for head, per_task in logits.items()
+        head: {task: p.mean(dim=0) for task, p in per_task.items()}
+        for head, per_task in head_probabilities(_as_float(logits), temperatures).items()
     }
     for head, rows in (head_present or {}).items():
         others = [h for h in probabilities if h not in (head_present or {})]
@@ -222,8 +219,8 @@ def scaled_logits(predictions: Predictions) -> dict[str, dict[str, torch.Tensor]
     """Every head's per-view logits ``[V, N, C]`` divided by the predictions' temperatures."""
     if predictions.logits is None:
         raise UsageError("these predictions kept no logits; collect them again to mix logits")
-    temperatures = predictions.temperatures or {}
-    return {
-        head: {task: z.float() / temperatures.get(head, {}).get(task, 1.0) for task, z in per_task.items()}
-        for head, per_task in predictions.logits.items()
-    }
+    return scale_logits(_as_float(predictions.logits), predictions.temperatures)
+
+
+def _as_float(logits: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, dict[str, torch.Tensor]]:
+    return {head: {task: z.float() for task, z in per_task.items()} for head, per_task in logits.items()}

@@ -11,7 +11,7 @@ from mmfuse.evaluation.bootstrap import BootstrapOptions, head_intervals, resamp
 from mmfuse.evaluation.derm7pt import report_groups
 from mmfuse.evaluation.inference import Predictions
 from mmfuse.evaluation.metrics import head_metrics
-from mmfuse.model import mix_heads
+from mmfuse.head_mixing import mix_heads
 from mmfuse.tasks import TaskSpec
 
 

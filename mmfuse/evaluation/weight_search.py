@@ -25,8 +25,8 @@ import torch
 
 from mmfuse.errors import UsageError
 from mmfuse.evaluation.metrics import objective as score
+from mmfuse.head_mixing import HEAD_COMBINE_MODES, HEADS, mix_heads
 from mmfuse.limits import MIN_WEIGHT_STEP
-from mmfuse.model import HEADS, mix_head_logits, mix_heads
 from mmfuse.tasks import TaskSpec
 
 
@@ -184,7 +184,7 @@ def search_head_weights(
             raise UsageError(f"the weight search needs all three heads' logits; missing {missing}")
         return _search_fusionm4net(logits, labels, tasks, auxiliary_present, search_num, schedule)
     objective = objective or "avg_auc"
-    if combine not in ("probabilities", "logits"):
+    if combine not in HEAD_COMBINE_MODES:
         raise UsageError(f"combine must be 'probabilities' or 'logits', got {combine!r}")
     if combine == "logits" and logits is None:
         raise UsageError("combine='logits' needs the per-view logits of every head (logits=)")
@@ -219,7 +219,6 @@ def mix(
     auxiliary_present: torch.Tensor | None,
     combine: str,
 ) -> dict[str, torch.Tensor]:
-    """The final probabilities: Eq. 4 on probabilities, or FusionM4Net's mix of per-view logits."""
-    if combine == "logits":
-        return {t: p.mean(dim=0) for t, p in mix_head_logits(source, weights, auxiliary_present).items()}
-    return mix_heads(source, weights, auxiliary_present)
+    """The final probabilities: Eq. 4 of probabilities, or FusionM4Net's per-view mix of logits, averaged."""
+    mixed = mix_heads(source, weights, auxiliary_present, combine=combine)
+    return {t: p.mean(dim=0) for t, p in mixed.items()} if combine == "logits" else mixed

@@ -16,6 +16,7 @@ import yaml
 
 from mmfuse.errors import ConfigError, DataError
 from mmfuse.fileio import atomic_write_text
+from mmfuse.head_mixing import HEAD_COMBINE_MODES
 from mmfuse.limits import MAX_RESAMPLES, MAX_SEED, MIN_WEIGHT_STEP
 from mmfuse.metrics_layout import HEADLINE_METRICS
 from mmfuse.runtime.data import dataset_options
@@ -96,7 +97,7 @@ _CHOICES = {
     ("train", "class_weights"): (None, "balanced"),
     ("train", "sampler"): ("shuffle", "balanced"),
     ("evaluation", "weight_search", "objective"): HEADLINE_METRICS,
-    ("evaluation", "weight_search", "combine"): ("probabilities", "logits"),
+    ("evaluation", "weight_search", "combine"): HEAD_COMBINE_MODES,
     ("evaluation", "weight_search", "method"): ("simplex", "fusionm4net"),
     ("evaluation", "weight_search", "schedule"): ("linear", "cosine"),
     ("evaluation", "second_stage"): (None, "svm", "logistic"),
