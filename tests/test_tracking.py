@@ -12,7 +12,7 @@ from test_training_fixtures import make_release, tiny_config, write_config
 
 import mmfuse
 from mmfuse.cli import main
-from mmfuse.errors import ConfigError
+from mmfuse.errors import RunConfigError
 from mmfuse.registry import TRACKERS
 from mmfuse.tracking import TRACKING_FILE, Tracker, check_track, head_scalars
 from mmfuse.training import train
@@ -49,7 +49,7 @@ def _events(run: Path):
 def test_builtin_trackers_come_through_the_hook_and_unknown_names_are_refused():
     assert {"tensorboard", "mlflow", "wandb"} <= set(mmfuse.tracking.list_trackers())
     assert TRACKERS.entry("tensorboard").provider == "mmfuse_plugins.trackers"
-    with pytest.raises(ConfigError, match=r"unknown tracker 'tensorbord'; available: .*tensorboard"):
+    with pytest.raises(RunConfigError, match=r"unknown tracker 'tensorbord'; available: .*tensorboard"):
         check_track(["tensorbord"])
 
 

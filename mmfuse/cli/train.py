@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mmfuse.cli.argtypes import add_threads_option, positive_int
 from mmfuse.cli.launching import add_launcher_options, launcher_from_args
-from mmfuse.errors import ConfigError, UsageError
+from mmfuse.errors import RunConfigError, UsageError
 
 
 def add_parser(subparsers) -> None:
@@ -90,7 +90,7 @@ def _track(args: argparse.Namespace, config: dict) -> None:
     elif added:
         try:
             config["train"]["track"] = check_track([*config["train"]["track"], *added])
-        except ConfigError as exc:
+        except RunConfigError as exc:
             raise UsageError(f"--track: {exc}".replace("train.track: ", "")) from None
 
 
@@ -175,10 +175,10 @@ def run(args: argparse.Namespace) -> int:
         result = train(
             config, out, resume=args.resume, evaluate=not args.no_eval, allow_changes=args.allow_change
         )
-    except (ConfigError, UsageError) as exc:  # raised while building from the config: name its file
+    except (RunConfigError, UsageError) as exc:  # raised while building from the config: name its file
         if str(config_path) in str(exc):
             raise
-        raise ConfigError(f"{config_path}: {exc}") from None
+        raise RunConfigError(f"{config_path}: {exc}") from None
     if result.model is None:
         return 0  # a non-zero torchrun rank
     if result.metrics:

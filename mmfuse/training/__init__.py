@@ -4,14 +4,14 @@
 (loaded on first use): the modules of this package never import :mod:`mmfuse.evaluation`.
 """
 
-from mmfuse.training.config import ConfigError, load_config, resolve
+from mmfuse.training.config import RunConfigError, load_config, resolve
 from mmfuse.training.losses import multitask_loss
 from mmfuse.training.repeats import parse_seeds
 from mmfuse.training.rundir import RunDirError
 from mmfuse.training.trainer import NonFiniteLossError, TrainResult
 
 __all__ = [
-    "ConfigError",
+    "RunConfigError",
     "NonFiniteLossError",
     "RunDirError",
     "TrainResult",

@@ -30,10 +30,10 @@ from mmfuse.data.build import fit_metadata_encoding
 from mmfuse.errors import (
     BUILD_ERRORS,
     CheckpointError,
-    ConfigError,
     DataError,
     MmfuseError,
     NonFiniteLossError,
+    RunConfigError,
     UsageError,
     describe_build_error,
 )
@@ -205,7 +205,7 @@ class Trainer:
             raise
         except BUILD_ERRORS as exc:
             # timm and torch reject some encoder options with their own exceptions.
-            raise ConfigError(
+            raise RunConfigError(
                 f"the model section cannot be built ({describe_build_error(exc)}); check its *_options "
                 "against the component"
             ) from None
@@ -275,7 +275,7 @@ class Trainer:
             return build_model(preset, pretrained=pretrained, **overrides)
         extra = sorted(set(overrides) - {"tasks"})
         if extra:
-            raise ConfigError(
+            raise RunConfigError(
                 f"model.from_pretrained ({source!r}) brings its own architecture; remove model.{', model.'.join(extra)} "
                 "(only model.tasks may be given: new heads for another dataset)"
             )
