@@ -143,6 +143,12 @@ BUILD_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """``Type: message`` on one line (torch's state-dict errors span several), shortened to ``limit``."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def describe_build_error(exc: BaseException) -> str:
     """``"IndexError: list index out of range"``; the type alone when the message is empty (timm asserts)."""
     return f"{type(exc).__name__}: {exc}" if str(exc) else f"{type(exc).__name__} in the backbone library"

@@ -7,7 +7,7 @@ import torch
 from test_training_fixtures import make_paired_csv, make_release, tiny_config
 
 import mmfuse
-from mmfuse.training import train
+from mmfuse.pipeline import train
 from mmfuse.training.config import RunConfigError
 
 GRADE = [{"name": "GRADE", "classes": ["low", "high"]}]

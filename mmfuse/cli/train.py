@@ -111,7 +111,7 @@ def _run_folds(config: dict, out: Path, args: argparse.Namespace, launcher) -> i
     import time
 
     from mmfuse.cv_layout import CV_MD
-    from mmfuse.training import run_folds
+    from mmfuse.pipeline import run_folds
 
     start = time.perf_counter()
     summary = run_folds(
@@ -133,8 +133,9 @@ def _run_folds(config: dict, out: Path, args: argparse.Namespace, launcher) -> i
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.report import format_table
     from mmfuse.metrics_layout import metric_splits
+    from mmfuse.pipeline import run_seeds, train
     from mmfuse.threads import choose_threads
-    from mmfuse.training import load_config, parse_seeds, run_seeds, train
+    from mmfuse.training import load_config, parse_seeds
     from mmfuse.training.rundir import CONFIG_FILE
 
     out = Path(args.out)
@@ -170,10 +171,16 @@ def run(args: argparse.Namespace) -> int:
             if summary:
                 print(f"summary over seeds {summary['seeds']}: {out / 'summary.md'}")
             return 0
+        # Decided once, here: the trainer applies this choice rather than reading the load again.
         choice = choose_threads(config["train"]["threads"], num_workers=int(config["data"]["num_workers"]))
         print(f"torch threads: {choice.threads} ({choice.reason})", flush=True)
         result = train(
-            config, out, resume=args.resume, evaluate=not args.no_eval, allow_changes=args.allow_change
+            config,
+            out,
+            resume=args.resume,
+            evaluate=not args.no_eval,
+            allow_changes=args.allow_change,
+            threads=choice,
         )
     except (RunConfigError, UsageError) as exc:  # raised while building from the config: name its file
         if str(config_path) in str(exc):
