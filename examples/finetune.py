@@ -21,7 +21,8 @@ import yaml
 import mmfuse
 from mmfuse.data.formats.derm7pt import load_release
 from mmfuse.data.synth import synthesize
-from mmfuse.training import resolve, train
+from mmfuse.pipeline import train
+from mmfuse.training import resolve
 
 SMALL = {
     "primary": "test_convnext",

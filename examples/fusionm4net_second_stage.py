@@ -20,7 +20,8 @@ from mmfuse.data.synth import synthesize
 from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split
 from mmfuse.evaluation.metrics import head_metrics
 from mmfuse.evaluation.report import final_probabilities
-from mmfuse.training import resolve, train
+from mmfuse.pipeline import train
+from mmfuse.training import resolve
 
 work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
 warnings.simplefilter("ignore", UserWarning)  # tiny splits: some tasks show one class only

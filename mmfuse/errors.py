@@ -47,16 +47,22 @@ class PluginError(MmfuseError, TypeError):
     """A plugin broke its contract: it registered something unusable or returned the wrong type."""
 
 
-class ConfigError(MmfuseError, ValueError):
-    """A run configuration (YAML) is unreadable, or a value is missing, misspelt or out of range."""
+class RunConfigError(MmfuseError, ValueError):
+    """A run configuration (the YAML of ``mmfuse train``: its model, data, train and evaluation sections)
+    is unreadable, or a key is unknown or a value missing, misspelt or out of range.
+
+    Configurations come in two kinds, each with its own error: the *run* config says how to train and
+    evaluate (this class); the *model* config says what network to build (:class:`ModelConfigError`).
+    """
 
 
-class InvalidConfigError(MmfuseError, ValueError):
-    """A saved model ``config.json`` is unreadable, names something it may not, or cannot be built."""
+class ModelConfigError(MmfuseError, ValueError):
+    """A model configuration (a preset's fields with their overrides, or a saved ``config.json``) is
+    unreadable, names something it may not, holds a value the model cannot use, or cannot be built.
 
-
-class ModelConfigError(InvalidConfigError):
-    """A model config (e.g. a saved config.json) holds a value the model cannot use; the message names it."""
+    The message names the field (or the file) at fault. A run config's ``model`` section that cannot be
+    built is a :class:`RunConfigError`, since the user fixes it in the run's YAML.
+    """
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -137,6 +143,12 @@ BUILD_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """``Type: message`` on one line (torch's state-dict errors span several), shortened to ``limit``."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def describe_build_error(exc: BaseException) -> str:
     """``"IndexError: list index out of range"``; the type alone when the message is empty (timm asserts)."""
     return f"{type(exc).__name__}: {exc}" if str(exc) else f"{type(exc).__name__} in the backbone library"
@@ -145,12 +157,10 @@ def describe_build_error(exc: BaseException) -> str:
 __all__ = [
     "CheckpointError",
     "CompareError",
-    "ConfigError",
     "CorruptWeightsError",
     "DataError",
     "DuplicateNameError",
     "ExportError",
-    "InvalidConfigError",
     "MissingPluginError",
     "MmfuseError",
     "ModelConfigError",
@@ -159,6 +169,7 @@ __all__ = [
     "NonFiniteOutputError",
     "PluginError",
     "PublishError",
+    "RunConfigError",
     "RunDirError",
     "TaskMismatchError",
     "UnknownNameError",

@@ -1,26 +1,26 @@
 """A run from start to report: train with :mod:`mmfuse.training`, then evaluate with :mod:`mmfuse.evaluation`.
 
-The two packages never import each other; this module is where they meet. The trainer calls the
-evaluation it is handed (:class:`~mmfuse.training.trainer.RunEvaluator`), and :data:`RUN_EVALUATION` is
-the one every run uses: TTA predictions, temperatures and the head-weight search on the validation
-split, the report files, then ``report.html``. ``mmfuse.training.train``, ``run_seeds`` and ``Trainer``
-are this module's.
+The two packages never import each other; this module is where they meet, and the home of what trains
+*and* evaluates: :func:`train`, :func:`run_seeds` and :func:`run_folds`. The trainer
+(:class:`mmfuse.training.Trainer`) calls the evaluation it is handed
+(:class:`~mmfuse.training.trainer.RunEvaluator`); :data:`RUN_EVALUATION` is the one every run uses: TTA
+predictions, temperatures and the head-weight search on the validation split, the report files, then
+``report.html``, and each epoch's validation metrics for the trackers.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import nn
 
+from mmfuse.threads import ThreadChoice
 from mmfuse.training import repeats, trainer
-from mmfuse.training.trainer import RunEvaluator
-
-Result = TypeVar("Result")
+from mmfuse.training.trainer import RunEvaluator, TrainResult
 
 
 def _evaluate(
@@ -75,40 +75,47 @@ def _validation(model: nn.Module, config: Mapping, *, device: torch.device) -> C
 RUN_EVALUATION = RunEvaluator(evaluate=_evaluate, report=_report, validation=_validation)
 
 
-class Trainer(trainer.Trainer):
-    """:class:`mmfuse.training.trainer.Trainer` whose evaluated runs end with :data:`RUN_EVALUATION`.
+def train(
+    config: Mapping,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    evaluate: bool = True,
+    progress: bool | None = None,
+    allow_changes: Sequence[str] = (),
+    evaluator: RunEvaluator | None = None,
+    threads: ThreadChoice | None = None,
+) -> TrainResult:
+    """Train as ``config`` says into the run folder ``out``, then evaluate and report with :data:`RUN_EVALUATION`.
 
-    This is ``mmfuse.training.Trainer``: ``Trainer(config, out).fit()`` trains, evaluates and reports,
-    as :func:`train` does; pass ``evaluator`` to end runs another way.
+    ``evaluator`` ends the run another way. With ``evaluate=False`` the run ends with the saved model
+    (``metrics`` is ``None``); its trackers still show the validation metrics after each epoch. The
+    other arguments are :func:`mmfuse.training.trainer.train`'s.
     """
-
-    def __init__(
-        self, config: Mapping, out: str | Path, *, evaluator: RunEvaluator | None = None, **options: Any
-    ) -> None:
-        if evaluator is None and options.get("evaluate", True):
-            evaluator = RUN_EVALUATION
-        super().__init__(config, out, evaluator=evaluator, **options)
-
-
-def _with_run_evaluation(function: Callable[..., Result]) -> Callable[..., Result]:
-    """``function`` (its signature and docstring too) with :data:`RUN_EVALUATION` unless given an ``evaluator``."""
-
-    @functools.wraps(function)
-    def with_run_evaluation(*args: Any, evaluator: RunEvaluator | None = None, **kwargs: Any) -> Result:
-        return function(*args, evaluator=evaluator or RUN_EVALUATION, **kwargs)
-
-    return with_run_evaluation
+    evaluator = evaluator or RUN_EVALUATION
+    if not evaluate:
+        evaluator = dataclasses.replace(evaluator, evaluate=None, report=None)
+    return trainer.train(
+        config,
+        out,
+        resume=resume,
+        progress=progress,
+        allow_changes=allow_changes,
+        evaluator=evaluator,
+        threads=threads,
+    )
 
 
-#: ``mmfuse.training.train``: train as the config says, then evaluate and report.
-train = _with_run_evaluation(trainer.train)
-#: ``mmfuse.training.run_seeds``: one evaluated run per seed, and the summary over them.
-run_seeds = _with_run_evaluation(repeats.run_seeds)
+def run_seeds(config: Mapping, out: str | Path, seeds: Sequence[int], **options: Any) -> dict:
+    """One evaluated run per seed into ``out/seed_<k>``, then the summary over them
+    (:func:`~mmfuse.training.repeats.run_seeds` takes the same options)."""
+    options["evaluator"] = options.get("evaluator") or RUN_EVALUATION
+    return repeats.run_seeds(config, out, seeds, **options)
 
 
 def run_folds(config: Mapping, out: str | Path, folds: int, **options: Any) -> dict:
-    """``mmfuse.training.run_folds``: one evaluated run per fold (:func:`~mmfuse.training.crossval.train_folds`
-    takes the same options), then ``RUN/cv.json`` and ``RUN/cv.md``; ``{}`` on a non-zero torchrun rank."""
+    """One evaluated run per fold into ``out/fold_<k>`` (:func:`~mmfuse.training.crossval.train_folds` takes
+    the same options), then ``RUN/cv.json`` and ``RUN/cv.md``; ``{}`` on a non-zero torchrun rank."""
     from mmfuse.cv_layout import fold_dir
     from mmfuse.evaluation.crossval import write_cv_summary
     from mmfuse.tasks import TaskSpec
@@ -116,7 +123,7 @@ def run_folds(config: Mapping, out: str | Path, folds: int, **options: Any) -> d
     from mmfuse.training.crossval import train_folds
     from mmfuse.training.rundir import CONFIG_FILE
 
-    options.setdefault("evaluator", RUN_EVALUATION)
+    options["evaluator"] = options.get("evaluator") or RUN_EVALUATION
     plan, runs = train_folds(config, out, folds, **options)
     if len(runs) != folds:
         return {}

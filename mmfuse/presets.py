@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from mmfuse.errors import ModelConfigError, UsageError
 from mmfuse.head_mixing import HEAD_COMBINE_MODES, HEADS
 from mmfuse.limits import MAX_CLASSES, MAX_IMG_SIZE, MAX_METADATA_WIDTH, MAX_OPTION_VALUE, MAX_TASKS
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.registry import PRESETS as REGISTERED_PRESETS
+from mmfuse.rules import Rule
+from mmfuse.rules import is_finite_number as _finite_number
 from mmfuse.tasks import resolve_tasks, tasks_to_data
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -133,10 +135,6 @@ def normalize_config(config: Mapping) -> dict:
     return merged
 
 
-def _finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _check_channels(field: str, value: object, *, positive: bool) -> str | None:
     if not isinstance(value, (list, tuple)) or len(value) != 3:
         return f"{field} must list 3 numbers (one per RGB channel), got {value!r}"
@@ -222,7 +220,7 @@ def _check_metadata(field: str, value: object) -> str | None:
 
 # One rule per value-carrying field: a new field adds its rule here (names and tasks are checked elsewhere:
 # registry lookups and resolve_tasks). Each rule returns the problem, or None.
-VALUE_RULES: dict[str, Callable[[str, object], str | None]] = {
+VALUE_RULES: dict[str, Rule] = {
     "img_size": _check_img_size,
     "tasks": _check_tasks,
     "metadata": _check_metadata,

@@ -6,6 +6,10 @@ parallel region then waits for a thread the scheduler has parked behind someone 
 two. So the default (``"auto"``) counts the cores this process may use, subtracts the load average
 (the runnable processes of others) and the DataLoader workers (each keeps a core busy decoding), and
 keeps at least one thread. ``OMP_NUM_THREADS`` set by the user, or an explicit number, wins.
+
+The load average changes while a run starts (reading the dataset, building the model), so a run decides
+once, at its start (:func:`choose_threads`), and hands that :class:`ThreadChoice` down: the command line
+prints it, the trainer applies it and stores it in each checkpoint.
 """
 
 from __future__ import annotations
@@ -21,10 +25,23 @@ AUTO = "auto"
 
 @dataclass(frozen=True)
 class ThreadChoice:
-    """The number chosen and the figures it was chosen from (printed by the CLI, logged by the trainer)."""
+    """The number chosen and the figures it was chosen from (printed by the CLI, logged by the trainer).
+
+    ``automatic``: chosen from the free cores (``"auto"``), not set by the user or ``OMP_NUM_THREADS``;
+    only such a choice gives way to the count a resumed run was trained with.
+    """
 
     threads: int
     reason: str
+    automatic: bool = False
+
+    def apply(self) -> ThreadChoice:
+        """Set torch's intra-op pool to this many threads; returns ``self``."""
+        import torch
+
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        return self
 
 
 def usable_cores() -> int:
@@ -66,17 +83,12 @@ def choose_threads(setting: int | str | None = AUTO, *, num_workers: int = 0) ->
     cores, load = usable_cores(), load_average()
     threads = auto_threads(num_workers, cores=cores, load=load)
     workers = f", {num_workers} DataLoader workers" if num_workers else ""
-    return ThreadChoice(threads, f"auto: {cores} cores, load average {load:.2f}{workers}")
+    return ThreadChoice(threads, f"auto: {cores} cores, load average {load:.2f}{workers}", automatic=True)
 
 
 def set_threads(setting: int | str | None = AUTO, *, num_workers: int = 0) -> ThreadChoice:
     """Apply :func:`choose_threads` to torch's intra-op pool and return the choice."""
-    import torch
-
-    choice = choose_threads(setting, num_workers=num_workers)
-    if torch.get_num_threads() != choice.threads:
-        torch.set_num_threads(choice.threads)
-    return choice
+    return choose_threads(setting, num_workers=num_workers).apply()
 
 
 def parse_threads(text: str) -> int | str:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mmfuse.errors import ConfigError
+from mmfuse.errors import RunConfigError
 from mmfuse.metrics_layout import HEADLINE_METRICS
 from mmfuse.registry import TRACKERS, list_trackers, register_tracker
 
@@ -163,12 +163,12 @@ def check_track(value: object) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(
+        raise RunConfigError(
             f"train.track must be a list of tracker names (e.g. [tensorboard, mlflow]), got {value!r}"
         )
     unknown = [v for v in value if v not in TRACKERS]
     if unknown:
-        raise ConfigError(f"train.track: {TRACKERS.unknown_message(unknown[0])}")
+        raise RunConfigError(f"train.track: {TRACKERS.unknown_message(unknown[0])}")
     return list(dict.fromkeys(value))
 
 

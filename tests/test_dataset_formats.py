@@ -28,7 +28,7 @@ from mmfuse.data import (
     load_table,
 )
 from mmfuse.data.build import check_data_options
-from mmfuse.errors import ConfigError, UnknownNameError
+from mmfuse.errors import RunConfigError, UnknownNameError
 from mmfuse.registry import DATASET_FORMATS
 from mmfuse.training.config import absolute_paths, resolve
 
@@ -97,7 +97,7 @@ def test_an_unknown_format_lists_the_registered_ones():
     with pytest.raises(UnknownFormatError):
         check_data_options({"format": ["derm7pt"], "root": "anywhere"})  # unhashable: still a clear error
     with pytest.raises(
-        ConfigError, match=r"data\.format must be a registered dataset format \(derm7pt, milk10k, paired_csv"
+        RunConfigError, match=r"data\.format must be a registered dataset format \(derm7pt, milk10k, paired_csv"
     ):
         resolve({"data": {"root": "anywhere", "format": "nope"}})
 

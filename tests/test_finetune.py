@@ -7,8 +7,8 @@ import torch
 from test_training_fixtures import make_paired_csv, make_release, tiny_config
 
 import mmfuse
-from mmfuse.training import train
-from mmfuse.training.config import ConfigError
+from mmfuse.pipeline import train
+from mmfuse.training.config import RunConfigError
 
 GRADE = [{"name": "GRADE", "classes": ["low", "high"]}]
 
@@ -62,6 +62,6 @@ def test_trainer_starts_from_a_run_with_the_new_datasets_tasks(tmp_path):
     config["model"] = {"from_pretrained": str(source)}
     result = train(config, tmp_path / "finetuned", evaluate=False)
     assert [t.name for t in result.model.tasks] == ["GRADE"]
-    with pytest.raises(ConfigError, match="model.primary"):
+    with pytest.raises(RunConfigError, match="model.primary"):
         config["model"] = {"from_pretrained": str(source), "primary": "test_convnext"}
         train(config, tmp_path / "other", evaluate=False)

@@ -21,7 +21,7 @@ from PIL import Image
 
 import mmfuse
 from mmfuse.cli import EXIT_INPUT_ERROR, EXIT_USAGE, main
-from mmfuse.errors import InvalidConfigError, UsageError
+from mmfuse.errors import ModelConfigError, UsageError
 from mmfuse.fileio import atomic_write_bytes, check_output_file, write_json
 
 TINY = {"primary": "test_convnext", "auxiliary": "test_efficientnet", "img_size": 32}
@@ -201,7 +201,7 @@ def test_sizes_on_other_command_lines_are_bounded_while_parsing(capsys, argv, me
 
 
 def test_run_config_bootstrap_and_weight_grid_are_bounded(tmp_path):
-    from mmfuse.errors import ConfigError
+    from mmfuse.errors import RunConfigError
     from mmfuse.training.config import resolve
 
     base = {"data": {"root": str(tmp_path)}}
@@ -217,7 +217,7 @@ def test_run_config_bootstrap_and_weight_grid_are_bounded(tmp_path):
         ),
         ({"batch_size": 0}, "evaluation.batch_size must be a positive integer, got 0"),
     ):
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(RunConfigError, match=message):
             resolve({**base, "evaluation": section})
 
 
@@ -295,7 +295,7 @@ def test_a_config_json_size_past_its_bound_is_refused_naming_key_and_value(
     saved_model, tmp_path, fields, message
 ):
     folder = edited_copy(saved_model, tmp_path, **fields)
-    with pytest.raises(InvalidConfigError) as caught:
+    with pytest.raises(ModelConfigError) as caught:
         mmfuse.from_pretrained(folder)
     assert message in str(caught.value)
 

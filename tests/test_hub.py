@@ -230,7 +230,7 @@ def test_configs_that_would_read_other_files_or_are_malformed_are_refused(
 ):
     directory = tiny_model.save_pretrained(tmp_path)
     _edit_config(directory, **changes)
-    with pytest.raises(mmfuse.InvalidConfigError, match=message):
+    with pytest.raises(mmfuse.ModelConfigError, match=message):
         mmfuse.from_pretrained(directory)
 
 

@@ -20,8 +20,8 @@ import torch
 from test_training_fixtures import make_release, tiny_config, write_config
 
 from mmfuse.hub import from_pretrained
+from mmfuse.pipeline import train
 from mmfuse.training import checkpoint as ckpt
-from mmfuse.training import train
 
 HERE = Path(__file__).resolve().parent
 SEED = int(os.environ.get("MMFUSE_KILL_SEED", "14"))

@@ -88,9 +88,9 @@ def test_local_jobs_train_in_parallel_processes_and_a_failing_run_is_reported(re
     good = _config(release)
     broken = {**good, "data": {**good["data"], "root": str(tmp_path / "no-such-release")}}
     specs = [
-        RunSpec("a", good, tmp_path / "a", evaluate=False),
-        RunSpec("broken", broken, tmp_path / "broken", evaluate=False),
-        RunSpec("b", {**good, "train": {**good["train"], "seed": 1}}, tmp_path / "b", evaluate=False),
+        RunSpec("a", good, tmp_path / "a"),
+        RunSpec("broken", broken, tmp_path / "broken"),
+        RunSpec("b", {**good, "train": {**good["train"], "seed": 1}}, tmp_path / "b"),
     ]
     outcome = launch(specs, make_launcher("local", jobs=2), folder=tmp_path)
     assert set(outcome.metrics) == {"a", "b"} and set(outcome.failures) == {"broken"}

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmfuse.metrics_layout",
         "mmfuse.cv_layout",
         "mmfuse.yamlio",
+        "mmfuse.rules",
         "mmfuse.progress",
         "mmfuse.head_mixing",
         "mmfuse.fusion_stages",

@@ -222,7 +222,7 @@ def test_saved_model_keeps_its_encoding(tiny_model_kwargs, tmp_path, image_pair)
 
 @pytest.mark.slow
 def test_training_with_metadata_fits_on_train_and_evaluates(tmp_path, capsys):
-    from mmfuse.training import train
+    from mmfuse.pipeline import train
 
     release = make_release(tmp_path / "derm7pt", cases=24, size=32)
     config = tiny_config(

@@ -76,5 +76,5 @@ def test_explicit_tasks_in_the_config_win(tmp_path):
     config = tiny_config(data)
     config["data"].update(format="paired_csv", schema=str(data / "schema.yaml"))
     config["model"]["tasks"] = [{"name": "GRADE", "classes": ["low", "high"]}]
-    trainer = Trainer(config, tmp_path / "run", evaluate=False)
+    trainer = Trainer(config, tmp_path / "run")
     assert [t.name for t in trainer.model.tasks] == ["GRADE"]

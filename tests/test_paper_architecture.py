@@ -120,7 +120,7 @@ def test_bad_modalities_are_explained(tiny_model_kwargs):
 def test_a_single_modality_run_trains_evaluates_and_saves(tmp_path):
     from test_training_fixtures import make_release, tiny_config
 
-    from mmfuse.training import train
+    from mmfuse.pipeline import train
 
     release = make_release(tmp_path / "data", cases=24, size=36)
     config = tiny_config(

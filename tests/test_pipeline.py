@@ -2,67 +2,53 @@
 
 from __future__ import annotations
 
-import pytest
-
 import mmfuse.pipeline
 import mmfuse.training
-from mmfuse.errors import UsageError
-from mmfuse.training.trainer import Trainer
+from mmfuse.training import trainer
 
 
-def test_the_documented_entry_points_are_the_pipelines():
-    # `from mmfuse.training import train` (docs/training.md) still trains and evaluates.
-    from mmfuse.training import Trainer as PublicTrainer
-    from mmfuse.training import run_seeds, train
-
-    assert train is mmfuse.pipeline.train
-    assert run_seeds is mmfuse.pipeline.run_seeds
-    assert PublicTrainer is mmfuse.pipeline.Trainer and issubclass(PublicTrainer, Trainer)
-    assert {"train", "run_seeds", "Trainer"} <= set(mmfuse.training.__all__)
-    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-        mmfuse.training.nothing  # noqa: B018
+def test_training_has_one_trainer_and_leaves_evaluated_runs_to_the_pipeline():
+    # The trainer is one class; what trains *and* evaluates is mmfuse.pipeline's (docs/training.md).
+    assert mmfuse.training.Trainer is trainer.Trainer
+    assert not hasattr(mmfuse.pipeline, "Trainer")
+    for name in ("train", "run_seeds", "run_folds"):
+        assert callable(getattr(mmfuse.pipeline, name))
+        assert not hasattr(mmfuse.training, name), f"mmfuse.training.{name} would evaluate nothing"
 
 
-def test_the_public_trainer_ends_evaluated_runs_with_the_run_evaluation(monkeypatch, tmp_path):
-    seen = {}
+class _Recorder:
+    """Stands in for the trainer: records the evaluator each run is handed."""
 
-    def core_init(self, config, out, **options):
-        seen.update(options)
+    evaluators: list = []
 
-    monkeypatch.setattr(Trainer, "__init__", core_init)
-    mmfuse.pipeline.Trainer({}, tmp_path)
-    assert seen.get("evaluate", True) is True and seen["evaluator"] is mmfuse.pipeline.RUN_EVALUATION
-    mmfuse.pipeline.Trainer({}, tmp_path, evaluate=False)
-    assert seen["evaluator"] is None
+    def __init__(self, config, out, *, evaluator=None, **options):
+        self.evaluators.append(evaluator)
+        self.claim = self
 
+    def fit(self):
+        return "fitted"
 
-def test_a_trainer_asked_to_evaluate_without_an_evaluation_stops_before_writing(tmp_path):
-    with pytest.raises(UsageError, match="needs an evaluator"):
-        Trainer({"train": {}}, tmp_path / "run", evaluate=True)
-    assert not (tmp_path / "run").exists()
+    def release(self):
+        pass
 
 
-def test_train_and_run_seeds_keep_the_core_signatures_with_the_run_evaluation(monkeypatch, tmp_path):
-    import inspect
+def test_train_evaluates_with_the_run_evaluation_unless_told_otherwise(monkeypatch, tmp_path):
+    monkeypatch.setattr(trainer, "Trainer", _Recorder)
+    _Recorder.evaluators = []
+    assert mmfuse.pipeline.train({}, tmp_path) == "fitted"
+    mine = trainer.RunEvaluator(evaluate=lambda *a, **k: {})
+    mmfuse.pipeline.train({}, tmp_path, evaluator=mine)
+    mmfuse.pipeline.train({}, tmp_path, evaluate=False)
+    default, given, unevaluated = _Recorder.evaluators
+    assert default is mmfuse.pipeline.RUN_EVALUATION and given is mine
+    # --no-eval: nothing evaluated or reported, yet the trackers still get their validation metrics.
+    assert unevaluated.evaluate is None and unevaluated.report is None
+    assert unevaluated.validation is mmfuse.pipeline.RUN_EVALUATION.validation
 
-    from mmfuse.training import repeats, trainer
 
-    assert inspect.signature(mmfuse.training.train) == inspect.signature(trainer.train)
-    assert inspect.signature(mmfuse.training.run_seeds) == inspect.signature(repeats.run_seeds)
-    evaluators = []
-
-    class Recorder:
-        def __init__(self, config, out, *, evaluator=None, **options):
-            evaluators.append(evaluator)
-
-        def fit(self):
-            return "fitted"
-
-        def _release_lock(self):
-            pass
-
-    monkeypatch.setattr(trainer, "Trainer", Recorder)
-    assert mmfuse.training.train({}, tmp_path) == "fitted"
-    mine = object()
-    mmfuse.training.train({}, tmp_path, evaluator=mine)
-    assert evaluators == [mmfuse.pipeline.RUN_EVALUATION, mine]
+def test_the_trainer_without_an_evaluator_evaluates_nothing(monkeypatch, tmp_path):
+    # evaluator=None is the whole switch: no bool beside it, no evaluation imported.
+    monkeypatch.setattr(trainer, "Trainer", _Recorder)
+    _Recorder.evaluators = []
+    trainer.train({}, tmp_path)
+    assert _Recorder.evaluators == [None]

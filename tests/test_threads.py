@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mmfuse.threads import auto_threads, choose_threads, parse_threads, set_threads
-from mmfuse.training.config import ConfigError, resolve
+from mmfuse.training.config import RunConfigError, resolve
 
 
 def test_idle_machine_uses_every_core():
@@ -55,7 +55,7 @@ def test_bad_settings_are_refused():
 
     with pytest.raises(argparse.ArgumentTypeError):
         parse_threads("many")
-    with pytest.raises(ConfigError, match="train.threads"):
+    with pytest.raises(RunConfigError, match="train.threads"):
         resolve({"data": {"root": "x"}, "train": {"threads": -1}})
     assert resolve({"data": {"root": "x"}, "train": {"threads": 2}})["train"]["threads"] == 2
     assert resolve({"data": {"root": "x"}})["train"]["threads"] == "auto"

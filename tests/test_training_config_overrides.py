@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mmfuse.training.config import ConfigError, load_config, resolve
+from mmfuse.training.config import RunConfigError, load_config, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,19 +27,19 @@ def test_config_without_override_is_unchanged():
 
 @pytest.mark.parametrize("anneal", [None, -1, 1.5, "2", True])
 def test_swa_anneal_epochs_must_be_a_whole_number(anneal):
-    with pytest.raises(ConfigError, match=r"train\.swa\.anneal_epochs must be a non-negative integer"):
+    with pytest.raises(RunConfigError, match=r"train\.swa\.anneal_epochs must be a non-negative integer"):
         resolve({"data": {"root": "x"}}, train={"swa": {"anneal_epochs": anneal}})
 
 
 def test_a_yaml_11_boolean_word_is_named_not_silently_read(tmp_path):
     import pytest
 
-    from mmfuse.errors import ConfigError
+    from mmfuse.errors import RunConfigError
 
     path = tmp_path / "run.yaml"
     path.write_text("data: {root: x}\nevaluation: {tta: no}\n")
     with pytest.raises(
-        ConfigError, match=r"evaluation\.tta must be true or false, got 'no' \(write true or false"
+        RunConfigError, match=r"evaluation\.tta must be true or false, got 'no' \(write true or false"
     ):
         load_config(path)
     path.write_text("data: {root: x, device_cache: True}\nevaluation: {tta: FALSE}\n")

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmfuse.errors import ConfigError
+from mmfuse.errors import RunConfigError
 from mmfuse.tasks import TaskSpec
 from mmfuse.training import resolve
 from mmfuse.training.imbalance import ClassBalancedSampler, balanced_class_weights
@@ -56,5 +56,5 @@ def test_balanced_sampler_shards_the_same_draws_over_processes():
 
 def test_unknown_imbalance_options_are_refused_by_name():
     for key, value in (("class_weights", "inverse"), ("sampler", "oversample")):
-        with pytest.raises(ConfigError, match=f"train.{key} must be one of"):
+        with pytest.raises(RunConfigError, match=f"train.{key} must be one of"):
             resolve({"data": {"root": "x"}, "train": {key: value}})

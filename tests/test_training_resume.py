@@ -15,9 +15,11 @@ import torch
 from test_training_fixtures import make_release, tiny_config, write_config
 
 from mmfuse.errors import CheckpointError
-from mmfuse.training import NonFiniteLossError, RunDirError, train
+from mmfuse.pipeline import train
+from mmfuse.training import NonFiniteLossError, RunDirError
 from mmfuse.training import checkpoint as ckpt
 from mmfuse.training import trainer as trainer_module
+from mmfuse.training.schedule import lr_factor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -220,7 +222,7 @@ def test_resume_allows_explicit_recovery_changes_and_refuses_the_rest(release, t
         train(bigger, run, resume=True, evaluate=False, allow_changes=["train.lr", "train.epochs"])
     result = train(recovered, run, resume=True, evaluate=False, allow_changes=["train.lr", "train.epochs"])
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
-    assert result.history[-1]["lr"] == pytest.approx(1e-4 * trainer_module.lr_factor(2, recovered["train"]))
+    assert result.history[-1]["lr"] == pytest.approx(1e-4 * lr_factor(2, recovered["train"]))
     stored = (run / "config.yaml").read_text()
     assert "lr: 0.0001" in stored and "epochs: 3" in stored
     log = (run / "config_changes.log").read_text()

@@ -10,11 +10,11 @@ from torch.optim.swa_utils import update_bn
 
 import mmfuse
 from mmfuse.hub import from_pretrained
-from mmfuse.training import train
+from mmfuse.pipeline import train
 from mmfuse.training.batches import LoaderBatches
 from mmfuse.training.checkpoint import checkpoint_dir
 from mmfuse.training.distributed import DistContext
-from mmfuse.training.trainer import _PairInput
+from mmfuse.training.schedule import _PairInput
 
 
 @pytest.fixture(scope="module")

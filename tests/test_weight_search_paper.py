@@ -235,14 +235,14 @@ def test_evaluation_stores_the_fusionm4net_choice_in_the_model(tiny_model_kwargs
 
 
 def test_config_refuses_the_fusionm4net_search_on_temperature_scaled_logits():
-    from mmfuse.training.config import ConfigError, resolve
+    from mmfuse.training.config import RunConfigError, resolve
 
     search = {"method": "fusionm4net", "search_num": 20, "schedule": "cosine"}
     config = resolve(
         {"data": {"root": "x"}, "evaluation": {"weight_search": search, "temperature_scaling": False}}
     )
     assert config["evaluation"]["weight_search"]["schedule"] == "cosine"
-    with pytest.raises(ConfigError, match="temperature_scaling: false"):
+    with pytest.raises(RunConfigError, match="temperature_scaling: false"):
         resolve({"data": {"root": "x"}, "evaluation": {"weight_search": search}})
-    with pytest.raises(ConfigError, match="search_num must be a positive integer"):
+    with pytest.raises(RunConfigError, match="search_num must be a positive integer"):
         resolve({"data": {"root": "x"}, "evaluation": {"weight_search": {"search_num": 0}}})

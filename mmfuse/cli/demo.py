@@ -117,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.data import load_table, prepare_cache
     from mmfuse.data.synth import synthesize
     from mmfuse.evaluation.report import format_table
+    from mmfuse.pipeline import train
     from mmfuse.runtime.data import dataset_options
     from mmfuse.threads import set_threads
-    from mmfuse.training import train
 
     started = time.perf_counter()
     # Chosen once, before the load of our own work counts against it; the run's config.yaml records it.
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         f"{train_cfg['epochs']} epochs (SWA over the last {train_cfg['swa']['epochs']}) ...",
         flush=True,
     )
-    result = train(config, run_dir)
+    result = train(config, run_dir, threads=choice)
     print(f"\ntest split ({len(table.split_records('test'))} cases, TTA):")
     print(format_table(result.metrics["test"], result.model.tasks))
     print(

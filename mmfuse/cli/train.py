@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mmfuse.cli.argtypes import add_threads_option, positive_int
 from mmfuse.cli.launching import add_launcher_options, launcher_from_args
-from mmfuse.errors import ConfigError, UsageError
+from mmfuse.errors import RunConfigError, UsageError
 
 
 def add_parser(subparsers) -> None:
@@ -90,7 +90,7 @@ def _track(args: argparse.Namespace, config: dict) -> None:
     elif added:
         try:
             config["train"]["track"] = check_track([*config["train"]["track"], *added])
-        except ConfigError as exc:
+        except RunConfigError as exc:
             raise UsageError(f"--track: {exc}".replace("train.track: ", "")) from None
 
 
@@ -111,7 +111,7 @@ def _run_folds(config: dict, out: Path, args: argparse.Namespace, launcher) -> i
     import time
 
     from mmfuse.cv_layout import CV_MD
-    from mmfuse.training import run_folds
+    from mmfuse.pipeline import run_folds
 
     start = time.perf_counter()
     summary = run_folds(
@@ -133,8 +133,9 @@ def _run_folds(config: dict, out: Path, args: argparse.Namespace, launcher) -> i
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.report import format_table
     from mmfuse.metrics_layout import metric_splits
+    from mmfuse.pipeline import run_seeds, train
     from mmfuse.threads import choose_threads
-    from mmfuse.training import load_config, parse_seeds, run_seeds, train
+    from mmfuse.training import load_config, parse_seeds
     from mmfuse.training.rundir import CONFIG_FILE
 
     out = Path(args.out)
@@ -170,15 +171,21 @@ def run(args: argparse.Namespace) -> int:
             if summary:
                 print(f"summary over seeds {summary['seeds']}: {out / 'summary.md'}")
             return 0
+        # Decided once, here: the trainer applies this choice rather than reading the load again.
         choice = choose_threads(config["train"]["threads"], num_workers=int(config["data"]["num_workers"]))
         print(f"torch threads: {choice.threads} ({choice.reason})", flush=True)
         result = train(
-            config, out, resume=args.resume, evaluate=not args.no_eval, allow_changes=args.allow_change
+            config,
+            out,
+            resume=args.resume,
+            evaluate=not args.no_eval,
+            allow_changes=args.allow_change,
+            threads=choice,
         )
-    except (ConfigError, UsageError) as exc:  # raised while building from the config: name its file
+    except (RunConfigError, UsageError) as exc:  # raised while building from the config: name its file
         if str(config_path) in str(exc):
             raise
-        raise ConfigError(f"{config_path}: {exc}") from None
+        raise RunConfigError(f"{config_path}: {exc}") from None
     if result.model is None:
         return 0  # a non-zero torchrun rank
     if result.metrics:

@@ -24,8 +24,8 @@ Anything else is an error listing these forms. Downloads go through huggingface_
 
 # Errors first raised here, importable from here as before.
 from mmfuse.errors import (
-    InvalidConfigError,
     MissingPluginError,
+    ModelConfigError,
     ModelNotFoundError,
     PublishError,
     UnsafeCheckpointError,
@@ -80,7 +80,7 @@ __all__ = [
     "WEIGHTS_FILE",
     "FusionModel",
     "HubMixin",
-    "InvalidConfigError",
+    "ModelConfigError",
     "MissingPluginError",
     "PublishError",
     "UnsafeCheckpointError",

@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 from mmfuse.errors import (
     BUILD_ERRORS,
-    InvalidConfigError,
     MissingPluginError,
+    ModelConfigError,
     UnknownNameError,
     describe_build_error,
 )
@@ -66,7 +66,7 @@ def from_pretrained(
         raise
     except BUILD_ERRORS as exc:
         # Besides mmfuse's own checks, timm and torch reject some options with their own exceptions.
-        raise InvalidConfigError(
+        raise ModelConfigError(
             f"{CONFIG_FILE} of {location.describe()} is not a valid model ({describe_build_error(exc)})"
         ) from None
     # After the constructor: its checks name a broken img_size, mean or std better than a mismatch would.

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from mmfuse._version import __version__
 from mmfuse.data.transforms import data_config_for, resolve_data_config
 from mmfuse.errors import (
-    InvalidConfigError,
     MissingPluginError,
+    ModelConfigError,
     ModelNotFoundError,
     UnknownNameError,
     UnsafeCheckpointError,
@@ -121,17 +121,17 @@ def read_config(path: Path, location: ModelLocation) -> tuple[dict, dict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} is not valid JSON: {exc}") from None
+        raise ModelConfigError(f"{CONFIG_FILE} of {location.describe()} is not valid JSON: {exc}") from None
     except RecursionError:
-        raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} is nested too deeply") from None
+        raise ModelConfigError(f"{CONFIG_FILE} of {location.describe()} is nested too deeply") from None
     if not isinstance(data, dict):
-        raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()} must hold a JSON object")
+        raise ModelConfigError(f"{CONFIG_FILE} of {location.describe()} must hold a JSON object")
     metadata = {key: data.pop(key) for key in METADATA_KEYS if key in data}
     check_config(data, metadata.get("providers") or {}, location)
     try:
         data = upgrade_config(data)  # an older config.json builds the architecture it was trained with
     except ValueError as exc:
-        raise InvalidConfigError(f"{CONFIG_FILE} of {location.describe()}: {exc}") from None
+        raise ModelConfigError(f"{CONFIG_FILE} of {location.describe()}: {exc}") from None
     return data, metadata
 
 
@@ -148,7 +148,7 @@ def check_preprocessing(config: Mapping, stored: Any, location: ModelLocation) -
     except (KeyError, TypeError, ValueError):
         return  # check_config and the model constructor name the broken field
     if not isinstance(stored, Mapping) or dict(stored) != expected:
-        raise InvalidConfigError(
+        raise ModelConfigError(
             f"{CONFIG_FILE} of {location.describe()}: 'preprocessing' {stored!r} is not the preprocessing its "
             f"img_size, mean and std imply ({expected}); delete the key or restore it"
         )
@@ -159,13 +159,13 @@ def check_config(config: Mapping, providers: Mapping, location: ModelLocation) -
     where = f"{CONFIG_FILE} of {location.describe()}"
     for field in COMPONENT_FIELDS:
         if not isinstance(config.get(field, ""), str):
-            raise InvalidConfigError(f"{where}: {field!r} must be a registry name, got {config[field]!r}")
+            raise ModelConfigError(f"{where}: {field!r} must be a registry name, got {config[field]!r}")
         options = config.get(f"{field}_options", {})
         if not isinstance(options, Mapping):
-            raise InvalidConfigError(f"{where}: {field}_options must be an object, got {options!r}")
+            raise ModelConfigError(f"{where}: {field}_options must be an object, got {options!r}")
         forbidden = sorted(FORBIDDEN_OPTIONS & set(options))
         if forbidden:
-            raise InvalidConfigError(
+            raise ModelConfigError(
                 f"{where}: {field}_options may not set {forbidden} (they make loading read other files); "
                 "give local backbone weights to build_model(pretrained_files=...) instead"
             )

@@ -9,13 +9,15 @@ exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
-from mmfuse.errors import UsageError
+from mmfuse.errors import DataError, UsageError
+from mmfuse.runtime.data import dataset_options
 from mmfuse.runtime.data import evaluation_loader as evaluation_loader  # importable here as before
 from mmfuse.training.distributed import DistContext
 from mmfuse.training.imbalance import training_sampler
@@ -194,3 +196,39 @@ class DeviceCacheBatches:
                     self.metadata[1][index],
                 )
             yield to_device(batch, self.device, self.channels_last)
+
+
+def training_batches(
+    config: Mapping, model: nn.Module, *, context: DistContext, device: torch.device, channels_last: bool
+) -> BatchSource:
+    """The run's training split as batches for ``model`` (its preprocessing, metadata encoding and tasks),
+    through a DataLoader or, with ``data.device_cache``, from a cache on ``device``."""
+    from mmfuse.data import build_dataset
+
+    data, seed = config["data"], int(config["train"]["seed"])
+    options, prep = dataset_options(config), model.preprocessing
+    dataset = build_dataset(
+        options,
+        data["train_split"],
+        train=True,
+        img_size=prep["img_size"],
+        mean=prep["mean"],
+        std=prep["std"],
+        seed=seed,
+        metadata_encoding=model.metadata_encoding,
+        tasks=model.tasks,
+    )
+    if len(dataset) == 0:
+        raise DataError(f"the training split {data['train_split']!r} of {data['root']} is empty")
+    common = dict(
+        batch_size=per_rank_batch_size(int(config["train"]["batch_size"]), context),
+        seed=seed,
+        context=context,
+        device=device,
+        sampler=config["train"].get("sampler", "shuffle"),
+        channels_last=channels_last,
+    )
+    if data["device_cache"]:
+        augment = options.get("augment")
+        return DeviceCacheBatches(dataset, mean=prep["mean"], std=prep["std"], augment=augment, **common)
+    return LoaderBatches(dataset, num_workers=int(data["num_workers"]), **common)

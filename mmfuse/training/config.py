@@ -8,17 +8,17 @@ is what ``RUN/config.yaml`` stores and what ``--resume`` compares against.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
-from mmfuse.errors import ConfigError, DataError
+from mmfuse.errors import DataError, RunConfigError
 from mmfuse.fileio import atomic_write_text
 from mmfuse.head_mixing import HEAD_COMBINE_MODES
 from mmfuse.limits import MAX_RESAMPLES, MAX_SEED, MIN_WEIGHT_STEP
 from mmfuse.metrics_layout import HEADLINE_METRICS
+from mmfuse.rules import Rule, integer_in, is_finite_number, is_integer, number_at_least, one_of
 from mmfuse.runtime.data import dataset_options
 from mmfuse.yamlio import boolean_hint, load_yaml
 
@@ -110,16 +110,18 @@ def _merge(defaults: Mapping, given: Mapping, path: tuple[str, ...]) -> dict:
     for key, value in given.items():
         if key not in defaults and not open_section and path:
             where = ".".join((*path, key))
-            raise ConfigError(
+            raise RunConfigError(
                 f"unknown config key {where!r}; valid keys in {'.'.join(path)}: {sorted(defaults)}"
             )
         if key not in defaults and not path:
-            raise ConfigError(f"unknown config section {key!r}; valid sections: {sorted(defaults)}")
+            raise RunConfigError(f"unknown config section {key!r}; valid sections: {sorted(defaults)}")
         if isinstance(defaults.get(key), dict) and value is None:
             continue  # `model:` with nothing under it: that section's defaults
         if isinstance(defaults.get(key), dict):
             if not isinstance(value, Mapping):
-                raise ConfigError(f"config key {'.'.join((*path, key))!r} must be a mapping, got {value!r}")
+                raise RunConfigError(
+                    f"config key {'.'.join((*path, key))!r} must be a mapping, got {value!r}"
+                )
             merged[key] = _merge(defaults[key], value, (*path, key))
         else:
             merged[key] = copy.deepcopy(value)
@@ -140,116 +142,132 @@ def _boolean_paths(defaults: Mapping, path: tuple[str, ...] = ()):
             yield (*path, key)
 
 
+def _yaml_boolean(name: str, value: object) -> str | None:
+    """YAML 1.1's ``yes``/``no``/``on``/``off`` are strings in the YAML 1.2 mmfuse reads: say so."""
+    hint = boolean_hint(value)
+    return f"{name} must be true or false, got {value!r}{hint}" if hint else None
+
+
+def _threads(name: str, value: object) -> str | None:
+    if value == "auto" or (is_integer(value) and value >= 1):
+        return None
+    return f"{name} must be 'auto' or a positive integer, got {value!r}"
+
+
+def _learning_rate(name: str, value: object) -> str | None:
+    problem = number_at_least(0.0)(name, value)
+    return problem or (None if value > 0 else f"{name} must be positive, got {value!r}")
+
+
+def _dropout(name: str, value: object) -> str | None:
+    problem = number_at_least(0.0)(name, value)
+    return problem or (None if value < 1 else f"{name} must be in [0, 1), got {value!r}")
+
+
+def _swa_lr(name: str, value: object) -> str | None:
+    if value is None or (is_finite_number(value) and value > 0):
+        return None
+    return f"{name} must be a positive number or null, got {value!r}"
+
+
+def _device(name: str, value: object) -> str | None:
+    if isinstance(value, str) and value:
+        return None
+    return f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {value!r}"
+
+
+def _weight_step(name: str, value: object) -> str | None:
+    step = float(value)
+    if MIN_WEIGHT_STEP <= step <= 1 and abs(round(1 / step) * step - 1) <= 1e-9:
+        return None
+    return f"{name} must divide 1 evenly and be at least {MIN_WEIGHT_STEP} (0.05, 0.1, 0.25...), got {step!r}"
+
+
+def _level(name: str, value: object) -> str | None:
+    return None if 0 < float(value) < 1 else f"{name} must lie in (0, 1), got {value!r}"
+
+
+def _split_name(name: str, value: object) -> str | None:
+    return (
+        None
+        if isinstance(value, str) and value
+        else f"{name} must name a split of the dataset, got {value!r}"
+    )
+
+
+_UINT32 = integer_in(0, 2**32 - 1, says="an integer in [0, 2**32)")
+
+# One rule per value-carrying key of the run config, checked in this order (mmfuse.rules); what depends on
+# several keys or on the registries is checked after them, in _check_together.
+VALUE_RULES: dict[tuple[str, ...], Rule] = {
+    **dict.fromkeys(_boolean_paths(DEFAULTS), _yaml_boolean),
+    **{path: one_of(choices) for path, choices in _CHOICES.items()},
+    **dict.fromkeys(
+        [("train", k) for k in ("epochs", "batch_size", "checkpoint_every", "keep_checkpoints")],
+        integer_in(1),
+    ),
+    ("train", "threads"): _threads,
+    ("train", "swa", "anneal_epochs"): integer_in(0, 2**31 - 1, says="a non-negative integer"),
+    ("train", "lr"): _learning_rate,
+    ("train", "weight_decay"): number_at_least(0.0),
+    ("train", "min_lr_ratio"): number_at_least(0.0),
+    ("train", "modality_dropout"): _dropout,
+    ("train", "grad_clip"): number_at_least(0.0, optional=True),
+    **dict.fromkeys(
+        [("train", k) for k in ("warmup_epochs", "seed", "log_every", "validate_every")], _UINT32
+    ),
+    ("train", "swa", "lr"): _swa_lr,
+    ("train", "device"): _device,
+    ("evaluation", "batch_size"): integer_in(1),
+    ("data", "num_workers"): integer_in(0, 256),
+    ("evaluation", "weight_search", "step"): _weight_step,
+    ("evaluation", "weight_search", "search_num"): integer_in(1),
+    ("evaluation", "bootstrap", "resamples"): integer_in(0, MAX_RESAMPLES),
+    ("evaluation", "bootstrap", "seed"): integer_in(0, MAX_SEED),
+    ("evaluation", "bootstrap", "level"): _level,
+    ("data", "train_split"): _split_name,
+    ("data", "val_split"): _split_name,
+}
+
+
 def _check(config: dict) -> None:
-    for path in _boolean_paths(DEFAULTS):
-        hint = boolean_hint(_get(config, *path))
-        if hint:
-            raise ConfigError(f"{'.'.join(path)} must be true or false, got {_get(config, *path)!r}{hint}")
-    for path, choices in _CHOICES.items():
-        value = _get(config, *path)
-        if value not in choices:
-            raise ConfigError(f"{'.'.join(path)} must be one of {list(choices)}, got {value!r}")
-    train = config["train"]
-    for key in ("epochs", "batch_size", "checkpoint_every", "keep_checkpoints"):
-        if not isinstance(train[key], int) or train[key] < 1:
-            raise ConfigError(f"train.{key} must be a positive integer, got {train[key]!r}")
-    threads = train["threads"]
-    if threads != "auto" and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"train.threads must be 'auto' or a positive integer, got {threads!r}")
-    swa = train["swa"]
-    if not isinstance(swa["epochs"], int) or not 0 <= swa["epochs"] <= train["epochs"]:
-        raise ConfigError(f"train.swa.epochs must be an integer in [0, train.epochs], got {swa['epochs']!r}")
-    anneal = swa["anneal_epochs"]
-    if isinstance(anneal, bool) or not isinstance(anneal, int) or not 0 <= anneal < 2**31:
-        raise ConfigError(f"train.swa.anneal_epochs must be a non-negative integer, got {anneal!r}")
-    for key, low, optional in (
-        ("lr", 0.0, False),
-        ("weight_decay", 0.0, False),
-        ("min_lr_ratio", 0.0, False),
-        ("modality_dropout", 0.0, False),
-        ("grad_clip", 0.0, True),
-    ):
-        value = train[key]
-        if value is None and optional:
-            continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value < low
-        ):
-            raise ConfigError(f"train.{key} must be a finite number >= {low:g}, got {value!r}")
+    """Raise :class:`RunConfigError` naming the first value out of range (``config`` is merged with the defaults)."""
+    for path, rule in VALUE_RULES.items():
+        problem = rule(".".join(path), _get(config, *path))
+        if problem:
+            raise RunConfigError(problem)
+    _check_together(config)
+
+
+def _check_together(config: dict) -> None:
+    """What one rule cannot see: values checked against each other or against the registries."""
+    from mmfuse.data.build import check_data_options
+    from mmfuse.data.formats import UnknownFormatError, get_format, list_formats
     from mmfuse.tracking import check_track
 
+    train, data, evaluation = config["train"], config["data"], config["evaluation"]
+    swa_epochs = train["swa"]["epochs"]
+    if not is_integer(swa_epochs) or not 0 <= swa_epochs <= train["epochs"]:
+        raise RunConfigError(f"train.swa.epochs must be an integer in [0, train.epochs], got {swa_epochs!r}")
     train["track"] = check_track(train["track"])
-    for key in ("warmup_epochs", "seed", "log_every", "validate_every"):
-        if isinstance(train[key], bool) or not isinstance(train[key], int) or not 0 <= train[key] < 2**32:
-            raise ConfigError(f"train.{key} must be an integer in [0, 2**32), got {train[key]!r}")
-    if train["swa"]["lr"] is not None and (
-        isinstance(train["swa"]["lr"], bool)
-        or not isinstance(train["swa"]["lr"], (int, float))
-        or not 0 < train["swa"]["lr"] < math.inf
-    ):
-        raise ConfigError(f"train.swa.lr must be a positive number or null, got {train['swa']['lr']!r}")
-    if not isinstance(train["device"], str) or not train["device"]:
-        raise ConfigError(
-            f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {train['device']!r}"
-        )
-    batch = config["evaluation"]["batch_size"]
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ConfigError(f"evaluation.batch_size must be a positive integer, got {batch!r}")
-    data = config["data"]
-    from mmfuse.data.formats import UnknownFormatError, get_format, list_formats
-
     try:
         get_format(data.get("format"))
     except UnknownFormatError:
-        raise ConfigError(
+        raise RunConfigError(
             f"data.format must be a registered dataset format ({', '.join(list_formats())}), "
             f"got {data.get('format')!r}"
         ) from None
-    workers = data.get("num_workers")
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 256:
-        raise ConfigError(f"data.num_workers must be an integer in [0, 256], got {workers!r}")
-    if not 0.0 <= float(train["modality_dropout"]) < 1.0:
-        raise ConfigError(f"train.modality_dropout must be in [0, 1), got {train['modality_dropout']!r}")
-    if float(train["lr"]) <= 0:
-        raise ConfigError(f"train.lr must be positive, got {train['lr']!r}")
-    step = float(config["evaluation"]["weight_search"]["step"])
-    if not MIN_WEIGHT_STEP <= step <= 1 or abs(round(1 / step) * step - 1) > 1e-9:
-        raise ConfigError(
-            f"evaluation.weight_search.step must divide 1 evenly and be at least {MIN_WEIGHT_STEP} "
-            f"(0.05, 0.1, 0.25...), got {step!r}"
-        )
-    search = config["evaluation"]["weight_search"]
-    search_num = search["search_num"]
-    if isinstance(search_num, bool) or not isinstance(search_num, int) or search_num < 1:
-        raise ConfigError(
-            f"evaluation.weight_search.search_num must be a positive integer, got {search_num!r}"
-        )
-    if search["method"] == "fusionm4net" and config["evaluation"]["temperature_scaling"]:
-        raise ConfigError(
+    if evaluation["weight_search"]["method"] == "fusionm4net" and evaluation["temperature_scaling"]:
+        raise RunConfigError(
             "evaluation.weight_search.method: fusionm4net mixes raw logits, as the reference does; "
             "set evaluation.temperature_scaling: false"
         )
-    bootstrap = config["evaluation"]["bootstrap"]
-    for key, high in (("resamples", MAX_RESAMPLES), ("seed", MAX_SEED)):
-        value = bootstrap[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-            raise ConfigError(f"evaluation.bootstrap.{key} must be an integer in [0, {high}], got {value!r}")
-    if not 0 < float(bootstrap["level"]) < 1:
-        raise ConfigError(f"evaluation.bootstrap.level must lie in (0, 1), got {bootstrap['level']!r}")
     if data.get("root") is None:
-        raise ConfigError("data.root is required: the dataset directory (or pass --data ROOT)")
-    for key in ("train_split", "val_split"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise ConfigError(f"data.{key} must name a split of the dataset, got {data.get(key)!r}")
-    from mmfuse.data.build import check_data_options
-
+        raise RunConfigError("data.root is required: the dataset directory (or pass --data ROOT)")
     try:
         check_data_options(dataset_options(config))
     except DataError as exc:
-        raise ConfigError(str(exc)) from None
+        raise RunConfigError(str(exc)) from None
 
 
 def _scale_swa(merged: dict, epochs: object) -> dict:
@@ -283,25 +301,25 @@ def load_config(path: str | Path, **overrides: Mapping) -> dict:
     """Read a YAML run configuration and :func:`resolve` it; errors name the file."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{path} is a directory; give the run config file (YAML)")
+        raise RunConfigError(f"{path} is a directory; give the run config file (YAML)")
     try:
         data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise FileNotFoundError(f"config file not found: {path}") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise RunConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise RunConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a run config") from None
+        raise RunConfigError(f"{path}: nested too deeply to be a run config") from None
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: a run config must be a mapping of sections, got {type(data).__name__}")
+        raise RunConfigError(f"{path}: a run config must be a mapping of sections, got {type(data).__name__}")
     try:
         return resolve(data, **overrides)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    except RunConfigError as exc:
+        raise RunConfigError(f"{path}: {exc}") from None
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
-        raise ConfigError(
+        raise RunConfigError(
             f"{path}: a value has the wrong type or form ({type(exc).__name__}: {exc})"
         ) from None
 

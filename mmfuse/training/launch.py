@@ -28,7 +28,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmfuse.errors import MmfuseError, UsageError
+from mmfuse.errors import MmfuseError, UsageError, one_line
 
 if TYPE_CHECKING:
     from mmfuse.training.trainer import RunEvaluator
@@ -47,7 +47,7 @@ class RunSpec:
     """One independent training: ``config`` (resolved) into ``out``.
 
     ``resume`` continues the run already in ``out`` with the recovery keys ``allow_changes``;
-    ``evaluator`` ends it (:data:`mmfuse.pipeline.RUN_EVALUATION` for evaluated runs).
+    ``evaluator`` ends it (:data:`mmfuse.pipeline.RUN_EVALUATION` for evaluated runs; ``None``: not evaluated).
     """
 
     name: str
@@ -55,7 +55,6 @@ class RunSpec:
     out: Path
     resume: bool = False
     allow_changes: tuple[str, ...] = ()
-    evaluate: bool = True
     evaluator: RunEvaluator | None = None
     progress: bool | None = None
 
@@ -85,17 +84,11 @@ def execute(spec: RunSpec) -> dict | None:
         spec.config,
         spec.out,
         resume=spec.resume,
-        evaluate=spec.evaluate,
         progress=spec.progress,
         allow_changes=spec.allow_changes if spec.resume else (),
         evaluator=spec.evaluator,
     )
     return result.metrics
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def _report(name: str, started: bool, extra: str = "") -> None:
@@ -127,8 +120,8 @@ class InlineLauncher(Launcher):
             try:
                 outcome.metrics[spec.name] = execute(spec)
             except Exception as exc:  # noqa: BLE001 - reported by name; the other runs go on
-                outcome.failures[spec.name] = _reason(exc)
-                print(f"failed   {spec.name}: {_reason(exc)}", file=sys.stderr, flush=True)
+                outcome.failures[spec.name] = one_line(exc)
+                print(f"failed   {spec.name}: {one_line(exc)}", file=sys.stderr, flush=True)
             steps.step(spec.name)
         steps.close()
         return outcome
@@ -211,8 +204,8 @@ def _collect(outcome: Outcome, name: str, future) -> None:
     try:
         outcome.metrics[name] = future.result()
     except Exception as exc:  # noqa: BLE001 - reported by name; the other runs go on
-        outcome.failures[name] = _reason(exc)
-        print(f"failed   {name}: {_reason(exc)}", file=sys.stderr, flush=True)
+        outcome.failures[name] = one_line(exc)
+        print(f"failed   {name}: {one_line(exc)}", file=sys.stderr, flush=True)
     else:
         _report(name, False)
 

@@ -128,7 +128,7 @@ def run_seeds(
 ) -> dict:
     """Train once per seed into ``out/seed_<k>`` and write the summary files; returns the summary.
 
-    Every seed's run is evaluated by ``evaluator`` (:func:`mmfuse.training.run_seeds` passes
+    Every seed's run is evaluated by ``evaluator`` (:func:`mmfuse.pipeline.run_seeds` passes
     :mod:`mmfuse.evaluation`'s), whose metrics the summary averages. With ``resume``, finished seeds are
     kept, and an unfinished one continues with the recovery keys in ``allow_changes`` allowed to differ
     (as ``train(..., allow_changes=...)``). ``launcher`` (:mod:`mmfuse.training.launch`; inline by

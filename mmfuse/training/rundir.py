@@ -28,7 +28,7 @@ _RESUME_FREE = {
     ("train", "keep_checkpoints"),
     ("train", "checkpoint_every"),
     ("train", "track"),  # watching a run differently changes nothing it computes
-    ("train", "validate_every"),  # validation runs on its own RNG state (see Trainer._validate)
+    ("train", "validate_every"),  # validation runs on its own RNG state (see training.monitor)
 }
 
 

@@ -11,7 +11,6 @@ data) and replace the live ones: the averaged model is the one evaluated and sav
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import sys
@@ -23,53 +22,35 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from mmfuse.data.build import fit_metadata_encoding
-from mmfuse.errors import (
-    BUILD_ERRORS,
-    CheckpointError,
-    ConfigError,
-    DataError,
-    MmfuseError,
-    NonFiniteLossError,
-    UsageError,
-    describe_build_error,
-)
-from mmfuse.factory import build_model
+from mmfuse.errors import NonFiniteLossError
 from mmfuse.fileio import write_csv_rows
-from mmfuse.presets import list_presets
 from mmfuse.progress import format_duration
-from mmfuse.runtime.data import metadata_inputs
+from mmfuse.runtime.data import dataset_options, metadata_inputs
 from mmfuse.runtime.device import autocast_context, parse_device, select_device
-from mmfuse.threads import AUTO, set_threads
-from mmfuse.tracking import Trackers, head_scalars
+from mmfuse.threads import AUTO, ThreadChoice, choose_threads
 from mmfuse.training import checkpoint
-from mmfuse.training.batches import BatchSource, DeviceCacheBatches, LoaderBatches, per_rank_batch_size
-from mmfuse.training.config import absolute_paths, dataset_options, dump_config, model_spec
+from mmfuse.training.batches import BatchSource, training_batches
+from mmfuse.training.build import build_run_model, misfit_checkpoint_error, with_data_tasks
+from mmfuse.training.claim import RunClaim
+from mmfuse.training.config import absolute_paths
 from mmfuse.training.distributed import DistContext, init_from_env, shutdown
 from mmfuse.training.imbalance import balanced_class_weights
 from mmfuse.training.losses import multitask_loss
+from mmfuse.training.monitor import RunMonitor
 from mmfuse.training.rundir import (
     CHECKPOINTS,
-    CONFIG_FILE,
-    LOCK_FILE,
     LOG_FILE,
     MODEL_DIR,
-    RECOVERY_KEYS,
     SPLITS_FILE,
     RunDirError,
-    RunLock,
-    changed_keys,
     check_allowed_changes,
-    check_run_dir,
     refuse_existing_run,
     required_bytes,
 )
-
-# Appended on every --resume that changes a recovery key: what changed, when, and from which checkpoint.
-CHANGES_FILE = "config_changes.log"
+from mmfuse.training.schedule import rebase_lr, schedulers, swap_in_average
 
 HEAD_LOSSES = ("primary", "auxiliary", "fusion")
 
@@ -86,60 +67,26 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class RunEvaluator:
-    """How a run ends when it is evaluated; :mod:`mmfuse.pipeline` gives :mod:`mmfuse.evaluation`'s.
+    """What a run measures; :data:`mmfuse.pipeline.RUN_EVALUATION` is :mod:`mmfuse.evaluation`'s.
 
-    Training never imports evaluation: whoever starts a run hands the trainer these two steps.
+    Training never imports evaluation: whoever starts a run hands the trainer these steps, and a
+    trainer handed none (``evaluator=None``) trains and saves the model, nothing more.
     ``evaluate(model, config, out, *, device, progress)`` returns the content of ``metrics.json``;
-    ``report(out)`` runs once the model is saved with those metrics (e.g. ``report.html``).
-    ``validation(model, config, *, device)`` is called once per run and returns ``validate(model)``:
-    ``{head: report}`` on the validation split, quickly (no TTA), what the trackers show after each
-    epoch (``train.validate_every``); it may prepare the split once, for all epochs.
+    ``report(out)`` runs once the model is saved with those metrics (e.g. ``report.html``); without
+    ``evaluate`` the run ends unevaluated. ``validation(model, config, *, device)`` is called once per
+    run and returns ``validate(model)``: ``{head: report}`` on the validation split, quickly (no TTA),
+    what the trackers show after each epoch (``train.validate_every``); it may prepare the split once.
     """
 
-    evaluate: Callable[..., dict]
+    evaluate: Callable[..., dict] | None = None
     report: Callable[[Path], object] | None = None
     validation: Callable[..., Callable[[nn.Module], dict]] | None = None
-
-
-def _one_line(exc: BaseException, limit: int = 400) -> str:
-    """``Type: message`` on one line (torch's state-dict errors span several), shortened to ``limit``."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def lr_factor(epoch: int, train: Mapping) -> float:
-    """The base schedule's multiplier of ``train.lr`` for ``epoch`` (SWA epochs follow SWALR instead)."""
-    warmup = int(train["warmup_epochs"])
-    if epoch < warmup:
-        return (epoch + 1) / (warmup + 1)
-    if train["schedule"] == "constant":
-        return 1.0
-    span = max(1, train["epochs"] - train["swa"]["epochs"] - warmup)
-    progress = min(1.0, (epoch - warmup) / span)
-    low = float(train["min_lr_ratio"])
-    return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-class _PairInput(nn.Module):
-    """Lets :func:`torch.optim.swa_utils.update_bn` feed our dict batches to a two-input model."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: Mapping[str, torch.Tensor]):
-        return self.model(
-            primary=batch["primary"],
-            auxiliary=batch["auxiliary"],
-            auxiliary_present=batch["auxiliary_present"],
-            **metadata_inputs(self.model, dict(batch), batch["primary"].device),
-        )
 
 
 class Trainer:
@@ -151,33 +98,29 @@ class Trainer:
         out: str | Path,
         *,
         resume: bool = False,
-        evaluate: bool = True,
         progress: bool | None = None,
         allow_changes: Sequence[str] = (),
         evaluator: RunEvaluator | None = None,
+        threads: ThreadChoice | None = None,
     ) -> None:
-        if evaluate and evaluator is None:
-            raise UsageError(
-                "Trainer(evaluate=True) needs an evaluator: mmfuse.training.train passes mmfuse.evaluation's "
-                "(mmfuse.pipeline.RUN_EVALUATION); or pass evaluate=False"
-            )
         self.evaluator = evaluator
         self.allow_changes = check_allowed_changes(allow_changes)
-        self._lock: RunLock | None = None
-        self._started_here = False  # this start wrote RUN/config.yaml, so a failed start removes it
         self._lr_changed = False
         self.config = absolute_paths(config)
         self.out = Path(out)
+        self.claim = RunClaim(self.out)
         self.resume = resume
-        self.evaluate = evaluate
         self.train_cfg = self.config["train"]
         self.context = init_from_env(
             None if self.train_cfg["device"] == "auto" else parse_device(self.train_cfg["device"])
         )
         self.device = select_device(self.train_cfg["device"], self.context)
-        self.threads = set_threads(
-            self.train_cfg.get("threads", AUTO), num_workers=int(self.config["data"]["num_workers"])
-        )
+        self.threads = (
+            threads
+            or choose_threads(
+                self.train_cfg.get("threads", AUTO), num_workers=int(self.config["data"]["num_workers"])
+            )
+        ).apply()
         self.progress = progress if progress is not None else (sys.stderr.isatty() or None)
         if not self.context.is_main:
             self.progress = False
@@ -190,32 +133,18 @@ class Trainer:
         self.checkpoints = self.out / CHECKPOINTS
         self.history: list[dict] = []
         self.start_epoch = 0
-        self.trackers = Trackers()
-        self._step_losses: list[tuple[int, float]] = []  # (step, loss) of this epoch, for the trackers
-        self._untracked: list[tuple[int, dict[str, float]]] = []  # (step, values) not yet checkpointed
-        self._validate_fn: Callable[[nn.Module], dict] | None = None
-        self._validation_failed = False
 
         refuse_existing_run(self.out, resume=resume)  # before the dataset is read (docs/training.md)
         seed_everything(self.seed)
-        self._tasks_from_data()
-        try:
-            self.model = self._build_model().to(self.device)
-        except MmfuseError:
-            raise
-        except BUILD_ERRORS as exc:
-            # timm and torch reject some encoder options with their own exceptions.
-            raise ConfigError(
-                f"the model section cannot be built ({describe_build_error(exc)}); check its *_options "
-                "against the component"
-            ) from None
+        self.config = with_data_tasks(self.config)
+        self.model = build_run_model(self.config, self.device, announce=self.context.is_main)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._prepare_out()
         try:
             self._set_up()
         except BaseException:
-            self._abandon_start()
+            self.claim.abandon()
             raise
 
     def _set_up(self) -> None:
@@ -223,31 +152,29 @@ class Trainer:
         self.tasks = self.model.tasks
         if self.context.is_main:
             self._write_splits()
-        self.batches = self._batch_source(self.context)
+        self.batches = self._batches(self.context)
+        self.class_weights = None
+        if self.train_cfg.get("class_weights") == "balanced":
+            self.class_weights = balanced_class_weights(self.batches.dataset.label_matrix(), self.tasks)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
             lr=float(self.train_cfg["lr"]),
             weight_decay=float(self.train_cfg["weight_decay"]),
             fused=True if self.cuda else None,  # one kernel per step on GPUs; CPU keeps the reference path
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda e: lr_factor(e, self.train_cfg)
-        )
-        swa_lr = self.train_cfg["swa"]["lr"]
-        if swa_lr is None:
-            swa_lr = float(self.train_cfg["lr"]) * lr_factor(self.swa_start, self.train_cfg)
-        self.swa_scheduler = SWALR(
-            self.optimizer,
-            swa_lr=float(swa_lr),
-            anneal_epochs=max(1, int(self.train_cfg["swa"]["anneal_epochs"])),
-            anneal_strategy="cos",
-        )
+        self.scheduler, self.swa_scheduler = schedulers(self.optimizer, self.train_cfg, self.swa_start)
         self.swa_model = AveragedModel(self.model)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
         if self.resume:
             self._load_latest()
             if self._lr_changed:
-                self._apply_changed_lr()
+                rebase_lr(
+                    self.optimizer,
+                    self.scheduler,
+                    self.train_cfg,
+                    start_epoch=self.start_epoch,
+                    swa_start=self.swa_start,
+                )
         self.network: nn.Module = self.model
         if self.context.enabled:
             self.network = nn.parallel.DistributedDataParallel(
@@ -259,45 +186,6 @@ class Trainer:
             self.network = torch.compile(self.network)
 
     # -- set-up ----------------------------------------------------------------------------------
-    def _build_model(self) -> nn.Module:
-        """The preset with its overrides, or (``model.from_pretrained``) a saved model with new heads if needed."""
-        preset, pretrained, overrides = model_spec(self.config)
-        source = overrides.pop("from_pretrained", None)
-        if source is None:
-            if self.config["data"].get("metadata"):
-                # Fitted on the training split only; the model keeps it, so evaluation encodes the same way.
-                encoding, report = fit_metadata_encoding(
-                    dataset_options(self.config), self.config["data"]["train_split"]
-                )
-                overrides["metadata"] = encoding.to_dict()
-                if self.context.is_main:
-                    print(f"{self.config['data']['train_split']} split {report.describe()}", file=sys.stderr)
-            return build_model(preset, pretrained=pretrained, **overrides)
-        extra = sorted(set(overrides) - {"tasks"})
-        if extra:
-            raise ConfigError(
-                f"model.from_pretrained ({source!r}) brings its own architecture; remove model.{', model.'.join(extra)} "
-                "(only model.tasks may be given: new heads for another dataset)"
-            )
-        from mmfuse.hub import from_pretrained
-        from mmfuse.training.rundir import run_model_dir
-
-        return from_pretrained(run_model_dir(source) or source, tasks=overrides.get("tasks")).train()
-
-    def _tasks_from_data(self) -> None:
-        """Without ``model.tasks`` the model learns the dataset's tasks; they are written into the run's config.
-
-        The preset's tasks (Derm7pt's for the paper presets) would not fit another dataset's labels, and
-        RUN/config.yaml then says exactly what was trained, so ``--resume`` rebuilds the same heads.
-        """
-        if self.config["model"].get("tasks") is not None:
-            return
-        from mmfuse.data import load_table
-        from mmfuse.tasks import tasks_to_data
-
-        table = load_table(dataset_options(self.config))
-        self.config["model"] = {**self.config["model"], "tasks": tasks_to_data(table.tasks)}
-
     def _write_splits(self) -> None:
         """``RUN/splits.csv``: every case's split, so a run says which cases it trained and was tested on."""
         from mmfuse.data import load_table
@@ -313,137 +201,23 @@ class Trainer:
     def _prepare_out(self) -> None:
         problem = None
         if self.context.is_main:
+            parameters = sum(p.numel() for p in self.model.parameters())
+            needed = required_bytes(parameters, int(self.train_cfg["keep_checkpoints"]))
             try:
-                needed = required_bytes(
-                    sum(p.numel() for p in self.model.parameters()), int(self.train_cfg["keep_checkpoints"])
+                changes = self.claim.take(
+                    self.config, resume=self.resume, needed=needed, allowed=self.allow_changes
                 )
-                check_run_dir(self.out, resume=self.resume, needed=needed)  # creates the folder
-                self._lock = RunLock(self.out)
-                # Again under the lock: "no run here" now stays true until this start writes its config.
-                check_run_dir(self.out, resume=self.resume, needed=needed)
-                stored = self.out / CONFIG_FILE
-                if self.resume and stored.is_file():
-                    self._check_resume_config(stored)
-                else:
-                    dump_config(self.config, stored)
-                    self._started_here = True
+                self._lr_changed = any(c[0] in ("train.lr", "train.epochs") for c in changes)
             except (RunDirError, ValueError, OSError) as exc:
                 problem = exc
-                self._release_lock()
         if self.context.broadcast_flag(problem is not None):
             raise (
                 problem if problem is not None else RunDirError(f"rank 0 could not prepare --out {self.out}")
             )
 
-    def _check_resume_config(self, stored: Path) -> None:
-        """Refuse any change but the recovery keys the user allowed; record the allowed ones in the run."""
-        from mmfuse.training.config import load_config
-
-        changes = changed_keys(load_config(stored), self.config)
-        refused = [c for c in changes if c[0] not in self.allow_changes]
-        if refused:
-            allowed = [c for c in refused if c[0] in RECOVERY_KEYS]
-            hint = (
-                f"; to recover or extend the run, allow it explicitly: {' '.join('--allow-change ' + c[0] for c in allowed)}"
-                if allowed
-                else ""
-            )
-            raise RunDirError(
-                f"--resume: the config differs from the one {self.out} was started with: "
-                + "; ".join(f"{k}: {a!r} in the run, {b!r} given" for k, a, b in refused)
-                + hint
-            )
-        if not changes:
-            return
-        last = checkpoint.latest(self.checkpoints)
-        if ("train.epochs" in {c[0] for c in changes}) and last is not None:
-            done = int(last.name.split("_")[1])
-            if self.epochs < done:
-                raise RunDirError(
-                    f"--resume: train.epochs {self.epochs} is below the {done} epochs already trained"
-                )
-        with open(self.out / CHANGES_FILE, "a", encoding="utf-8") as log:
-            for key, a, b in changes:
-                print(f"--resume: {key} changed from {a!r} to {b!r}", file=sys.stderr)
-                log.write(
-                    f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {last.name if last else 'start'} {key}: {a!r} -> {b!r}\n"
-                )
-        self._lr_changed = any(c[0] in ("train.lr", "train.epochs") for c in changes)
-        dump_config(self.config, stored)  # RUN/config.yaml says what the rest of the run trains with
-
-    def _apply_changed_lr(self) -> None:
-        """The checkpoint's optimizer and schedules carry the old learning rate: rebase them on the new one."""
-        lr = float(self.train_cfg["lr"])
-        swa_lr = self.train_cfg["swa"]["lr"]
-        swa_lr = float(swa_lr) if swa_lr is not None else lr * lr_factor(self.swa_start, self.train_cfg)
-        self.scheduler.base_lrs = [lr for _ in self.optimizer.param_groups]
-        for group in self.optimizer.param_groups:
-            group["initial_lr"] = lr
-            if "swa_lr" in group:
-                group["swa_lr"] = swa_lr
-            if self.start_epoch < self.swa_start:
-                group["lr"] = lr * lr_factor(self.start_epoch, self.train_cfg)
-
-    def _release_lock(self) -> None:
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-
-    def _abandon_start(self) -> None:
-        """A start that failed before training leaves the folder as it found it, so the same --out works again."""
-        if self._started_here and checkpoint.latest(self.checkpoints) is None:
-            (self.out / CONFIG_FILE).unlink(missing_ok=True)
-            (self.out / LOCK_FILE).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                self.checkpoints.rmdir()
-            with contextlib.suppress(OSError):
-                self.out.rmdir()  # only if nothing else is in it
-        self._release_lock()
-
-    def _dataset(self, split: str, *, train: bool):
-        from mmfuse.data import build_dataset
-
-        prep = self.model.preprocessing
-        return build_dataset(
-            dataset_options(self.config),
-            split,
-            train=train,
-            img_size=prep["img_size"],
-            mean=prep["mean"],
-            std=prep["std"],
-            seed=self.seed,
-            metadata_encoding=self.model.metadata_encoding,
-            tasks=self.model.tasks,
-        )
-
-    def _batch_source(self, context: DistContext) -> BatchSource:
-        data = self.config["data"]
-        dataset = self._dataset(data["train_split"], train=True)
-        if len(dataset) == 0:
-            raise DataError(f"the training split {data['train_split']!r} of {data['root']} is empty")
-        batch_size = per_rank_batch_size(int(self.train_cfg["batch_size"]), context)
-        self.class_weights = None
-        if self.train_cfg.get("class_weights") == "balanced":
-            self.class_weights = balanced_class_weights(dataset.label_matrix(), self.tasks)
-        common = dict(
-            batch_size=batch_size,
-            seed=self.seed,
-            context=context,
-            device=self.device,
-            sampler=self.train_cfg.get("sampler", "shuffle"),
-        )
-        if data["device_cache"]:
-            prep = self.model.preprocessing
-            return DeviceCacheBatches(
-                dataset,
-                mean=prep["mean"],
-                std=prep["std"],
-                augment=dataset_options(self.config).get("augment"),
-                channels_last=self.channels_last,
-                **common,
-            )
-        return LoaderBatches(
-            dataset, num_workers=int(data["num_workers"]), channels_last=self.channels_last, **common
+    def _batches(self, context: DistContext) -> BatchSource:
+        return training_batches(
+            self.config, self.model, context=context, device=self.device, channels_last=self.channels_last
         )
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -480,38 +254,8 @@ class Trainer:
         try:
             self._restore(tensors, state)
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
-            renamed = self._preset_that_fits(tensors.get("model", {}))
-            if renamed is not None:
-                raise CheckpointError(
-                    f"checkpoint {path} was trained with the architecture now named {renamed!r}: mmfuse "
-                    f"versions before config_version 2 built it under the name {self.config['model']['preset']!r}, "
-                    "which now builds the paper's model. Set model.preset to "
-                    f"{renamed!r} in {self.out / CONFIG_FILE} (and in your config) and resume again"
-                ) from None
-            raise CheckpointError(
-                f"checkpoint {path} does not fit this run ({_one_line(exc)}); it is damaged, or "
-                "was written by another model or version. Start a new run, or restore the checkpoint"
-            ) from None
-
-    def _preset_that_fits(self, weights: Mapping[str, torch.Tensor]) -> str | None:
-        """``<preset>-fast`` when it, not the run's paper preset, has exactly the checkpoint's tensors.
-
-        A run started before the paper presets moved their fusion blocks (docs/architecture.md, "Where the
-        paper's blocks sit") names the preset that then built today's ``-fast`` configuration.
-        """
-        preset, _, overrides = model_spec(self.config)
-        fast = f"{preset}-fast" if isinstance(preset, str) else None
-        if fast is None or fast not in list_presets():
-            return None
-        overrides.pop("pretrained_files", None)
-        try:
-            candidate = build_model(fast, pretrained=False, **overrides).state_dict()
-        except (MmfuseError, *BUILD_ERRORS):  # only a hint: a model that cannot be built is not the answer
-            return None
-        fits = candidate.keys() == weights.keys() and all(
-            candidate[k].shape == weights[k].shape for k in candidate
-        )
-        return fast if fits else None
+            weights = tensors.get("model", {})
+            raise misfit_checkpoint_error(path, exc, self.config, self.out, weights) from None
 
     def _restore(self, tensors: Mapping[str, Mapping[str, torch.Tensor]], state: Mapping) -> None:
         self.model.load_state_dict(tensors["model"])
@@ -529,16 +273,10 @@ class Trainer:
         self._resume_threads(state.get("threads"))
 
     def _resume_threads(self, threads: int | None) -> None:
-        """``threads: auto`` resumes with the run's own thread count: CPU sums split by thread, so the
+        """An automatic thread count gives way to the resumed run's own: CPU sums split by thread, so the
         same count is what keeps a resumed run bit-exact. An explicit setting or OMP_NUM_THREADS wins."""
-        from mmfuse.threads import ThreadChoice, choose_threads
-
-        if threads is None or self.train_cfg.get("threads", AUTO) != AUTO:
-            return
-        if not choose_threads(AUTO).reason.startswith("auto"):
-            return  # OMP_NUM_THREADS
-        torch.set_num_threads(int(threads))
-        self.threads = ThreadChoice(int(threads), "as in the run being resumed")
+        if threads is not None and self.threads.automatic:
+            self.threads = ThreadChoice(int(threads), "as in the run being resumed").apply()
 
     # -- training --------------------------------------------------------------------------------
     def _stop(self, value: float, epoch: int, step: int) -> None:
@@ -605,7 +343,7 @@ class Trainer:
                 if not math.isfinite(value):
                     self._stop(value, epoch, step)
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-                self._step_losses.append((epoch * len(self.batches) + step + 1, value))
+                self.monitor.step_loss(epoch * len(self.batches) + step + 1, value)
         totals = self.context.all_reduce_sum(torch.cat([sums, sums.new_tensor([steps])]))
         mean = (totals[:-1] / totals[-1].clamp(min=1)).tolist()
         if not all(math.isfinite(v) for v in mean):
@@ -635,63 +373,17 @@ class Trainer:
             f"{entry['seconds']:.1f} s  {format_duration(left)} left"
         )
 
-    def _start_trackers(self) -> None:
-        if self.context.is_main and self.train_cfg["track"]:
-            first_step = self.start_epoch * len(self.batches) + 1
-            self.trackers = Trackers.start(
-                self.train_cfg["track"], self.out, self.config, first_step=first_step
-            )
-
-    def _track_epoch(self, epoch: int, checkpointed: bool) -> None:
-        """Queue the epoch's step losses, summary row and (every ``validate_every``) validation metrics;
-        hand the queue to the trackers once a checkpoint holds the epoch, so a resume never repeats a step."""
-        steps, self._step_losses = self._step_losses, []
-        if not self.trackers.active:
-            return
-        self._untracked += [(step, {"train/loss": loss}) for step, loss in steps]
-        entry = self.history[-1]
-        values = {f"train/epoch_{k}": v for k, v in entry.items() if k.startswith("loss")}
-        values = {**values, "train/lr": entry["lr"], "train/pairs_per_s": entry["pairs_per_s"]}
-        values["train/epoch"] = entry["epoch"]
-        every = int(self.train_cfg["validate_every"])
-        if every and not self._validation_failed and getattr(self.evaluator, "validation", None) is not None:
-            if (epoch + 1) % every == 0 or epoch + 1 == self.epochs:
-                try:
-                    values.update(head_scalars(self._validate(), "valid"))
-                except Exception as exc:  # noqa: BLE001 - what the trackers show never stops the training
-                    print(
-                        f"warning: validation for the trackers failed ({_one_line(exc)}); it is switched off "
-                        "for this run, training goes on",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    self._validation_failed = True
-        self._untracked.append(((epoch + 1) * len(self.batches), values))
-        if checkpointed:
-            for step, logged in self._untracked:
-                self.trackers.log_metrics(logged, step)
-            self._untracked = []
-
-    def _validate(self) -> dict:
-        """Each head's metrics on the validation split, on a copy of the RNG state (a run with trackers
-        trains the same weights as one without: loaders draw seeds from the global generator)."""
-        states = checkpoint.rng_states()
-        try:
-            with torch.no_grad():
-                if self._validate_fn is None:
-                    self._validate_fn = self.evaluator.validation(self.model, self.config, device=self.device)
-                return self._validate_fn(self.model.eval())
-        finally:
-            self.model.train()
-            checkpoint.set_rng_states(states)
-
     def fit(self) -> TrainResult:
         """Train the remaining epochs, then (rank 0) average, evaluate and save; see :func:`train`."""
-        self._start_trackers()
+        validation = self.evaluator.validation if self.evaluator is not None else None
+        self.monitor = RunMonitor(validation, self.model, self.config, device=self.device)
+        if self.context.is_main and self.train_cfg["track"]:
+            first_step = self.start_epoch * len(self.batches) + 1
+            self.monitor.start(self.train_cfg["track"], self.out, first_step=first_step)
         try:
             return self._fit()
         finally:
-            self.trackers.close()
+            self.monitor.close()
 
     def _fit(self) -> TrainResult:
         epochs_bar = tqdm(
@@ -714,7 +406,10 @@ class Trainer:
                     if checkpointed:
                         self._save(epoch + 1)
                     write_csv_rows(self.out / LOG_FILE, self.history)
-                self._track_epoch(epoch, checkpointed)
+                last_step = (epoch + 1) * len(self.batches)
+                self.monitor.end_epoch(
+                    epoch, self.history[-1], last_step=last_step, checkpointed=checkpointed
+                )
                 epochs_bar.update(1)
                 epochs_bar.set_postfix(loss=f"{losses['loss']:.4f}", refresh=False)
                 if not self.progress and self.context.is_main:
@@ -727,7 +422,7 @@ class Trainer:
             return TrainResult(self.out, history=self.history)
         model = self.finish()
         metrics = None
-        if self.evaluate:
+        if self.evaluator is not None and self.evaluator.evaluate is not None:
             self.save_model(model, None)  # the trained weights survive an evaluation that fails
             model.to(self.device)
             metrics = self.evaluator.evaluate(
@@ -737,19 +432,17 @@ class Trainer:
         if metrics is not None and self.evaluator.report is not None:
             self.evaluator.report(self.out)
         if metrics is not None:
-            self.trackers.log_summary(head_scalars(metrics), self.out, self.epochs * len(self.batches))
+            self.monitor.summary(metrics, self.out, self.epochs * len(self.batches))
         return TrainResult(self.out, model, metrics, self.history)
 
     def finish(self) -> nn.Module:
         """Swap the SWA average in, with batch-norm statistics recomputed on the training data."""
-        model = self.model
         if self.swa_start < self.epochs:
-            averaged = self.swa_model.module
-            source = self._batch_source(DistContext()) if self.context.enabled else self.batches
-            with torch.no_grad(), autocast_context(self.device, self.amp):
-                update_bn(source.epoch(self.epochs), _PairInput(averaged))
-            model.load_state_dict(averaged.state_dict())
-        return model.eval()
+            source = self._batches(DistContext()) if self.context.enabled else self.batches
+            swap_in_average(
+                self.model, self.swa_model, source, epoch=self.epochs, device=self.device, amp=self.amp
+            )
+        return self.model.eval()
 
     def save_model(self, model: nn.Module, metrics: Mapping | None) -> Path:
         """``RUN/model/`` through :meth:`FusionModel.save_pretrained` (written aside, then renamed)."""
@@ -772,32 +465,32 @@ def train(
     out: str | Path,
     *,
     resume: bool = False,
-    evaluate: bool = True,
     progress: bool | None = None,
     allow_changes: Sequence[str] = (),
     evaluator: RunEvaluator | None = None,
+    threads: ThreadChoice | None = None,
 ) -> TrainResult:
     """Train a model as ``config`` (from :func:`mmfuse.training.load_config`) says, into the run directory ``out``.
 
-    ``resume`` continues from the last checkpoint in ``out``. With ``evaluate`` the run ends with TTA
-    predictions, the head-weight search on the validation split and the report files. Under torchrun
-    every process calls this; rank 0 writes every file. ``allow_changes`` names the recovery keys
-    (:data:`~mmfuse.training.rundir.RECOVERY_KEYS`: learning rate, gradient clipping, AMP, epochs) that may
-    differ from the run's stored config on ``resume``; every other difference is refused.
-
-    ``evaluate`` needs the ``evaluator`` that ends the run (:class:`RunEvaluator`);
-    :func:`mmfuse.training.train` is this function with :mod:`mmfuse.evaluation`'s.
+    ``resume`` continues from the last checkpoint in ``out``. ``evaluator`` ends the run
+    (:class:`RunEvaluator`; :func:`mmfuse.pipeline.train` passes :mod:`mmfuse.evaluation`'s: TTA
+    predictions, the head-weight search on the validation split, the report files); without one the
+    run ends with the saved model. Under torchrun every process calls this; rank 0 writes every file.
+    ``allow_changes`` names the recovery keys (:data:`~mmfuse.training.rundir.RECOVERY_KEYS`: learning
+    rate, gradient clipping, AMP, epochs) that may differ from the run's stored config on ``resume``;
+    every other difference is refused. ``threads``: the thread count decided when the run started
+    (:func:`mmfuse.threads.choose_threads`); by default the trainer decides from ``train.threads``.
     """
     trainer = Trainer(
         config,
         out,
         resume=resume,
-        evaluate=evaluate,
         progress=progress,
         allow_changes=allow_changes,
         evaluator=evaluator,
+        threads=threads,
     )
     try:
         return trainer.fit()
     finally:
-        trainer._release_lock()
+        trainer.claim.release()
