@@ -198,13 +198,14 @@ def _check(config: dict) -> None:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"evaluation.batch_size must be a positive integer, got {batch!r}")
     data = config["data"]
-    from mmfuse.data.formats import UnknownFormatError, get_format, list_formats
+    from mmfuse.data.formats import UnknownFormatError, get_format
+    from mmfuse.registry import list_dataset_formats
 
     try:
         get_format(data.get("format"))
     except UnknownFormatError:
         raise ConfigError(
-            f"data.format must be a registered dataset format ({', '.join(list_formats())}), "
+            f"data.format must be a registered dataset format ({', '.join(list_dataset_formats())}), "
             f"got {data.get('format')!r}"
         ) from None
     workers = data.get("num_workers")
