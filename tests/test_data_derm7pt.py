@@ -88,7 +88,7 @@ def _in_order(table: dict) -> list:
 
 
 @needs_real_meta
-def test_shipped_synthetic_statistics_are_those_of_the_real_table():
+def test_embedded_synthetic_statistics_are_those_of_the_real_table():
     with REAL_META.open(newline="") as fh:
         computed = label_statistics(csv.DictReader(fh))
     assert _in_order(computed) == _in_order(DERM7PT_STATISTICS)
