@@ -20,7 +20,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from mmfuse.data.errors import DataError
 from mmfuse.data.formats.derm7pt import (
@@ -36,7 +35,7 @@ from mmfuse.data.formats.derm7pt import (
 from mmfuse.data.split import SPLIT_NAMES, stratified_split
 from mmfuse.data.synth.derm7pt_stats import CONDITIONAL_COLUMNS, DERM7PT_STATISTICS
 from mmfuse.data.synth.marker import SYNTHETIC_MARKER
-from mmfuse.data.synth.render import render_clinical, render_dermoscopy, skin_tone
+from mmfuse.data.synth.render import render_clinical, render_dermoscopy, save_jpeg, skin_tone
 
 MISSING_CLINICAL_RATE = 9 / 1011  # as in the real release
 MISSING_CLINICAL_NOTE = "Clinical missing and replaced with derm"
@@ -181,10 +180,10 @@ def _draw_case(root: Path, rows: list[dict], missing: set[int], size: int, seed:
     row = rows[case]
     skin = skin_tone(case_rng)
     derm, lesion = render_dermoscopy(case_rng, size, row, skin)
-    _save_jpeg(derm, root / IMAGE_DIR / row["derm"], quality=92)
+    save_jpeg(derm, root / IMAGE_DIR / row["derm"], quality=92)
     clinical = render_clinical(case_rng, size, derm, lesion, row["_diag"], skin, context=row)
     if case not in missing:
-        _save_jpeg(clinical, root / IMAGE_DIR / row["clinic"], quality=88)
+        save_jpeg(clinical, root / IMAGE_DIR / row["clinic"], quality=88)
 
 
 def _existing_release(out: Path, cases: int, size: int, seed: int) -> SynthSummary | None:
@@ -201,8 +200,3 @@ def _existing_release(out: Path, cases: int, size: int, seed: int) -> SynthSumma
     with (out / META_FILE).open(newline="") as fh:
         missing = sum(row["notes"] == MISSING_CLINICAL_NOTE for row in csv.DictReader(fh))
     return SynthSummary(out, cases, size, seed, missing)
-
-
-def _save_jpeg(image: np.ndarray, path: Path, quality: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path, "JPEG", quality=quality)

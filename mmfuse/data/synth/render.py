@@ -3,13 +3,15 @@ photograph of the same lesion from further away that carries evidence the close-
 cue, the surrounding skin, elevation, body site).
 
 All drawing is vectorised numpy on float32 RGB in [0, 1]; every random choice comes from the
-``numpy.random.Generator`` passed in, so a case's images depend only on its seed.
+``numpy.random.Generator`` passed in, so a case's images depend only on its seed. Both generators
+save what is drawn with :func:`save_jpeg`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -465,6 +467,12 @@ def _draw_hair(img: Array, rng: np.random.Generator) -> None:
         path = _curve(rng, start, 30, 1.5 * unit, 0.08)
         stamp_discs(layer, path, np.full(len(path), 0.45 * unit))
     paint(img, layer, rng.choice([BLACK, DARK_BROWN, (0.55, 0.45, 0.35)]), 0.9)
+
+
+def save_jpeg(image: Array, path: Path, quality: int) -> None:
+    """Write a drawn image (float RGB in [0, 1], rounded to 8 bits) as a JPEG, making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path, "JPEG", quality=quality)
 
 
 def skin_tone(rng: np.random.Generator) -> Array:
