@@ -24,12 +24,11 @@ from mmfuse.data import (
     UnknownFormatError,
     build_dataset,
     get_format,
-    list_formats,
     load_table,
 )
 from mmfuse.data.build import check_data_options
 from mmfuse.errors import RunConfigError, UnknownNameError
-from mmfuse.registry import DATASET_FORMATS
+from mmfuse.registry import DATASET_FORMATS, list_dataset_formats
 from mmfuse.training.config import absolute_paths, resolve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +80,7 @@ def subfolder_plugin():
 
 
 def test_builtin_formats_are_registered_by_a_builtin_plugin():
-    assert {"derm7pt", "milk10k", "paired_csv"} <= set(list_formats())
+    assert {"derm7pt", "milk10k", "paired_csv"} <= set(list_dataset_formats())
     for name in ("derm7pt", "milk10k", "paired_csv"):
         assert DATASET_FORMATS.entry(name).provider == "mmfuse_plugins.dataset_formats"
     assert get_format("paired_csv").options["schema"].required
@@ -138,7 +137,7 @@ def test_a_format_registered_at_run_time_is_used_everywhere(tmp_path, subfolder_
     # A run config accepts the format and its option; the unplugged format is gone with its plugin.
     assert resolve({"data": config})["data"]["release"] == "v1"
     mmfuse.unregister_plugin(subfolder_plugin)
-    assert "subfolder_release" not in list_formats()
+    assert "subfolder_release" not in list_dataset_formats()
     with pytest.raises(UnknownFormatError, match="registered: derm7pt, milk10k, paired_csv"):
         load_table(config)
     mmfuse.register_plugin(SubfolderPlugin, name=subfolder_plugin)  # for the fixture's teardown

@@ -110,9 +110,9 @@ def dataset_format(text: str) -> str:
     A ``type``, not ``choices``: argparse formats ``choices`` into every help text, which would load the
     plugins (and torch) just to print ``--help``; a type reads the registry only when a value is given.
     """
-    from mmfuse.data.formats import list_formats
+    from mmfuse.registry import list_dataset_formats
 
-    names = list_formats()
+    names = list_dataset_formats()
     if text not in names:
         raise argparse.ArgumentTypeError(f"unknown data format {text!r}; registered: {', '.join(names)}")
     return text

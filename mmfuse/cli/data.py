@@ -119,11 +119,11 @@ def _config(args: argparse.Namespace) -> dict:
 
 
 def run_formats(args: argparse.Namespace) -> int:
-    from mmfuse.data.formats import get_format, list_formats
-    from mmfuse.registry import DATASET_FORMATS
+    from mmfuse.data.formats import get_format
+    from mmfuse.registry import DATASET_FORMATS, list_dataset_formats
 
     described = []
-    for name in list_formats():
+    for name in list_dataset_formats():
         fmt = get_format(name)
         described.append(
             {

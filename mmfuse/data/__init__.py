@@ -15,7 +15,6 @@ from mmfuse.data.formats import (
     FormatOption,
     UnknownFormatError,
     get_format,
-    list_formats,
 )
 from mmfuse.data.paired import PairedDataset
 from mmfuse.data.records import CaseRecord, class_counts
@@ -38,7 +37,6 @@ __all__ = [
     "class_counts",
     "fit_metadata_encoding",
     "get_format",
-    "list_formats",
     "load_cache",
     "load_table",
     "prepare_cache",

@@ -242,7 +242,8 @@ def _check(config: dict) -> None:
 def _check_together(config: dict) -> None:
     """What one rule cannot see: values checked against each other or against the registries."""
     from mmfuse.data.build import check_data_options
-    from mmfuse.data.formats import UnknownFormatError, get_format, list_formats
+    from mmfuse.data.formats import UnknownFormatError, get_format
+    from mmfuse.registry import list_dataset_formats
     from mmfuse.tracking import check_track
 
     train, data, evaluation = config["train"], config["data"], config["evaluation"]
@@ -254,7 +255,7 @@ def _check_together(config: dict) -> None:
         get_format(data.get("format"))
     except UnknownFormatError:
         raise RunConfigError(
-            f"data.format must be a registered dataset format ({', '.join(list_formats())}), "
+            f"data.format must be a registered dataset format ({', '.join(list_dataset_formats())}), "
             f"got {data.get('format')!r}"
         ) from None
     if evaluation["weight_search"]["method"] == "fusionm4net" and evaluation["temperature_scaling"]:

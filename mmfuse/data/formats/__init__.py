@@ -113,13 +113,6 @@ class DatasetFormat:
         )
 
 
-def list_formats(pattern: str | None = None) -> list[str]:
-    """Registered dataset format names (glob filter), built-in and third-party."""
-    from mmfuse.registry import DATASET_FORMATS
-
-    return DATASET_FORMATS.names(pattern)
-
-
 def get_format(name: object) -> DatasetFormat:
     """The format registered as ``name``; :class:`UnknownFormatError` lists the registered ones."""
     from mmfuse.registry import DATASET_FORMATS

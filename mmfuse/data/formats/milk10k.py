@@ -195,26 +195,13 @@ def _lesion_metadata(rows: Mapping[str, Mapping[str, str]], supplement: Mapping)
     return metadata
 
 
-def parse_release(
-    root: str | Path, *, part: str = "training", split_seed: int = 0, allow_outside_root: bool = False
-) -> Milk10kRelease:
-    """Read a part of the release, collecting every table problem (images are located, not decoded)."""
-    if part not in PARTS:
-        raise DataError(f"MILK10k part must be one of {list(PARTS)}, got {part!r}")
-    root = Path(root)
-    problems: list[Problem] = []
-    meta_file = METADATA_FILES[part]
-    columns, rows = read_table(root / meta_file)
-    missing = [c for c in METADATA_COLUMNS if c not in columns]
-    if part == "training":
-        classes, labels = _read_ground_truth(root, problems)
-    else:
-        classes, labels = CLASSES, {}
-    tasks = default_tasks(classes) if len(classes) >= 2 else default_tasks()
-    if missing:
-        problems += [Problem("missing column", f"{meta_file} has no column {c!r}") for c in missing]
-        return Milk10kRelease(root, part, [], {}, tasks, problems)
+def _pair_images(
+    meta_file: str, rows: list[dict[str, str]], problems: list[Problem]
+) -> tuple[dict[str, dict[str, dict[str, str]]], dict[str, tuple[str, str]]]:
+    """Each lesion's metadata row per image type, and ``{isic_id: (lesion_id, image_type)}``.
 
+    A row of an unknown image type, an image listed twice and a second image of one type are problems.
+    """
     by_lesion: dict[str, dict[str, dict[str, str]]] = {}
     images: dict[str, tuple[str, str]] = {}
     for i, row in enumerate(rows):
@@ -243,17 +230,63 @@ def parse_release(
             )
             continue
         pair[image_type] = row
-    supplement = _read_supplement(root, set(images), problems) if part == "training" else {}
+    return by_lesion, images
 
-    if part == "training":
-        for lesion in sorted(set(by_lesion) - set(labels)):
-            problems.append(
-                Problem("unmatched id", f"{meta_file}: lesion {lesion!r} has no row in {GROUND_TRUTH_FILE}")
-            )
-        for lesion in sorted(set(labels) - set(by_lesion)):
-            problems.append(
-                Problem("unmatched id", f"{GROUND_TRUTH_FILE}: lesion {lesion!r} has no row in {meta_file}")
-            )
+
+def _match_ground_truth(
+    meta_file: str, lesions: set[str], labelled: set[str], problems: list[Problem]
+) -> None:
+    """A problem for each lesion that only the metadata or only the ground truth lists."""
+    for lesion in sorted(lesions - labelled):
+        problems.append(
+            Problem("unmatched id", f"{meta_file}: lesion {lesion!r} has no row in {GROUND_TRUTH_FILE}")
+        )
+    for lesion in sorted(labelled - lesions):
+        problems.append(
+            Problem("unmatched id", f"{GROUND_TRUTH_FILE}: lesion {lesion!r} has no row in {meta_file}")
+        )
+
+
+def _lesion_record(
+    lesion: str,
+    pair: Mapping[str, Mapping[str, str]],
+    located: Mapping[str, Path],
+    label: str | None,
+    supplement: Mapping,
+    row: int,
+) -> CaseRecord:
+    """The record of a lesion whose two images were located (``label`` is ``None`` in the benchmark)."""
+    return CaseRecord(
+        case_id=lesion,
+        primary_path=located[DERMOSCOPIC],
+        auxiliary_path=located[CLINICAL],
+        labels={TASK: label} if label is not None else {},
+        metadata={"row": row, **_lesion_metadata(pair, supplement)},
+    )
+
+
+def parse_release(
+    root: str | Path, *, part: str = "training", split_seed: int = 0, allow_outside_root: bool = False
+) -> Milk10kRelease:
+    """Read a part of the release, collecting every table problem (images are located, not decoded)."""
+    if part not in PARTS:
+        raise DataError(f"MILK10k part must be one of {list(PARTS)}, got {part!r}")
+    root = Path(root)
+    problems: list[Problem] = []
+    meta_file = METADATA_FILES[part]
+    columns, rows = read_table(root / meta_file)
+    missing = [c for c in METADATA_COLUMNS if c not in columns]
+    training = part == "training"
+    classes, labels = _read_ground_truth(root, problems) if training else (CLASSES, {})
+    tasks = default_tasks(classes) if len(classes) >= 2 else default_tasks()
+    if missing:
+        problems += [Problem("missing column", f"{meta_file} has no column {c!r}") for c in missing]
+        return Milk10kRelease(root, part, [], {}, tasks, problems)
+
+    by_lesion, images = _pair_images(meta_file, rows, problems)
+    supplement = _read_supplement(root, set(images), problems) if training else {}
+    if training:
+        _match_ground_truth(meta_file, set(by_lesion), set(labels), problems)
 
     input_dir = root / INPUT_DIRS[part]
     images_present = input_dir.is_dir()  # without it there is nothing to locate (or to lead outside ROOT)
@@ -268,7 +301,7 @@ def parse_release(
                 )
             )
             continue
-        if part == "training" and lesion not in labels:
+        if training and lesion not in labels:
             continue
         written = {t: f"{lesion}/{pair[t]['isic_id'].strip()}.jpg" for t in IMAGE_TYPES}
         located = (
@@ -283,19 +316,11 @@ def parse_release(
                 problems=problems,
             )
         )
-        if located is None:
-            continue
-        metadata = {"row": len(records), **_lesion_metadata(pair, supplement)}
-        records.append(
-            CaseRecord(
-                case_id=lesion,
-                primary_path=located[DERMOSCOPIC],
-                auxiliary_path=located[CLINICAL],
-                labels={TASK: labels[lesion]} if part == "training" else {},
-                metadata=metadata,
+        if located is not None:
+            records.append(
+                _lesion_record(lesion, pair, located, labels.get(lesion), supplement, len(records))
             )
-        )
-    if part == "training":
+    if training:
         strata = [r.labels[TASK] for r in records]  # type: ignore[union-attr]
         splits = stratified_split(strata, DEFAULT_RATIOS, seed=split_seed)
     else:

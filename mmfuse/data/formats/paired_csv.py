@@ -52,6 +52,18 @@ SCHEMA_KEYS = {
     "metadata",
     "tasks",
 }
+# Schema keys that hold one column or folder name; all but ``table`` and ``primary`` may be null.
+STRING_KEYS = (
+    "table",
+    "primary",
+    "image_dir",
+    "primary_dir",
+    "auxiliary_dir",
+    "auxiliary",
+    "case_id",
+    "split",
+    "group_by",
+)
 
 
 @dataclass(frozen=True)
@@ -97,9 +109,8 @@ class PairedSchema:
         return tuple(t.spec for t in self.tasks)
 
 
-def read_schema(path: str | Path) -> PairedSchema:
-    """Parse and validate a schema file; errors name the file and the offending key."""
-    path = Path(path)
+def _load_schema_file(path: Path) -> dict:
+    """The schema file's mapping: known keys only, the required ones present, ``tasks`` a non-empty list."""
     if path.is_dir():
         raise DataError(f"schema {path} is a directory; give the schema's YAML file")
     try:
@@ -120,66 +131,70 @@ def read_schema(path: str | Path) -> PairedSchema:
         raise DataError(f"schema {path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
     if not isinstance(data["tasks"], list) or not data["tasks"]:
         raise DataError(f"schema {path}: 'tasks' must be a non-empty list of tasks, got {data['tasks']!r}")
-    for key in (
-        "table",
-        "primary",
-        "image_dir",
-        "primary_dir",
-        "auxiliary_dir",
-        "auxiliary",
-        "case_id",
-        "split",
-        "group_by",
-    ):
-        if (
-            key in data
-            and not isinstance(data[key], str)
-            and not (key not in ("table", "primary") and data[key] is None)
-        ):
+    return data
+
+
+def _check_string_keys(path: Path, data: Mapping) -> None:
+    """Each column or folder key holds a string (``null`` allowed where the key is optional)."""
+    for key in STRING_KEYS:
+        optional = key not in ("table", "primary")
+        if key in data and not isinstance(data[key], str) and not (optional and data[key] is None):
             raise DataError(f"schema {path}: {key!r} must be a string, got {data[key]!r}")
-    tasks = []
-    for number, t in enumerate(data["tasks"]):
-        where = f"schema {path}, task {number}"
-        if not isinstance(t, Mapping) or "name" not in t or not isinstance(t.get("classes"), list):
-            raise DataError(f"{where}: a task is a mapping with 'name' and a list of 'classes', got {t!r}")
-        mapping = t.get("map") or {}
-        if not isinstance(mapping, Mapping):
-            raise DataError(f"{where}: 'map' must map raw values to classes, got {mapping!r}")
-        try:
-            spec = TaskSpec(str(t["name"]), tuple(str(c) for c in t["classes"]))
-        except ValueError as exc:
-            raise DataError(f"{where}: {exc}") from None
-        unknown = sorted({str(v) for v in mapping.values()} - set(spec.classes))
-        if unknown:
-            raise DataError(
-                f"{where}: 'map' targets {unknown} are not among its classes {list(spec.classes)}"
-            )
-        tasks.append(
-            TaskColumn(
-                spec, str(t.get("column", t["name"])), {str(k).strip(): str(v) for k, v in mapping.items()}
-            )
-        )
-    tasks = tuple(tasks)
+
+
+def _parse_task(where: str, task: object) -> TaskColumn:
+    """One entry of ``tasks``: its name, classes, column and raw-value map."""
+    if not isinstance(task, Mapping) or "name" not in task or not isinstance(task.get("classes"), list):
+        raise DataError(f"{where}: a task is a mapping with 'name' and a list of 'classes', got {task!r}")
+    mapping = task.get("map") or {}
+    if not isinstance(mapping, Mapping):
+        raise DataError(f"{where}: 'map' must map raw values to classes, got {mapping!r}")
+    try:
+        spec = TaskSpec(str(task["name"]), tuple(str(c) for c in task["classes"]))
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    unknown = sorted({str(v) for v in mapping.values()} - set(spec.classes))
+    if unknown:
+        raise DataError(f"{where}: 'map' targets {unknown} are not among its classes {list(spec.classes)}")
+    return TaskColumn(
+        spec, str(task.get("column", task["name"])), {str(k).strip(): str(v) for k, v in mapping.items()}
+    )
+
+
+def _parse_tasks(path: Path, entries: list) -> tuple[TaskColumn, ...]:
+    """The ``tasks`` list, whose names must be distinct."""
+    tasks = tuple(_parse_task(f"schema {path}, task {number}", t) for number, t in enumerate(entries))
     if len({t.spec.name for t in tasks}) != len(tasks):
         raise DataError(f"schema {path}: task names repeat: {[t.spec.name for t in tasks]}")
-    metadata = data.get("metadata") or []
-    if not isinstance(metadata, list):
-        raise DataError(f"schema {path}: 'metadata' must be a list of columns, got {metadata!r}")
+    return tasks
+
+
+def _parse_metadata(path: Path, columns: object) -> tuple[FieldSpec, ...]:
+    """The ``metadata`` list: column names or ``{column, type, categories}`` mappings."""
+    if not isinstance(columns, list):
+        raise DataError(f"schema {path}: 'metadata' must be a list of columns, got {columns!r}")
     try:
-        metadata_fields = tuple(FieldSpec.parse(f) for f in metadata)
+        return tuple(FieldSpec.parse(f) for f in columns)
     except (ValueError, TypeError) as exc:
         raise DataError(f"schema {path}: {exc}") from None
+
+
+def read_schema(path: str | Path) -> PairedSchema:
+    """Parse and validate a schema file; errors name the file and the offending key."""
+    path = Path(path)
+    data = _load_schema_file(path)
+    _check_string_keys(path, data)
     return PairedSchema(
         table=str(data["table"]),
         primary=str(data["primary"]),
-        tasks=tasks,
+        tasks=_parse_tasks(path, data["tasks"]),
         image_dir=str(data.get("image_dir", ".")),
         primary_dir=data.get("primary_dir"),
         auxiliary_dir=data.get("auxiliary_dir"),
         auxiliary=data.get("auxiliary"),
         case_id=data.get("case_id"),
         split=data.get("split"),
-        metadata_fields=metadata_fields,
+        metadata_fields=_parse_metadata(path, data.get("metadata") or []),
         group_by=data.get("group_by"),
     )
 
@@ -210,40 +225,36 @@ class PairedTable:
         return [r for i in self.splits[split] if (r := self.records[i]) is not None]
 
 
-def parse_paired_csv(
-    root: str | Path,
-    schema: str | Path | PairedSchema,
+def _row_labels(schema: PairedSchema, row: Mapping[str, str], where: str, problems: list[Problem]) -> dict:
+    """``{task: class}`` of a row; ``None`` (and a problem) for a value no class or ``map`` entry names."""
+    labels = {}
+    for task in schema.tasks:
+        value = task.classify(row[task.column])
+        if value is None:
+            problems.append(
+                Problem(
+                    "unknown label",
+                    f"{where}, column {task.column!r}: unknown label {row[task.column]!r}",
+                )
+            )
+        labels[task.spec.name] = value
+    return labels
+
+
+def _read_records(
+    root: Path,
+    schema: PairedSchema,
+    rows: list[dict[str, str]],
     *,
-    split_seed: int = 0,
-    allow_outside_root: bool = False,
-) -> PairedTable:
-    """Read the table described by ``schema``, collecting every problem (images are located, not decoded)."""
-    root = Path(root)
-    if not isinstance(schema, PairedSchema):
-        schema = read_schema(schema)
-    columns, rows = read_table(root / schema.table)
-    needed = [schema.primary, *(t.column for t in schema.tasks), *schema.metadata]
-    needed += [c for c in (schema.auxiliary, schema.case_id, schema.split, schema.group_by) if c]
-    problems = [
-        Problem("missing column", f"{schema.table} has no column {c!r}") for c in needed if c not in columns
-    ]
-    if problems:
-        return PairedTable(root, schema, [None] * len(rows), {}, problems)
+    allow_outside_root: bool,
+    problems: list[Problem],
+) -> list[CaseRecord | None]:
+    """One record per row: ``None`` where a label is unknown or the primary image cannot be located."""
     images = schema.image_folders(root)
     records: list[CaseRecord | None] = []
     for i, row in enumerate(rows):
         where = f"{schema.table} row {i} (line {i + 2})"
-        labels = {}
-        for task in schema.tasks:
-            value = task.classify(row[task.column])
-            if value is None:
-                problems.append(
-                    Problem(
-                        "unknown label",
-                        f"{where}, column {task.column!r}: unknown label {row[task.column]!r}",
-                    )
-                )
-            labels[task.spec.name] = value
+        labels = _row_labels(schema, row, where, problems)
         if None in labels.values():
             records.append(None)
             continue
@@ -269,17 +280,48 @@ def parse_paired_csv(
                 },
             )
         )
+    return records
+
+
+def _column_splits(
+    schema: PairedSchema, rows: list[dict[str, str]], problems: list[Problem]
+) -> dict[str, list[int]]:
+    """The splits the ``split`` column names (``train``/``valid``/``test``, any case); a problem per other value."""
+    splits: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
+    for i, row in enumerate(rows):
+        value = row[schema.split].strip().lower()
+        if value not in splits:
+            problems.append(
+                Problem("bad split", f"{schema.table} row {i}: split {value!r} not in {SPLIT_NAMES}")
+            )
+        else:
+            splits[value].append(i)
+    return splits
+
+
+def parse_paired_csv(
+    root: str | Path,
+    schema: str | Path | PairedSchema,
+    *,
+    split_seed: int = 0,
+    allow_outside_root: bool = False,
+) -> PairedTable:
+    """Read the table described by ``schema``, collecting every problem (images are located, not decoded)."""
+    root = Path(root)
+    if not isinstance(schema, PairedSchema):
+        schema = read_schema(schema)
+    columns, rows = read_table(root / schema.table)
+    needed = [schema.primary, *(t.column for t in schema.tasks), *schema.metadata]
+    needed += [c for c in (schema.auxiliary, schema.case_id, schema.split, schema.group_by) if c]
+    problems = [
+        Problem("missing column", f"{schema.table} has no column {c!r}") for c in needed if c not in columns
+    ]
+    if problems:
+        return PairedTable(root, schema, [None] * len(rows), {}, problems)
+    records = _read_records(root, schema, rows, allow_outside_root=allow_outside_root, problems=problems)
     problems += duplicate_case_ids(records, schema.table)
     if schema.split:
-        splits = {name: [] for name in SPLIT_NAMES}
-        for i, row in enumerate(rows):
-            value = row[schema.split].strip().lower()
-            if value not in splits:
-                problems.append(
-                    Problem("bad split", f"{schema.table} row {i}: split {value!r} not in {SPLIT_NAMES}")
-                )
-            else:
-                splits[value].append(i)
+        splits = _column_splits(schema, rows, problems)
     else:
         first = schema.tasks[0].spec.name
         strata = [r.labels[first] if r is not None else "?" for r in records]

@@ -16,10 +16,10 @@ import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from mmfuse.data.errors import DataError
 from mmfuse.data.formats.derm7pt import (
@@ -35,7 +35,7 @@ from mmfuse.data.formats.derm7pt import (
 from mmfuse.data.split import SPLIT_NAMES, stratified_split
 from mmfuse.data.synth.derm7pt_stats import CONDITIONAL_COLUMNS, DERM7PT_STATISTICS
 from mmfuse.data.synth.marker import SYNTHETIC_MARKER
-from mmfuse.data.synth.render import render_clinical, render_dermoscopy, skin_tone
+from mmfuse.data.synth.render import render_clinical, render_dermoscopy, save_jpeg, skin_tone
 
 MISSING_CLINICAL_RATE = 9 / 1011  # as in the real release
 MISSING_CLINICAL_NOTE = "Clinical missing and replaced with derm"
@@ -104,50 +104,14 @@ def synthesize(
         return existing
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} exists and is not empty; choose a new folder")
-    rng = np.random.default_rng(seed)
-    rows = sample_labels(rng, cases)
-    missing = set()
-    if cases >= 5:
-        count = max(1, round(cases * MISSING_CLINICAL_RATE))
-        missing = {int(i) for i in rng.choice(cases, size=count, replace=False)}
-    for case, row in enumerate(rows):
-        grouped = {task: group_label(task, row[column]) for task, column in TASK_COLUMNS.items()}
-        clinic, derm = image_paths(case)
-        row.update(
-            case_num=str(case + 1),
-            seven_point_score=str(seven_point_score(grouped)),
-            clinic=derm if case in missing else clinic,
-            derm=derm,
-            case_id="",
-            notes=MISSING_CLINICAL_NOTE if case in missing else "",
-            _diag=grouped["DIAG"],
-        )
-    splits = stratified_split([r["_diag"] for r in rows], OFFICIAL_SPLIT_RATIOS, seed=seed)
-    if any(not splits[name] for name in SPLIT_NAMES):  # tiny releases: every split gets a case
-        splits = {name: [i for i in range(cases) if i % 3 == k] for k, name in enumerate(SPLIT_NAMES)}
+    rows, missing = _case_rows(np.random.default_rng(seed), cases)
+    splits = _release_splits(rows, seed)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        (tmp / "meta").mkdir()
-        with (tmp / META_FILE).open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=ALL_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        for name in SPLIT_NAMES:
-            with (tmp / split_file(name)).open("w", newline="") as fh:
-                fh.write("indexes\n" + "".join(f"{i}\n" for i in splits[name]))
-
-        def draw(case: int) -> None:
-            case_rng = np.random.default_rng([seed, case])
-            row = rows[case]
-            skin = skin_tone(case_rng)
-            derm, lesion = render_dermoscopy(case_rng, size, row, skin)
-            _save_jpeg(derm, tmp / IMAGE_DIR / row["derm"], quality=92)
-            clinical = render_clinical(case_rng, size, derm, lesion, row["_diag"], skin, context=row)
-            if case not in missing:
-                _save_jpeg(clinical, tmp / IMAGE_DIR / row["clinic"], quality=88)
-
+        _write_tables(tmp, rows, splits)
+        draw = partial(_draw_case, tmp, rows, missing, size, seed)
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
             list(pool.map(draw, range(cases)))
         provenance = {"generator": "mmfuse.data.synth", "cases": cases, "size": size, "seed": seed}
@@ -165,6 +129,63 @@ def synthesize(
     return SynthSummary(out, cases, size, seed, len(missing))
 
 
+def _case_rows(rng: np.random.Generator, cases: int) -> tuple[list[dict], set[int]]:
+    """Every case's meta.csv row (its grouped diagnosis as ``_diag``) and the cases without a clinical image.
+
+    As in the real release, about 1 case in 112 names its dermoscopic image as the clinical one.
+    """
+    rows = sample_labels(rng, cases)
+    missing = set()
+    if cases >= 5:
+        count = max(1, round(cases * MISSING_CLINICAL_RATE))
+        missing = {int(i) for i in rng.choice(cases, size=count, replace=False)}
+    for case, row in enumerate(rows):
+        grouped = {task: group_label(task, row[column]) for task, column in TASK_COLUMNS.items()}
+        clinic, derm = image_paths(case)
+        row.update(
+            case_num=str(case + 1),
+            seven_point_score=str(seven_point_score(grouped)),
+            clinic=derm if case in missing else clinic,
+            derm=derm,
+            case_id="",
+            notes=MISSING_CLINICAL_NOTE if case in missing else "",
+            _diag=grouped["DIAG"],
+        )
+    return rows, missing
+
+
+def _release_splits(rows: list[dict], seed: int) -> dict[str, list[int]]:
+    """The official split sizes, stratified by diagnosis; a tiny release deals its cases out in turn."""
+    splits = stratified_split([r["_diag"] for r in rows], OFFICIAL_SPLIT_RATIOS, seed=seed)
+    if any(not splits[name] for name in SPLIT_NAMES):  # tiny releases: every split gets a case
+        splits = {name: [i for i in range(len(rows)) if i % 3 == k] for k, name in enumerate(SPLIT_NAMES)}
+    return splits
+
+
+def _write_tables(root: Path, rows: list[dict], splits: Mapping[str, list[int]]) -> None:
+    """meta.csv and the three split files (row indexes), as the real release lays them out."""
+    (root / "meta").mkdir()
+    with (root / META_FILE).open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=ALL_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    for name in SPLIT_NAMES:
+        with (root / split_file(name)).open("w", newline="") as fh:
+            fh.write("indexes\n" + "".join(f"{i}\n" for i in splits[name]))
+
+
+def _draw_case(root: Path, rows: list[dict], missing: set[int], size: int, seed: int, case: int) -> None:
+    """One case's images, from the case's own generator: threads may draw the cases in any order."""
+    case_rng = np.random.default_rng([seed, case])
+    row = rows[case]
+    skin = skin_tone(case_rng)
+    derm, lesion = render_dermoscopy(case_rng, size, row, skin)
+    save_jpeg(derm, root / IMAGE_DIR / row["derm"], quality=92)
+    clinical = render_clinical(case_rng, size, derm, lesion, row["_diag"], skin, context=row)
+    if case not in missing:
+        save_jpeg(clinical, root / IMAGE_DIR / row["clinic"], quality=88)
+
+
 def _existing_release(out: Path, cases: int, size: int, seed: int) -> SynthSummary | None:
     """The release at ``out`` when it was written with these arguments (``None`` when there is none)."""
     try:
@@ -179,8 +200,3 @@ def _existing_release(out: Path, cases: int, size: int, seed: int) -> SynthSumma
     with (out / META_FILE).open(newline="") as fh:
         missing = sum(row["notes"] == MISSING_CLINICAL_NOTE for row in csv.DictReader(fh))
     return SynthSummary(out, cases, size, seed, missing)
-
-
-def _save_jpeg(image: np.ndarray, path: Path, quality: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path, "JPEG", quality=quality)

@@ -35,10 +35,10 @@ from mmfuse.data.formats.milk10k import (
     SUPPLEMENT_FILE,
 )
 from mmfuse.data.records import read_table
-from mmfuse.data.synth.derm7pt import _save_jpeg, sample_labels
+from mmfuse.data.synth.derm7pt import sample_labels
 from mmfuse.data.synth.derm7pt_stats import DERM7PT_STATISTICS
 from mmfuse.data.synth.marker import SYNTHETIC_MARKER
-from mmfuse.data.synth.render import render_clinical, render_dermoscopy, skin_tone
+from mmfuse.data.synth.render import render_clinical, render_dermoscopy, save_jpeg, skin_tone
 
 METADATA_HEADER = (
     "lesion_id",
@@ -267,8 +267,8 @@ def _draw_images(
         derm, shape = render_dermoscopy(rng, size, raw, skin)
         clinical = render_clinical(rng, size, derm, shape, cue, skin)
         folder = root / INPUT_DIRS[part] / lesion["rows"][DERMOSCOPIC]["lesion_id"]
-        _save_jpeg(derm, folder / f"{lesion['rows'][DERMOSCOPIC]['isic_id']}.jpg", quality=92)
-        _save_jpeg(clinical, folder / f"{lesion['rows'][CLINICAL]['isic_id']}.jpg", quality=88)
+        save_jpeg(derm, folder / f"{lesion['rows'][DERMOSCOPIC]['isic_id']}.jpg", quality=92)
+        save_jpeg(clinical, folder / f"{lesion['rows'][CLINICAL]['isic_id']}.jpg", quality=88)
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         list(pool.map(draw, range(len(lesions))))

@@ -3,13 +3,15 @@ photograph of the same lesion from further away that carries evidence the close-
 cue, the surrounding skin, elevation, body site).
 
 All drawing is vectorised numpy on float32 RGB in [0, 1]; every random choice comes from the
-``numpy.random.Generator`` passed in, so a case's images depend only on its seed.
+``numpy.random.Generator`` passed in, so a case's images depend only on its seed. Both generators
+save what is drawn with :func:`save_jpeg`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -325,18 +327,41 @@ def render_clinical(
     surround_class = diagnosis if rng.random() < CUE_RELIABILITY else str(rng.choice(list(DIAGNOSIS_CUES)))
     height = ELEVATION_HEIGHT.get(context.get("elevation", "flat"), 0.0)
     location = context.get("location", "")
-    halo, r_in, r_out, halo_strength, tint, tint_strength, outline, size_factor = DIAGNOSIS_CUES[cue_class]
+    cue = DIAGNOSIS_CUES[cue_class]
+    size_factor = cue[-1]
     scale = float(np.clip(rng.normal(0.42, 0.04) * size_factor, 0.25, 0.62))
     patch_side = max(8, int(size * scale))
-    patch = (
+    patch = _shrink(dermoscopy, patch_side)
+    img, x, y, light = _lit_skin(rng, size, skin, location)
+    _draw_surrounding_skin(img, rng, SURROUNDING_SKIN[surround_class], skin)
+    # paste the close-up's lesion (not its skin) at a random spot
+    top, left = (
+        int(rng.integers(size // 8, max(size // 8 + 1, size - patch_side - size // 8))) for _ in range(2)
+    )
+    region = img[top : top + patch_side, left : left + patch_side]
+    _draw_clinical_lesion(region, patch, lesion, cue, height, light, skin)
+    _draw_site_edges(img, rng, location, x, y)
+    return _photograph(img, rng, skin)
+
+
+def _shrink(image: Array, side: int) -> Array:
+    """``image`` box-resampled to ``side`` pixels a side, as a photograph from further away resolves it."""
+    return (
         np.asarray(
-            Image.fromarray((dermoscopy * 255).astype(np.uint8)).resize(
-                (patch_side, patch_side), Image.Resampling.BOX
-            ),
+            Image.fromarray((image * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BOX),
             np.float32,
         )
         / 255
     )
+
+
+def _lit_skin(
+    rng: np.random.Generator, size: int, skin: Array, location: str
+) -> tuple[Array, Array, Array, Array]:
+    """Skin lit from one side, with the ridges of palms and soles when ``location`` is acral.
+
+    Returns the image, its x and y coordinates in [-1, 1] and the light's direction.
+    """
     img = np.empty((size, size, 3), np.float32)
     img[:] = skin
     axis = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
@@ -348,13 +373,16 @@ def render_clinical(
         angle = rng.uniform(0, np.pi)
         ridges = np.sin(np.pi * rng.uniform(14, 18) * (x * np.cos(angle) + y * np.sin(angle)))
         paint(img, (ridges > 0.3).astype(np.float32), 0.8 * skin, 0.5)
-    _draw_surrounding_skin(img, rng, SURROUNDING_SKIN[surround_class], skin)
-    # paste the close-up's lesion (not its skin) at a random spot
-    top, left = (
-        int(rng.integers(size // 8, max(size // 8 + 1, size - patch_side - size // 8))) for _ in range(2)
-    )
+    return img, x, y, light
+
+
+def _draw_clinical_lesion(
+    region: Array, patch: Array, lesion: Lesion, cue: tuple, height: float, light: Array, skin: Array
+) -> None:
+    """The shrunk close-up's lesion pasted into ``region`` with its cast shadow, diagnosis cue and dome."""
+    halo, r_in, r_out, halo_strength, tint, tint_strength, outline, _ = cue
+    patch_side = len(patch)
     local = Canvas(patch_side, lesion)
-    region = img[top : top + patch_side, left : left + patch_side]
     if height > 0:  # the shadow a raised lesion casts away from the light
         shift = 0.35 * height * lesion.radius
         shadow = Canvas(
@@ -378,6 +406,13 @@ def render_clinical(
         dome = local.mask() * np.clip(slope, -1, 1) * height
         paint(region, np.clip(dome, 0, 1), (1.0, 0.97, 0.94), 0.7)
         paint(region, np.clip(-dome, 0, 1), (0.05, 0.03, 0.03), 0.6)
+
+
+def _draw_site_edges(img: Array, rng: np.random.Generator, location: str, x: Array, y: Array) -> None:
+    """What the body site puts in the frame: hair on the head and neck, the background beside a limb.
+
+    Elsewhere, half the time, cloth or a dark room behind the patient at one edge.
+    """
     if location == "head neck":  # hair crossing the frame
         _draw_hair(img, rng)
     if location in LIMBS:  # a limb: background on both sides
@@ -389,6 +424,11 @@ def render_clinical(
         edge = rng.integers(4)
         band = _sigmoid(((x, -x, y, -y)[edge] - rng.uniform(0.55, 0.85)) / 0.02)
         paint(img, band, rng.uniform(0.05, 0.6, 3), 1.0)
+
+
+def _photograph(img: Array, rng: np.random.Generator, skin: Array) -> Array:
+    """Sensor noise, a slightly tilted camera (perspective, skin-coloured fill) and a little defocus blur."""
+    size = img.shape[0]
     img += rng.normal(0, 0.02, img.shape).astype(np.float32)
     photo = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
     k = 0.12
@@ -427,6 +467,12 @@ def _draw_hair(img: Array, rng: np.random.Generator) -> None:
         path = _curve(rng, start, 30, 1.5 * unit, 0.08)
         stamp_discs(layer, path, np.full(len(path), 0.45 * unit))
     paint(img, layer, rng.choice([BLACK, DARK_BROWN, (0.55, 0.45, 0.35)]), 0.9)
+
+
+def save_jpeg(image: Array, path: Path, quality: int) -> None:
+    """Write a drawn image (float RGB in [0, 1], rounded to 8 bits) as a JPEG, making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path, "JPEG", quality=quality)
 
 
 def skin_tone(rng: np.random.Generator) -> Array:
