@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from mmfuse.cli.argtypes import add_bootstrap_options, add_threads_option, positive_int, seed_int
-from mmfuse.cli.dataargs import add_data_options, data_config
+from mmfuse.cli.dataargs import add_data_options, data_section
 from mmfuse.errors import UsageError
 
 
@@ -112,11 +112,11 @@ def _robustness(
 
 def _refuse_other_data_in_run(args: argparse.Namespace, data: dict, run_dir: Path | None) -> None:
     """Without --out, robustness files go into the run folder: only for the run's own data (before inference)."""
-    from mmfuse.cli.dataargs import run_data_config
+    from mmfuse.cli.dataargs import run_data_section
 
     if not args.robustness or args.out or run_dir is None:
         return
-    own = run_data_config(args.model)
+    own = run_data_section(args.model)
 
     def where(config: dict) -> dict:
         return {**config, "root": str(Path(str(config.get("root", ""))).resolve())}
@@ -132,7 +132,7 @@ def _check_run_data(run_dir: Path, record: dict) -> None:
     """Refuse when the run's metrics.json records other data for this split (a dataset changed since training)."""
     from mmfuse.evaluation.provenance import DATA_KEY, check_same_data
     from mmfuse.evaluation.run_files import read_json
-    from mmfuse.evaluation.writers import METRICS_FILE
+    from mmfuse.runs import METRICS_FILE
 
     metrics = read_json(run_dir / METRICS_FILE)
     reference = metrics.get(DATA_KEY, record["split"]) if metrics is not None else None
@@ -146,8 +146,8 @@ def resolve_tta(flag: bool | None, run_dir: Path | None) -> tuple[bool | list[st
     """The TTA setting to evaluate with and where it came from: ``--tta``/``--no-tta``, else the run's own."""
     if flag is not None:
         return flag, "--tta" if flag else "--no-tta"
+    from mmfuse.runs import CONFIG_FILE
     from mmfuse.training.config import load_config
-    from mmfuse.training.rundir import CONFIG_FILE
 
     if run_dir is not None and (run_dir / CONFIG_FILE).is_file():
         return load_config(run_dir / CONFIG_FILE)["evaluation"]["tta"], "the run's evaluation.tta"
@@ -169,7 +169,7 @@ def _refuse_to_replace(metrics: Path, overwrite: bool) -> None:
 
     check_output_file(metrics)  # nor a device or FIFO under its name, even with --overwrite
     if metrics.exists() and not overwrite:
-        from mmfuse.training.rundir import RunDirError
+        from mmfuse.errors import RunDirError
 
         raise RunDirError(
             f"--out {metrics.parent} already holds {metrics.name} (a training run's results or an earlier "
@@ -189,10 +189,10 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.inference import resolve_views, with_temperatures
     from mmfuse.evaluation.provenance import DATA_KEY, data_record
     from mmfuse.evaluation.report import final_probabilities, format_class_table, format_table, split_metrics
-    from mmfuse.evaluation.writers import METRICS_FILE, json_safe, write_json
+    from mmfuse.evaluation.writers import json_safe, write_json
+    from mmfuse.runs import METRICS_FILE, load_run_or_model, run_model_dir
     from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
-    from mmfuse.training.rundir import load_run_or_model, run_model_dir
 
     set_threads(args.threads)
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_run_or_model(args.model)
     device = select_device(args.device)
     model.to(device)
-    data = data_config(args, args.model)
+    data = data_section(args, args.model)
     if data is None:
         raise UsageError(
             "--data ROOT is required (the dataset folder) unless RUN_OR_MODEL is a run directory"

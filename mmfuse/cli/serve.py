@@ -38,9 +38,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.demo import build_app, check_listen_address, example_pairs, launch
+    from mmfuse.runs import load_run_or_model
     from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
-    from mmfuse.training.rundir import load_run_or_model
 
     set_threads(args.threads)
     check_listen_address(args.host, args.port)  # before the model loads: a wrong host fails at once

@@ -133,9 +133,9 @@ def _run_folds(config: dict, out: Path, args: argparse.Namespace, launcher) -> i
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.report import format_table
     from mmfuse.metrics_layout import metric_splits
+    from mmfuse.runs import CONFIG_FILE
     from mmfuse.threads import choose_threads
     from mmfuse.training import load_config, parse_seeds, run_seeds, train
-    from mmfuse.training.rundir import CONFIG_FILE
 
     out = Path(args.out)
     config_path = args.config

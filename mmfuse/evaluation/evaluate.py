@@ -21,13 +21,13 @@ from mmfuse.evaluation.provenance import DATA_KEY, data_record
 from mmfuse.evaluation.report import final_probabilities, split_metrics
 from mmfuse.evaluation.weight_search import WeightSearchResult, search_head_weights
 from mmfuse.evaluation.writers import (
-    METRICS_FILE,
     plot_confusion_matrices,
     plot_roc_curves,
     write_json,
     write_predictions_csv,
 )
 from mmfuse.model import HEADS
+from mmfuse.runs import METRICS_FILE, PREDICTIONS_FILE, SUBMISSION_FILE
 from mmfuse.runtime.data import dataset_options, evaluation_loader
 
 WEIGHT_SEARCH_FILE = "weight_search.json"
@@ -101,7 +101,7 @@ def write_split_report(
     out = Path(out)
     final = final_probabilities(predictions, head_weights)
     write_predictions_csv(
-        out / f"predictions_{split}.csv", predictions.case_ids, predictions.labels, final, tasks
+        out / PREDICTIONS_FILE.format(split=split), predictions.case_ids, predictions.labels, final, tasks
     )
     if plots:
         plot_roc_curves(
@@ -219,7 +219,7 @@ def write_submissions(
     for split, split_predictions in predictions.items():
         final = final_probabilities(split_predictions, model.head_weights_dict)[task.name]
         write_submission(
-            out / f"submission_{split}.csv", split_predictions.case_ids, final, task, id_column=id_column
+            out / SUBMISSION_FILE.format(split=split), split_predictions.case_ids, final, task, id_column=id_column
         )
 
 

@@ -41,6 +41,7 @@ from mmfuse.factory import build_model
 from mmfuse.fileio import write_csv_rows
 from mmfuse.presets import list_presets
 from mmfuse.progress import format_duration
+from mmfuse.runs import CONFIG_FILE, LOG_FILE, MODEL_DIR, SPLITS_FILE
 from mmfuse.runtime.data import metadata_inputs
 from mmfuse.runtime.device import autocast_context, parse_device, select_device
 from mmfuse.threads import AUTO, set_threads
@@ -53,12 +54,8 @@ from mmfuse.training.imbalance import balanced_class_weights
 from mmfuse.training.losses import multitask_loss
 from mmfuse.training.rundir import (
     CHECKPOINTS,
-    CONFIG_FILE,
     LOCK_FILE,
-    LOG_FILE,
-    MODEL_DIR,
     RECOVERY_KEYS,
-    SPLITS_FILE,
     RunDirError,
     RunLock,
     changed_keys,
@@ -280,7 +277,7 @@ class Trainer:
                 "(only model.tasks may be given: new heads for another dataset)"
             )
         from mmfuse.hub import from_pretrained
-        from mmfuse.training.rundir import run_model_dir
+        from mmfuse.runs import run_model_dir
 
         return from_pretrained(run_model_dir(source) or source, tasks=overrides.get("tasks")).train()
 
