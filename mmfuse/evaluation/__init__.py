@@ -13,7 +13,7 @@ _EXPORTS = {
     "seven_point": "derm7pt",
     "evaluate_run": "evaluate",
     "predict_split": "evaluate",
-    "search_weights": "evaluate",
+    "tune_head_weights": "evaluate",
     "write_split_report": "evaluate",
     "Predictions": "inference",
     "collect_predictions": "inference",
