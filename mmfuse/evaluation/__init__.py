@@ -20,6 +20,7 @@ _EXPORTS = {
     "head_metrics": "metrics",
     "scored_classes": "metrics",
     "task_metrics": "metrics",
+    "evaluate_model": "model_evaluation",
     "predict_pair": "pair",
     "format_table": "report",
     "split_metrics": "report",
