@@ -32,7 +32,7 @@ def _model(spec: str):
         )
     if spec.startswith("preset:"):  # full-size architecture, random weights: latency does not need training
         return mmfuse.build_model(spec.removeprefix("preset:"), pretrained=False)
-    from mmfuse.training.rundir import load_run_or_model
+    from mmfuse.runs import load_run_or_model
 
     return load_run_or_model(spec)
 

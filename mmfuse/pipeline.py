@@ -118,10 +118,10 @@ def run_folds(config: Mapping, out: str | Path, folds: int, **options: Any) -> d
     the same options), then ``RUN/cv.json`` and ``RUN/cv.md``; ``{}`` on a non-zero torchrun rank."""
     from mmfuse.cv_layout import fold_dir
     from mmfuse.evaluation.crossval import write_cv_summary
+    from mmfuse.runs import CONFIG_FILE
     from mmfuse.tasks import TaskSpec
     from mmfuse.training.config import load_config
     from mmfuse.training.crossval import train_folds
-    from mmfuse.training.rundir import CONFIG_FILE
 
     options["evaluator"] = options.get("evaluator") or RUN_EVALUATION
     plan, runs = train_folds(config, out, folds, **options)

@@ -25,7 +25,8 @@ from mmfuse.evaluation.writers import write_json
 from mmfuse.fileio import atomic_write_bytes, atomic_write_text
 from mmfuse.metrics_layout import HEADLINE_METRICS
 from mmfuse.params import CONFIGURATIONS_BY_NAME, count_parameters
-from mmfuse.training.launch import Launcher, Outcome, RunSpec, launch
+from mmfuse.runs import METRICS_FILE
+from mmfuse.training.launch import Launcher, Outcome, RunSpec, finished, launch
 
 # The paper's recipe beyond the run-config defaults: ImageNet weights, and FusionM4Net's weight search
 # (the reference's own candidates on raw logits, as examples/configs/paper.yaml).
@@ -176,7 +177,7 @@ class Run:
 
     @property
     def done(self) -> bool:
-        return (self.directory / "metrics.json").is_file() and (self.directory / "model").is_dir()
+        return finished(self.directory)
 
 
 def table(name: str) -> Table:
@@ -238,7 +239,7 @@ def run_all(
     output folder) holds the launcher's logs.
     """
     from mmfuse.pipeline import RUN_EVALUATION
-    from mmfuse.training.rundir import CONFIG_FILE
+    from mmfuse.runs import CONFIG_FILE
 
     specs = []
     for run in runs:
@@ -291,7 +292,7 @@ def collect(name: str, out: Path, seeds: Sequence[int], base: Mapping, *, quick:
     rows = []
     for row in spec.rows:
         runs = [Run(row.configuration, s, out / "runs" / row.configuration / f"seed_{s}") for s in seeds]
-        metrics = [json.loads((r.directory / "metrics.json").read_text()) for r in runs if r.done]
+        metrics = [json.loads((r.directory / METRICS_FILE).read_text()) for r in runs if r.done]
         finals = [m["test"]["final"] for m in metrics if "test" in m]
         config = row_config(base, row.configuration, quick=quick)["model"]
         preset = config.pop("preset")

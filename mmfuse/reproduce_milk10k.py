@@ -107,9 +107,9 @@ def _gflops(run_dir: Path) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mmfuse.hub import from_pretrained
+    from mmfuse.runs import RunDir
 
-    model = from_pretrained(run_dir / "model").eval()
+    model = RunDir(run_dir).load_model().eval()
     size = int(model.preprocessing["img_size"])
     image = torch.zeros(1, 3, size, size)
     inputs: dict = {"primary": image, "auxiliary": image}
@@ -132,14 +132,15 @@ def _interval(values: np.ndarray) -> list[float | None]:
 
 def row_entry(label: str, preset: str, directory: Path) -> dict:
     """One table row from a finished cross-validation: cost, out-of-fold metrics and their intervals."""
+    from mmfuse.cv_layout import CV_JSON, fold_dir
     from mmfuse.evaluation.bootstrap import resample_counts, resampled_isic_metrics
     from mmfuse.evaluation.crossval import out_of_fold_predictions
-    from mmfuse.hub import from_pretrained
     from mmfuse.params import count_parameters
+    from mmfuse.runs import RunDir
     from mmfuse.tasks import TaskSpec
 
-    summary = json.loads((directory / "cv.json").read_text())
-    model = from_pretrained(directory / "fold_0" / "model")
+    summary = json.loads((directory / CV_JSON).read_text())
+    model = RunDir(fold_dir(directory, 0)).load_model()
     task = model.tasks[0]
     ids, labels, probabilities = out_of_fold_predictions(directory, summary["folds"], task.name, task.classes)
     counts = resample_counts(len(ids), INTERVAL_RESAMPLES, 0)
@@ -153,7 +154,7 @@ def row_entry(label: str, preset: str, directory: Path) -> dict:
         "folds": summary["folds"],
         "lesions": len(ids),
         "params": count_parameters(model),
-        "gflops": _gflops(directory / "fold_0"),
+        "gflops": _gflops(fold_dir(directory, 0)),
         **{m: oof[m] for m in TABLE_METRICS},
         "intervals": {m: _interval(resampled[f"isic.{task.name}.{m}"]) for m in TABLE_METRICS},
     }

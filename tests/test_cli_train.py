@@ -247,7 +247,7 @@ def test_example_configs_are_valid_and_demo_yaml_is_the_demo_config():
 
 
 def test_a_folder_named_like_a_published_model_does_not_shadow_it(tmp_path, monkeypatch):
-    from mmfuse.training.rundir import run_model_dir
+    from mmfuse.runs import run_model_dir
 
     run = tmp_path / "ammfm-swin"
     (run / "model").mkdir(parents=True)

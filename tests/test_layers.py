@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmfuse.registry",),
     ("mmfuse.presets", "mmfuse.data", "mmfuse.runtime", "mmfuse.tracking"),
     ("mmfuse.model", "mmfuse.model_parts"),
-    ("mmfuse.params", "mmfuse.model_card", "mmfuse.hub", "mmfuse.factory"),
+    ("mmfuse.params", "mmfuse.model_card", "mmfuse.hub", "mmfuse.runs", "mmfuse.factory"),
     (
         "mmfuse.evaluation",
         "mmfuse.training",

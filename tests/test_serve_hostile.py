@@ -251,7 +251,7 @@ def test_a_huge_upload_is_explained_on_a_bounded_copy(model, tmp_path, monkeypat
 def test_serve_announces_its_address_only_once_the_port_answers(model, release, monkeypatch, capsys):
     import gradio as gr
 
-    import mmfuse.training.rundir as rundir
+    import mmfuse.runs as runs
 
     port = _free_port()
     answered = []
@@ -261,7 +261,7 @@ def test_serve_announces_its_address_only_once_the_port_answers(model, release, 
         app.close()
 
     monkeypatch.setattr(gr.Blocks, "block_thread", block_thread)
-    monkeypatch.setattr(rundir, "load_run_or_model", lambda name: model)
+    monkeypatch.setattr(runs, "load_run_or_model", lambda name: model)
     args = ["serve", "MODEL", "--port", str(port), "--examples", str(release), "--threads", "1"]
     assert main(args) == 0
     [(printed, status)] = answered
@@ -272,9 +272,9 @@ def test_serve_announces_its_address_only_once_the_port_answers(model, release, 
 def test_a_port_taken_after_the_check_is_named_as_the_port_option(model, release, monkeypatch, capsys):
     """Another program can take the port while the model loads: the error names --port, not Gradio's variable."""
     import mmfuse.gradio_server as gradio_server
-    import mmfuse.training.rundir as rundir
+    import mmfuse.runs as runs
 
-    monkeypatch.setattr(rundir, "load_run_or_model", lambda name: model)
+    monkeypatch.setattr(runs, "load_run_or_model", lambda name: model)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -205,7 +205,7 @@ def test_fusionm4net_method_needs_logits_and_scores_accuracy():
 
 
 def test_evaluation_stores_the_fusionm4net_choice_in_the_model(tiny_model_kwargs):
-    from mmfuse.evaluation.evaluate import search_weights
+    from mmfuse.evaluation.evaluate import tune_head_weights
     from mmfuse.evaluation.inference import Predictions
 
     model = mmfuse.build_model("ammfm-swin", **tiny_model_kwargs)
@@ -219,7 +219,7 @@ def test_evaluation_stores_the_fusionm4net_choice_in_the_model(tiny_model_kwargs
     predictions = Predictions(
         [str(i) for i in range(n)], labels, torch.ones(n, dtype=torch.bool), probabilities, logits
     )
-    result = search_weights(
+    result = tune_head_weights(
         model,
         predictions,
         step=0.05,

@@ -26,20 +26,20 @@ def add_data_options(parser: argparse.ArgumentParser, data_help: str) -> None:
     add_option_argument(parser, "default: the run's")
 
 
-def run_data_config(model_arg: str) -> dict:
+def run_data_section(model_arg: str) -> dict:
     """The dataset options of the run that ``model_arg`` names; ``{}`` for a model that is not a run."""
+    from mmfuse.runs import RunDir
     from mmfuse.training.config import dataset_options, load_config
-    from mmfuse.training.rundir import CONFIG_FILE, run_model_dir
 
-    model_dir = run_model_dir(model_arg)
-    if model_dir is None or not (model_dir.parent / CONFIG_FILE).is_file():
+    run = RunDir.named_by(model_arg)
+    if run is None or not run.config_file.is_file():
         return {}
-    return dataset_options(load_config(model_dir.parent / CONFIG_FILE))
+    return dataset_options(load_config(run.config_file))
 
 
-def data_config(args: argparse.Namespace, model_arg: str) -> dict | None:
-    """The data config for ``--data/--format/--schema``, on top of the run's own; ``None`` when there is none."""
-    config = run_data_config(model_arg)
+def data_section(args: argparse.Namespace, model_arg: str) -> dict | None:
+    """The data section for ``--data/--format/--schema``, on top of the run's own; ``None`` when there is none."""
+    config = run_data_section(model_arg)
     if args.data:
         config["root"] = args.data  # the run's format and schema still apply: the same kind of data elsewhere
     if args.format and args.format != config.get("format"):

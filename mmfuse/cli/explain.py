@@ -31,9 +31,9 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from mmfuse.cli.predict import format_prediction, print_notes
     from mmfuse.explain import explain
+    from mmfuse.runs import load_run_or_model
     from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
-    from mmfuse.training.rundir import load_run_or_model
 
     check_image_pair(args)
     set_threads(args.threads)

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from mmfuse.cli.argtypes import int_in_range, positive_int
-from mmfuse.cli.dataargs import add_data_options, data_config
+from mmfuse.cli.dataargs import add_data_options, data_section
 
 # The opsets torch's TorchScript ONNX exporter writes (the one mmfuse.export uses).
 ONNX_OPSETS = (7, 20)
@@ -67,7 +67,7 @@ def _megabytes(size: int) -> str:
 def run(args: argparse.Namespace) -> int:
     from mmfuse.export import INT8_OP_TYPES, export_onnx, int8_path, measure_latency, quantize_int8
     from mmfuse.fileio import check_output_file
-    from mmfuse.training.rundir import load_run_or_model
+    from mmfuse.runs import load_run_or_model
 
     check_output_file(args.onnx)  # before the model is loaded and traced
     if args.int8:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         from mmfuse.evaluation.evaluate import evaluation_dataset
         from mmfuse.export import dataset_accuracy
 
-        dataset = evaluation_dataset(model, data_config(args, args.model), args.split)
+        dataset = evaluation_dataset(model, data_section(args, args.model), args.split)
         accuracy = dataset_accuracy(model, graphs, dataset)
     if args.latency:
         report.latency_ms = measure_latency(

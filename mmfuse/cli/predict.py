@@ -74,9 +74,9 @@ def print_notes(prediction: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.pair import predict_pair
+    from mmfuse.runs import load_run_or_model
     from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
-    from mmfuse.training.rundir import load_run_or_model
 
     if args.benchmark:
         return run_benchmark(args)
@@ -112,11 +112,11 @@ def run(args: argparse.Namespace) -> int:
 def run_benchmark(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mmfuse.cli.dataargs import run_data_config
+    from mmfuse.cli.dataargs import run_data_section
     from mmfuse.evaluation.evaluate import predict_benchmark
+    from mmfuse.runs import load_run_or_model
     from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
-    from mmfuse.training.rundir import load_run_or_model
 
     if not args.out:
         raise UsageError("--benchmark writes a submission file: give --out FILE.csv")
@@ -125,7 +125,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
         raise UsageError(f"--out {out} exists; choose a new file (nothing was overwritten)")
-    config = run_data_config(args.model)
+    config = run_data_section(args.model)
     if args.data:
         config["root"] = args.data
     if "root" not in config:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from mmfuse.errors import UsageError
@@ -63,23 +62,10 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _read_run_files(run: Path) -> tuple[dict | None, dict | None]:
-    from mmfuse.evaluation.writers import METRICS_FILE as RUN_METRICS_FILE
-    from mmfuse.training.rundir import CONFIG_FILE as RUN_CONFIG_FILE
-    from mmfuse.yamlio import load_yaml
-
-    metrics = training_config = None
-    if (run / RUN_METRICS_FILE).is_file():
-        metrics = json.loads((run / RUN_METRICS_FILE).read_text(encoding="utf-8"))
-    if (run / RUN_CONFIG_FILE).is_file():
-        training_config = load_yaml((run / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
-    return metrics, training_config
-
-
 def run(args: argparse.Namespace) -> int:
     from mmfuse.hub import CONFIG_FILE, from_pretrained, upload_model_files
-    from mmfuse.training.rundir import MODEL_DIR as RUN_MODEL_DIR
-    from mmfuse.training.rundir import run_model_dir
+    from mmfuse.runs import MODEL_DIR as RUN_MODEL_DIR
+    from mmfuse.runs import RunDir
 
     folder = Path(args.path)
     from mmfuse.hub.names import checked_repo_id
@@ -95,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
         "commit_message": args.message,
         "replace_card": args.replace_card,
     }
-    model_dir = run_model_dir(folder)
-    if model_dir is not None:
-        model = from_pretrained(model_dir)
-        metrics, training_config = _read_run_files(folder)
+    run_dir = RunDir.named_by(folder)
+    if run_dir is not None:
+        model = run_dir.load_model()
+        metrics, training_config = run_dir.read_metrics(), run_dir.read_config()
         card = {
             "license": args.license,
             "tags": args.tags,

@@ -39,9 +39,9 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from mmfuse.gradio_app import build_app, example_pairs
     from mmfuse.gradio_server import check_listen_address, launch
+    from mmfuse.runs import load_run_or_model
     from mmfuse.runtime.device import select_device
     from mmfuse.threads import set_threads
-    from mmfuse.training.rundir import load_run_or_model
 
     set_threads(args.threads)
     check_listen_address(args.host, args.port)  # before the model loads: a wrong host fails at once

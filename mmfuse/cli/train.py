@@ -134,9 +134,9 @@ def run(args: argparse.Namespace) -> int:
     from mmfuse.evaluation.report import format_table
     from mmfuse.metrics_layout import metric_splits
     from mmfuse.pipeline import run_seeds, train
+    from mmfuse.runs import CONFIG_FILE
     from mmfuse.threads import choose_threads
     from mmfuse.training import load_config, parse_seeds
-    from mmfuse.training.rundir import CONFIG_FILE
 
     out = Path(args.out)
     config_path = args.config

@@ -29,6 +29,7 @@ from mmfuse.evaluation.bootstrap import (
 from mmfuse.evaluation.delong import delong_test
 from mmfuse.evaluation.metrics import ABSENT_CLASS
 from mmfuse.metrics_layout import HEADLINE_METRICS
+from mmfuse.runs import PREDICTIONS_FILE
 from mmfuse.tasks import TaskSpec
 
 SEED_PREFIX = "seed_"
@@ -106,7 +107,7 @@ def _probability(cells: Sequence[str], column: int, header: Sequence[str], where
 def load_run_predictions(run: str | Path, split: str = "test") -> RunPredictions:
     """A run directory's predictions on ``split``, or each seed's of a ``--seeds`` folder."""
     run = Path(run)
-    filename = f"predictions_{split}.csv"
+    filename = PREDICTIONS_FILE.format(split=split)
     if not run.is_dir():
         raise FileNotFoundError(f"run directory not found: {run}")
     if (run / filename).is_file():

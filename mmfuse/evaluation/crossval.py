@@ -20,6 +20,7 @@ from mmfuse.errors import DataError
 from mmfuse.evaluation.metrics import task_metrics
 from mmfuse.fileio import atomic_write_text, write_json
 from mmfuse.metrics_layout import HEADLINE_METRICS, metric_splits
+from mmfuse.runs import PREDICTIONS_FILE
 from mmfuse.tasks import TaskSpec
 
 SUMMARY_METRICS = (
@@ -63,7 +64,7 @@ def out_of_fold_predictions(
     labels: list[int] = []
     rows: list[list[float]] = []
     for fold in range(folds):
-        with (fold_dir(out, fold) / "predictions_test.csv").open(newline="") as fh:
+        with (fold_dir(out, fold) / PREDICTIONS_FILE.format(split="test")).open(newline="") as fh:
             for row in csv.DictReader(fh):
                 ids.append(row["case_id"])
                 labels.append(list(classes).index(row[f"{task_name}_label"]))

@@ -21,26 +21,26 @@ from mmfuse.evaluation.provenance import DATA_KEY, data_record
 from mmfuse.evaluation.report import final_probabilities, split_metrics
 from mmfuse.evaluation.weight_search import WeightSearchResult, search_head_weights
 from mmfuse.evaluation.writers import (
-    METRICS_FILE,
     plot_confusion_matrices,
     plot_roc_curves,
     write_json,
     write_predictions_csv,
 )
 from mmfuse.model import HEADS
+from mmfuse.runs import METRICS_FILE, PREDICTIONS_FILE, SUBMISSION_FILE
 from mmfuse.runtime.data import dataset_options, evaluation_loader
 
 WEIGHT_SEARCH_FILE = "weight_search.json"
 CALIBRATION_FILE = "calibration.json"
 
 
-def evaluation_dataset(model, data_config: Mapping, split: str, *, labelled: bool = True):
+def evaluation_dataset(model, data_section: Mapping, split: str, *, labelled: bool = True):
     """The split as the model sees it at test time: no augmentation, the model's size and normalisation."""
     from mmfuse.data import build_dataset
 
     prep = model.preprocessing
     return build_dataset(
-        dict(data_config),
+        dict(data_section),
         split,
         train=False,
         img_size=prep["img_size"],
@@ -101,7 +101,7 @@ def write_split_report(
     out = Path(out)
     final = final_probabilities(predictions, head_weights)
     write_predictions_csv(
-        out / f"predictions_{split}.csv", predictions.case_ids, predictions.labels, final, tasks
+        out / PREDICTIONS_FILE.format(split=split), predictions.case_ids, predictions.labels, final, tasks
     )
     if plots:
         plot_roc_curves(
@@ -130,7 +130,7 @@ def bootstrap_options(evaluation: Mapping) -> BootstrapOptions | None:
     return BootstrapOptions(int(section["resamples"]), int(section["seed"]), float(section["level"]))
 
 
-def search_weights(
+def tune_head_weights(
     model,
     predictions: Predictions,
     *,
@@ -141,7 +141,8 @@ def search_weights(
     search_num: int = 20,
     schedule: str = "linear",
 ) -> WeightSearchResult | None:
-    """Run the weight search on ``predictions`` (the validation split) and store weights and mode in ``model``.
+    """Tune ``model``: run :func:`~mmfuse.evaluation.weight_search.search_head_weights` (the pure search) on
+    its ``predictions`` of the validation split and store the weights and mixing mode it finds in ``model``.
 
     ``method="fusionm4net"`` walks the reference's candidates on the logits (it ignores ``step``,
     ``objective`` and ``combine``: avg ACC of mixed logits). A single-modality model has one head and
@@ -219,8 +220,117 @@ def write_submissions(
     for split, split_predictions in predictions.items():
         final = final_probabilities(split_predictions, model.head_weights_dict)[task.name]
         write_submission(
-            out / f"submission_{split}.csv", split_predictions.case_ids, final, task, id_column=id_column
+            out / SUBMISSION_FILE.format(split=split),
+            split_predictions.case_ids,
+            final,
+            task,
+            id_column=id_column,
         )
+
+
+def predict_splits(
+    model, data_section: Mapping, splits: Sequence[str], **options
+) -> tuple[dict[str, Predictions], dict[str, dict]]:
+    """Each split's uncalibrated predictions and the record of its data (:func:`data_record`).
+
+    ``options`` are :func:`predict_split`'s; the raw softmax is kept so temperatures can be fitted on it
+    and the calibration report can show the model before and after them.
+    """
+    raw = {
+        split: predict_split(
+            model, evaluation_dataset(model, data_section, split), calibrated=False, **options
+        )
+        for split in dict.fromkeys(splits)
+    }
+    return raw, {split: data_record(data_section, split, p) for split, p in raw.items()}
+
+
+def write_reports(
+    out: Path,
+    raw: Mapping[str, Predictions],
+    predictions: Mapping[str, Predictions],
+    model,
+    records: Mapping[str, Mapping],
+    *,
+    fitted_on: str | None,
+    plots: bool = True,
+    bootstrap: BootstrapOptions | None = None,
+) -> tuple[dict, dict]:
+    """``calibration.json`` and each split's predictions and figures for the splits of ``raw``.
+
+    Returns ``(metrics, calibration)``: the content of ``metrics.json`` (each split's report, the head
+    weights, the data records), which the caller writes once its own keys are in, and of ``calibration.json``.
+    """
+    calibration = write_calibration(
+        out, raw, predictions, model, fitted_on=fitted_on, plots=plots, data=records
+    )
+    weights = model.head_weights_dict
+    metrics: dict = {
+        split: write_split_report(
+            out, split, predictions[split], model.tasks, weights, plots=plots, bootstrap=bootstrap
+        )
+        for split in raw
+    }
+    metrics["head_weights"] = weights
+    metrics[DATA_KEY] = {split: records[split] for split in raw}
+    return metrics, calibration
+
+
+def _prediction_options(config: Mapping, device: torch.device | str, progress: bool | None) -> dict:
+    """:func:`predict_split`'s options from a run config: its TTA, batch size, workers, AMP and memory layout."""
+    evaluation, train = config["evaluation"], config["train"]
+    return dict(
+        device=device,
+        tta=evaluation["tta"],
+        batch_size=evaluation["batch_size"],
+        num_workers=config["data"]["num_workers"],
+        amp=train["amp"],
+        channels_last=train["channels_last"] and torch.device(device).type == "cuda",
+        progress=progress,
+    )
+
+
+def _weight_search_record(
+    search: Mapping, result: WeightSearchResult | None, split: str, record: Mapping
+) -> dict:
+    """The content of ``weight_search.json``: the search's settings, weights, scores and surface."""
+    if result is None:
+        return {
+            "split": split,
+            "skipped": "single-modality model: one head, no weights to search",
+            DATA_KEY: record,
+        }
+    reference = search.get("method") == "fusionm4net"
+    return {
+        "split": split,
+        "method": search.get("method", "simplex"),
+        "objective": result.objective,
+        "combine": result.combine,
+        "step": float(search["step"]),
+        **({"search_num": int(search["search_num"]), "schedule": search["schedule"]} if reference else {}),
+        "weights": result.weights,
+        "score": result.score,
+        "head_scores": result.head_scores,
+        "surface": [{**dict(zip(HEADS, point, strict=True)), "score": v} for point, v in result.surface],
+        DATA_KEY: record,
+    }
+
+
+def _tune_run_head_weights(
+    model, search: Mapping, predictions: Predictions, out: Path, split: str, record: Mapping
+) -> None:
+    """The run config's weight search on the validation predictions, stored in ``model`` and ``weight_search.json``."""
+    result = tune_head_weights(
+        model,
+        predictions,
+        step=float(search["step"]),
+        objective=search["objective"],
+        combine=search.get("combine", "probabilities"),
+        method=search.get("method", "simplex"),
+        search_num=int(search.get("search_num", 20)),
+        schedule=search.get("schedule", "linear"),
+    )
+    write_json(out / WEIGHT_SEARCH_FILE, _weight_search_record(search, result, split, record))
 
 
 def evaluate_run(
@@ -243,108 +353,45 @@ def evaluate_run(
     evaluation, data = config["evaluation"], config["data"]
     val_split = data["val_split"]
     splits = list(dict.fromkeys(evaluation["splits"]))
-    options = dict(
-        device=device,
-        tta=evaluation["tta"],
-        batch_size=evaluation["batch_size"],
-        num_workers=data["num_workers"],
-        amp=config["train"]["amp"],
-        channels_last=config["train"]["channels_last"] and torch.device(device).type == "cuda",
-        progress=progress,
+    data_section = dataset_options(config)
+    options = _prediction_options(config, device, progress)
+    raw, records = predict_splits(model, data_section, [val_split, *splits], **options)
+    val = raw[val_split]
+    scaling = evaluation["temperature_scaling"]
+    model.set_temperatures(
+        fit_temperatures(val.logits, val.labels, model.tasks, val.auxiliary_present) if scaling else None
     )
-    data_config = dataset_options(config)
-    raw = {
-        split: predict_split(
-            model, evaluation_dataset(model, data_config, split), calibrated=False, **options
-        )
-        for split in dict.fromkeys([val_split, *splits])
-    }
-    records = {split: data_record(data_config, split, p) for split, p in raw.items()}
-    if evaluation["temperature_scaling"]:
-        val = raw[val_split]
-        model.set_temperatures(fit_temperatures(val.logits, val.labels, model.tasks, val.auxiliary_present))
-    else:
-        model.set_temperatures(None)
     predictions = {split: with_temperatures(p, model.temperatures) for split, p in raw.items()}
-    search = evaluation["weight_search"]
-    combine = search.get("combine", "probabilities")
-    result = search_weights(
-        model,
-        predictions[val_split],
-        step=float(search["step"]),
-        objective=search["objective"],
-        combine=combine,
-        method=search.get("method", "simplex"),
-        search_num=int(search.get("search_num", 20)),
-        schedule=search.get("schedule", "linear"),
+    _tune_run_head_weights(
+        model, evaluation["weight_search"], predictions[val_split], out, val_split, records[val_split]
     )
-    if result is None:
-        write_json(
-            out / WEIGHT_SEARCH_FILE,
-            {
-                "split": val_split,
-                "skipped": "single-modality model: one head, no weights to search",
-                DATA_KEY: records[val_split],
-            },
-        )
-    else:
-        write_json(
-            out / WEIGHT_SEARCH_FILE,
-            {
-                "split": val_split,
-                "method": search.get("method", "simplex"),
-                "objective": result.objective,
-                "combine": result.combine,
-                "step": float(search["step"]),
-                **(
-                    {"search_num": int(search["search_num"]), "schedule": search["schedule"]}
-                    if search.get("method") == "fusionm4net"
-                    else {}
-                ),
-                "weights": result.weights,
-                "score": result.score,
-                "head_scores": result.head_scores,
-                "surface": [
-                    {**dict(zip(HEADS, point, strict=True)), "score": v} for point, v in result.surface
-                ],
-                DATA_KEY: records[val_split],
-            },
-        )
-    raw = {split: replace(p, combine=model.head_combine) for split, p in raw.items()}
-    predictions = {split: replace(p, combine=model.head_combine) for split, p in predictions.items()}
-    weights = model.head_weights_dict
-    write_calibration(
+    # the searched mode (probabilities or logits) mixes the heads of every report from here on
+    raw, predictions = (
+        {split: replace(p, combine=model.head_combine) for split, p in group.items()}
+        for group in (raw, predictions)
+    )
+    reported = {split: predictions[split] for split in splits}
+    metrics, _ = write_reports(
         out,
         {split: raw[split] for split in splits},
-        {split: predictions[split] for split in splits},
+        reported,
         model,
-        fitted_on=val_split if evaluation["temperature_scaling"] else None,
+        records,
+        fitted_on=val_split if scaling else None,
         plots=evaluation["plots"],
-        data=records,
+        bootstrap=bootstrap_options(evaluation),
     )
-    metrics: dict = {
-        split: write_split_report(
-            out,
-            split,
-            predictions[split],
-            model.tasks,
-            weights,
-            plots=evaluation["plots"],
-            bootstrap=bootstrap_options(evaluation),
-        )
-        for split in splits
-    }
+    weights = model.head_weights_dict
     metrics["head_weights"] = {h: round(weights[h], 6) for h in HEADS}  # the model stores float32
-    metrics[DATA_KEY] = {split: records[split] for split in splits}
     if len(model.tasks) == 1:
-        write_submissions(out, {split: predictions[split] for split in splits}, model, data.get("format"))
+        write_submissions(out, reported, model, data.get("format"))
     write_json(out / METRICS_FILE, metrics)
     if evaluation.get("second_stage") and getattr(model, "single_modality", None) is None:
         from mmfuse.evaluation.second_stage import run_second_stage
 
         run_second_stage(
             model,
-            dataset_options(config),
+            data_section,
             predictions,
             fit_split=val_split,
             splits=[s for s in splits if s != val_split],
@@ -357,7 +404,7 @@ def evaluate_run(
 
 def predict_benchmark(
     model,
-    data_config: Mapping,
+    data_section: Mapping,
     out: str | Path,
     *,
     device: torch.device | str = "cpu",
@@ -366,13 +413,13 @@ def predict_benchmark(
 ) -> Path:
     """The submission file of a format's unlabelled benchmark part, from a single-task model's final prediction.
 
-    ``data_config`` is the run's (its format, metadata, root); the format's ``benchmark_options`` select
+    ``data_section`` is the run's (its format, metadata, root); the format's ``benchmark_options`` select
     the benchmark part, whose cases are predicted as the run's test split was (temperatures, head weights).
     """
     from mmfuse.data.formats import DEFAULT_FORMAT, get_format
     from mmfuse.evaluation.submission import write_submission
 
-    name = data_config.get("format", DEFAULT_FORMAT)
+    name = data_section.get("format", DEFAULT_FORMAT)
     fmt = get_format(name)
     if fmt.benchmark_options is None:
         raise UsageError(f"data format {name!r} has no unlabelled benchmark part to predict")
@@ -380,7 +427,7 @@ def predict_benchmark(
         raise UsageError(
             f"a submission holds one task's probabilities; this model has {len(model.tasks)} tasks"
         )
-    config = {k: v for k, v in data_config.items() if k != "cv"} | dict(fmt.benchmark_options)
+    config = {k: v for k, v in data_section.items() if k != "cv"} | dict(fmt.benchmark_options)
     dataset = evaluation_dataset(model, config, fmt.benchmark_split, labelled=False)
     predictions = predict_split(model, dataset, device=device, tta=tta, batch_size=batch_size)
     predictions = replace(predictions, combine=model.head_combine)

@@ -34,11 +34,11 @@ def fingerprint(case_ids: Sequence[str], labels: torch.Tensor) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def data_record(data_config: Mapping, split: str, predictions: Predictions) -> dict:
+def data_record(data_section: Mapping, split: str, predictions: Predictions) -> dict:
     """The record of one evaluated split (see the module docstring)."""
     return {
-        "root": str(Path(str(data_config["root"])).resolve()),
-        "format": str(data_config.get("format", DEFAULT_FORMAT)),
+        "root": str(Path(str(data_section["root"])).resolve()),
+        "format": str(data_section.get("format", DEFAULT_FORMAT)),
         "split": split,
         "cases": len(predictions.case_ids),
         "fingerprint": fingerprint(predictions.case_ids, predictions.labels),

@@ -14,8 +14,9 @@ computed on (``data``, see :mod:`mmfuse.evaluation.provenance`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,9 +36,56 @@ def _summary(metrics: Mapping[str, Mapping]) -> dict[str, dict[str, float]]:
     return {head: {"avg_auc": r["avg_auc"], "avg_acc": r["avg_acc"]} for head, r in metrics.items()}
 
 
+def _checked_choices(
+    modalities: Sequence[str] | None, corruptions: Sequence[str] | None, primary_only: bool
+) -> tuple[Sequence[str], list[str]]:
+    """The modalities to degrade (both, or the primary alone with ``primary_only``) and the corruptions."""
+    if modalities is None:
+        modalities = ("primary",) if primary_only else MODALITIES
+    if primary_only and "auxiliary" in modalities:
+        raise UsageError(
+            "with primary_only the auxiliary images are ignored: degrading them would measure nothing"
+        )
+    corruptions = list(CORRUPTIONS) if corruptions is None else list(corruptions)
+    for name in corruptions:
+        if name not in CORRUPTIONS:
+            raise UsageError(f"unknown corruption {name!r}; available: {list(CORRUPTIONS)}")
+    for modality in modalities:
+        if modality not in MODALITIES:
+            raise UsageError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
+    return modalities, corruptions
+
+
+def _degraded(dataset, modality: str, corruption: str, severity: int, seed: int):
+    """``dataset`` with ``modality``'s images degraded by ``corruption`` at ``severity``."""
+    attribute = f"{modality}_augmenter"
+    setattr(dataset, attribute, DegradedAugmenter(getattr(dataset, attribute), corruption, severity, seed))
+    return dataset
+
+
+def _modality_curves(
+    evaluate: Callable[[Any, str], dict],
+    fresh_dataset: Callable[[], Any],
+    modality: str,
+    corruptions: Sequence[str],
+    severities: Sequence[int],
+    seed: int,
+) -> dict[str, list[dict]]:
+    """``{corruption: [{"severity", "heads"}, ...]}``: ``modality`` degraded by each corruption at each severity."""
+    curves = {}
+    for corruption in corruptions:
+        points = []
+        for severity in severities:
+            dataset = _degraded(fresh_dataset(), modality, corruption, severity, seed)
+            what = f"{modality} {corruption} severity {severity}"
+            points.append({"severity": int(severity), "heads": evaluate(dataset, what)})
+        curves[corruption] = points
+    return curves
+
+
 def robustness_curves(
     model,
-    data_config: Mapping,
+    data_section: Mapping,
     split: str = "test",
     *,
     device: torch.device | str = "cpu",
@@ -56,22 +104,9 @@ def robustness_curves(
     """
     from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split
     from mmfuse.evaluation.provenance import DATA_KEY, data_record
-
-    if modalities is None:
-        modalities = ("primary",) if primary_only else MODALITIES
-    if primary_only and "auxiliary" in modalities:
-        raise UsageError(
-            "with primary_only the auxiliary images are ignored: degrading them would measure nothing"
-        )
-    corruptions = list(CORRUPTIONS) if corruptions is None else list(corruptions)
-    for name in corruptions:
-        if name not in CORRUPTIONS:
-            raise UsageError(f"unknown corruption {name!r}; available: {list(CORRUPTIONS)}")
-    for modality in modalities:
-        if modality not in MODALITIES:
-            raise UsageError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
     from mmfuse.progress import Steps
 
+    modalities, corruptions = _checked_choices(modalities, corruptions, primary_only)
     weights = model.head_weights_dict
     # The batches of each evaluation draw no bar of their own: one line per evaluation says more.
     options = dict(device=device, tta=tta, batch_size=batch_size, progress=False, primary_only=primary_only)
@@ -86,13 +121,13 @@ def robustness_curves(
         steps.step(what)
         return summary
 
-    clean_dataset = evaluation_dataset(model, data_config, split)
+    clean_dataset = evaluation_dataset(model, data_section, split)
     clean = predict_split(model, clean_dataset, **options)
     steps.step("clean")
     result: dict = {
         "split": split,
         "cases": len(clean_dataset),
-        DATA_KEY: data_record(data_config, split, clean),
+        DATA_KEY: data_record(data_section, split, clean),
         "primary_only": bool(primary_only),
         "tta": bool(tta),
         "seed": int(seed),
@@ -105,20 +140,14 @@ def robustness_curves(
         "clean": _summary(split_metrics(clean, model.tasks, weights)),
     }
     for modality in modalities:
-        curves: dict = {}
-        for corruption in corruptions:
-            points = []
-            for severity in severities:
-                dataset = evaluation_dataset(model, data_config, split)
-                attribute = f"{modality}_augmenter"
-                setattr(
-                    dataset,
-                    attribute,
-                    DegradedAugmenter(getattr(dataset, attribute), corruption, severity, seed),
-                )
-                what = f"{modality} {corruption} severity {severity}"
-                points.append({"severity": int(severity), "heads": evaluate(dataset, what)})
-            curves[corruption] = points
+        curves = _modality_curves(
+            evaluate,
+            lambda: evaluation_dataset(model, data_section, split),
+            modality,
+            corruptions,
+            severities,
+            seed,
+        )
         if not primary_only:  # with primary_only, the primary image absent leaves nothing to answer
             flag = "primary_only" if modality == "auxiliary" else "auxiliary_only"
             curves["absent"] = evaluate(clean_dataset, f"{modality} absent", **{flag: True})

@@ -107,7 +107,7 @@ class SecondStage:
 
 
 def split_metadata(
-    model, data_config: Mapping, split: str, case_ids: Sequence[str], train_split: str = "train"
+    model, data_section: Mapping, split: str, case_ids: Sequence[str], train_split: str = "train"
 ) -> torch.Tensor:
     """The encoded metadata ``[N, size]`` of ``case_ids`` (in that order) of ``split``.
 
@@ -118,8 +118,8 @@ def split_metadata(
 
     encoding = getattr(model, "metadata_encoding", None)
     if encoding is None:
-        encoding, _ = fit_metadata_encoding({**data_config, "metadata": True}, train_split)
-    records = {r.case_id: r for r in load_table(data_config).split_records(split)}
+        encoding, _ = fit_metadata_encoding({**data_section, "metadata": True}, train_split)
+    records = {r.case_id: r for r in load_table(data_section).split_records(split)}
     missing = [c for c in case_ids if c not in records]
     if missing:
         raise UsageError(
@@ -130,7 +130,7 @@ def split_metadata(
 
 def run_second_stage(
     model,
-    data_config: Mapping,
+    data_section: Mapping,
     predictions: Mapping,
     *,
     fit_split: str,
@@ -153,7 +153,7 @@ def run_second_stage(
         raise UsageError(f"second stage classifier must be one of {list(CLASSIFIERS)}, got {classifier!r}")
     weights = model.head_weights_dict
     first = {s: final_probabilities(predictions[s], weights) for s in dict.fromkeys([fit_split, *splits])}
-    metadata = {s: split_metadata(model, data_config, s, predictions[s].case_ids, train_split) for s in first}
+    metadata = {s: split_metadata(model, data_section, s, predictions[s].case_ids, train_split) for s in first}
     stage = SecondStage(tuple(model.tasks), classifier).fit(
         first[fit_split], metadata[fit_split], predictions[fit_split].labels
     )

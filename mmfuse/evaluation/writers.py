@@ -21,16 +21,12 @@ from mmfuse.plots import save_figure, task_figure
 from mmfuse.tasks import TaskSpec
 
 __all__ = [
-    "METRICS_FILE",
     "json_safe",
     "plot_confusion_matrices",
     "plot_roc_curves",
     "write_json",
     "write_predictions_csv",
 ]
-
-METRICS_FILE = "metrics.json"
-
 
 def write_predictions_csv(
     path: str | Path,

@@ -25,8 +25,8 @@ from mmfuse.errors import (
 )
 from mmfuse.factory import build_model
 from mmfuse.presets import list_presets
+from mmfuse.runs import CONFIG_FILE
 from mmfuse.training.config import dataset_options, model_spec
-from mmfuse.training.rundir import CONFIG_FILE
 
 
 def with_data_tasks(config: Mapping) -> dict:
@@ -81,7 +81,7 @@ def _model(config: Mapping, *, announce: bool) -> nn.Module:
             "(only model.tasks may be given: new heads for another dataset)"
         )
     from mmfuse.hub import from_pretrained
-    from mmfuse.training.rundir import run_model_dir
+    from mmfuse.runs import run_model_dir
 
     return from_pretrained(run_model_dir(source) or source, tasks=overrides.get("tasks")).train()
 

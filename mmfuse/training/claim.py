@@ -16,11 +16,11 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from mmfuse.errors import RunDirError
+from mmfuse.runs import CONFIG_FILE
 from mmfuse.training import checkpoint
 from mmfuse.training.config import dump_config, load_config
 from mmfuse.training.rundir import (
     CHECKPOINTS,
-    CONFIG_FILE,
     LOCK_FILE,
     RECOVERY_KEYS,
     RunLock,

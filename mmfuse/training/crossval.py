@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mmfuse.training.trainer import RunEvaluator
 
 
-def plan_folds(data_config: Mapping, folds: int, *, group_by: str | None = None, seed: int = 0) -> dict:
+def plan_folds(data_section: Mapping, folds: int, *, group_by: str | None = None, seed: int = 0) -> dict:
     """Check that ``folds`` folds can be made and describe them; raises :class:`DataError` naming why not.
 
     Returns ``{"folds", "group_by", "seed", "groups", "class_counts": {fold: {class: n}}, "notes": [...]}``
@@ -31,7 +31,7 @@ def plan_folds(data_config: Mapping, folds: int, *, group_by: str | None = None,
     """
     from mmfuse.data.build import case_groups, default_group_by, load_table, with_cv_splits
 
-    base = {k: v for k, v in data_config.items() if k != "cv"}
+    base = {k: v for k, v in data_section.items() if k != "cv"}
     table = load_table(base)
     records = [r for r in table.records if r is not None]
     note = f"stratified by the first task, {table.tasks[0].name}" if len(table.tasks) != 1 else None

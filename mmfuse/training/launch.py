@@ -325,7 +325,9 @@ def launch(specs: Sequence[RunSpec], launcher: Launcher | None = None, *, folder
 
 def finished(run_dir: Path) -> bool:
     """A run whose evaluation and model are written: ``--resume`` keeps it as it is."""
-    return (run_dir / "metrics.json").is_file() and (run_dir / "model").is_dir()
+    from mmfuse.runs import METRICS_FILE, MODEL_DIR
+
+    return (run_dir / METRICS_FILE).is_file() and (run_dir / MODEL_DIR).is_dir()
 
 
 def train_study(
@@ -346,11 +348,13 @@ def train_study(
     torchrun rank: rank 0 evaluates); a failed run is named in the :class:`RunsFailedError` (``what``:
     "seeds", "folds") raised once the others have ended.
     """
+    from mmfuse.runs import METRICS_FILE
+
     metrics: dict[Path, dict] = {}
     specs = []
     for run_dir, config in runs.items():
         if resume and finished(run_dir):
-            metrics[run_dir] = json.loads((run_dir / "metrics.json").read_text())
+            metrics[run_dir] = json.loads((run_dir / METRICS_FILE).read_text())
             continue
         resuming = resume and run_dir.exists()
         specs.append(

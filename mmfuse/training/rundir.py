@@ -1,7 +1,9 @@
-"""The run directory: checked before anything is trained, so a bad ``--out`` fails in the first second.
+"""The run directory as training needs it: checked before anything is trained, so a bad ``--out`` fails
+in the first second, locked while it is written, and compared with the config of a run it resumes.
 
 A run needs a directory it can create and write, enough free space for its checkpoints and final
-model, and — unless it resumes — no earlier run in the same place.
+model, and — unless it resumes — no earlier run in the same place. Its files are named in
+:mod:`mmfuse.runs`.
 """
 
 from __future__ import annotations
@@ -12,13 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmfuse.errors import RunDirError
-from mmfuse.hub.files import RUN_MODEL_DIR
+from mmfuse.runs import CONFIG_FILE
 
-CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
-MODEL_DIR = RUN_MODEL_DIR
-LOG_FILE = "log.csv"  # one row per epoch, rewritten after each
-SPLITS_FILE = "splits.csv"  # case_id,split of every case the run's data config splits
 
 # Keys that may differ between a run and its resumption without changing the trained weights.
 _RESUME_FREE = {
@@ -153,25 +151,3 @@ def check_allowed_changes(keys: Sequence[str]) -> tuple[str, ...]:
         )
     return tuple(keys)
 
-
-def run_model_dir(spec: str | os.PathLike) -> Path | None:
-    """The saved model of the training run that a command-line argument names, else ``None``.
-
-    Published short names and ``hf-hub:`` names never resolve to a local run, so a folder in the
-    working directory cannot shadow them (the rule of :func:`mmfuse.from_pretrained`);
-    ``local-dir:RUN`` names a run explicitly.
-    """
-    from mmfuse.hub import CONFIG_FILE, HUB_PREFIX, LOCAL_PREFIX, NAMED_MODELS
-
-    text = str(spec)
-    if text in NAMED_MODELS or text.startswith(HUB_PREFIX):
-        return None
-    candidate = Path(text.removeprefix(LOCAL_PREFIX)) / MODEL_DIR
-    return candidate if (candidate / CONFIG_FILE).is_file() else None
-
-
-def load_run_or_model(spec: str | os.PathLike, *, revision: str | None = None):
-    """:func:`mmfuse.from_pretrained` for an argument that may also name a training run directory."""
-    from mmfuse.hub import from_pretrained
-
-    return from_pretrained(run_model_dir(spec) or spec, revision=revision)

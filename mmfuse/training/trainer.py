@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from mmfuse.errors import NonFiniteLossError
 from mmfuse.fileio import write_csv_rows
 from mmfuse.progress import format_duration
+from mmfuse.runs import LOG_FILE, MODEL_DIR, SPLITS_FILE
 from mmfuse.runtime.data import dataset_options, metadata_inputs
 from mmfuse.runtime.device import autocast_context, parse_device, select_device
 from mmfuse.threads import AUTO, ThreadChoice, choose_threads
@@ -42,9 +43,6 @@ from mmfuse.training.losses import multitask_loss
 from mmfuse.training.monitor import RunMonitor
 from mmfuse.training.rundir import (
     CHECKPOINTS,
-    LOG_FILE,
-    MODEL_DIR,
-    SPLITS_FILE,
     RunDirError,
     check_allowed_changes,
     refuse_existing_run,
