@@ -68,6 +68,7 @@ _LAZY: dict[str, str] = {
     "list_fusions": "mmfuse.registry",
     "list_heads": "mmfuse.registry",
     "list_metadata_encoders": "mmfuse.registry",
+    "register": "mmfuse.registry",
     "register_combiner": "mmfuse.registry",
     "register_dataset_format": "mmfuse.registry",
     "register_encoder": "mmfuse.registry",
