@@ -65,7 +65,7 @@ def test_decorator_registration_works_by_name(tiny_model_kwargs, image_pair):
 
 def test_taken_name_is_an_error_unless_override():
     with pytest.raises(
-        mmfuse.DuplicateNameError, match="'aab' is already registered by 'mmfuse_plugins.fusions'"
+        mmfuse.errors.DuplicateNameError, match="'aab' is already registered by 'mmfuse_plugins.fusions'"
     ):
         mmfuse.register_fusion("aab")(FUSIONS.entry("concat").obj)
     original = FUSIONS.entry("concat")
@@ -92,7 +92,7 @@ def test_generic_register_is_the_kind_specific_decorator():
     try:
         assert REGISTRIES["head"].entry("generic_head").provider == __name__
         assert "generic_head" in mmfuse.list_heads()
-        with pytest.raises(mmfuse.DuplicateNameError, match="head 'generic_head' is already registered"):
+        with pytest.raises(mmfuse.errors.DuplicateNameError, match="head 'generic_head' is already registered"):
             mmfuse.register_head("generic_head")(generic_head)
     finally:
         REGISTRIES["head"].unregister("generic_head")
@@ -134,7 +134,7 @@ def test_a_taken_preset_name_is_refused_unless_override(tiny_model_kwargs):
     original = PRESETS.entry("ammfm-swin")
     mine = {**original.obj, "fusion": "bab"}
     with pytest.raises(
-        mmfuse.DuplicateNameError,
+        mmfuse.errors.DuplicateNameError,
         match="'ammfm-swin' is already registered by 'mmfuse_plugins.ammfm_presets'",
     ):
         mmfuse.register_preset("ammfm-swin", mine)
@@ -155,7 +155,7 @@ def test_a_plugin_registering_a_taken_preset_name_is_refused():
 
     plugin.register_presets = register_presets
     try:
-        with pytest.raises(mmfuse.DuplicateNameError, match="preset 'tformer' is already registered"):
+        with pytest.raises(mmfuse.errors.DuplicateNameError, match="preset 'tformer' is already registered"):
             mmfuse.register_plugin(plugin, name="preset_squatter")
         assert PRESETS.entry("tformer").provider == "mmfuse_plugins.tformer"
     finally:
