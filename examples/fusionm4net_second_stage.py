@@ -17,9 +17,7 @@ from mmfuse_plugins.fusionm4net import SecondStage
 from mmfuse.data import load_table
 from mmfuse.data.formats.derm7pt import official_metadata_encoding
 from mmfuse.data.synth import synthesize
-from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split
-from mmfuse.evaluation.metrics import head_metrics
-from mmfuse.evaluation.report import final_probabilities
+from mmfuse.evaluation import evaluation_dataset, final_probabilities, head_metrics, predict_split
 from mmfuse.training import resolve, train
 
 work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())

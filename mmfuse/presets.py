@@ -19,6 +19,18 @@ from mmfuse.metadata import MetadataEncoding
 from mmfuse.registry import PRESETS as REGISTERED_PRESETS
 from mmfuse.tasks import resolve_tasks, tasks_to_data
 
+__all__ = [
+    "CONVNEXT",
+    "DEFAULT_PRESET",
+    "HEADS",
+    "MOBILENET",
+    "RESNET",
+    "SWIN",
+    "list_presets",
+    "preset_config",
+    "resolve_config",
+]
+
 # The three heads every model has, in Eq. 4 order (plain data: the model and the checks share it).
 HEADS = ("primary", "auxiliary", "fusion")
 
