@@ -1,7 +1,7 @@
 """The registry: named components and presets, filled by plugins on first lookup.
 
-This module holds the only global mutable state of mmfuse: one :class:`Registry` per kind and the
-plugin manager that fills them. Built-in plugins are registered from :data:`DEFAULT_PLUGINS` (so a
+This module holds the only global mutable state of mmfuse: :data:`REGISTRIES` (one :class:`Registry`
+per kind of component) and the plugin manager that fills them. Built-in plugins are registered from :data:`DEFAULT_PLUGINS` (so a
 source checkout works without install metadata); third-party plugins come from the ``mmfuse``
 entry-point group unless ``MMFUSE_DISABLE_PLUGIN_AUTOLOAD`` is set.
 """
