@@ -12,12 +12,17 @@ import warnings
 from pathlib import Path
 
 import torch
-from mmfuse_plugins.fusionm4net import SecondStage
 
 from mmfuse.data import load_table
 from mmfuse.data.formats.derm7pt import official_metadata_encoding
 from mmfuse.data.synth import synthesize
-from mmfuse.evaluation import evaluation_dataset, final_probabilities, head_metrics, predict_split
+from mmfuse.evaluation import (
+    SecondStage,
+    evaluation_dataset,
+    final_probabilities,
+    head_metrics,
+    predict_split,
+)
 from mmfuse.training import resolve, train
 
 work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
