@@ -12,14 +12,17 @@ import warnings
 from pathlib import Path
 
 import torch
-from mmfuse_plugins.fusionm4net import SecondStage
 
 from mmfuse.data import load_table
 from mmfuse.data.formats.derm7pt import official_metadata_encoding
 from mmfuse.data.synth import synthesize
-from mmfuse.evaluation.evaluate import evaluation_dataset, predict_split
-from mmfuse.evaluation.metrics import head_metrics
-from mmfuse.evaluation.report import final_probabilities
+from mmfuse.evaluation import (
+    SecondStage,
+    evaluation_dataset,
+    final_probabilities,
+    head_metrics,
+    predict_split,
+)
 from mmfuse.pipeline import train
 from mmfuse.training import resolve
 

@@ -6,7 +6,6 @@ python examples/quickstart.py
 import torch
 
 from mmfuse import build_model
-from mmfuse.params import count_parameters
 
 model = build_model("ammfm-swin").eval()  # pretrained=True downloads timm's ImageNet weights
 baseline = build_model("baseline-swin")
@@ -21,6 +20,8 @@ probabilities = model.predict(primary=primary, auxiliary=auxiliary)  # Eq. 4, he
 print("DIAG:", dict(zip(model.tasks[0].classes, probabilities["DIAG"][0].tolist(), strict=True)))
 print("without the auxiliary image:", model.predict(primary=primary)["DIAG"][0].tolist())
 
-print(
-    f"ammfm-swin {count_parameters(model) / 1e6:.2f} M, baseline-swin {count_parameters(baseline) / 1e6:.2f} M"
-)
+millions = {
+    name: sum(p.numel() for p in m.parameters()) / 1e6
+    for name, m in (("ammfm-swin", model), ("baseline-swin", baseline))
+}
+print(", ".join(f"{name} {count:.2f} M" for name, count in millions.items()))

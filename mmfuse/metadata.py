@@ -21,6 +21,8 @@ import torch
 
 from mmfuse.errors import UsageError
 
+__all__ = ["EncodedField", "FieldSpec", "MetadataEncoding"]
+
 KINDS = ("categorical", "numeric")
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "none", "null", "unknown", "?"})
 

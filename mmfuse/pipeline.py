@@ -22,6 +22,8 @@ from mmfuse.threads import ThreadChoice
 from mmfuse.training import repeats, trainer
 from mmfuse.training.trainer import RunEvaluator, TrainResult
 
+__all__ = ["RUN_EVALUATION", "run_folds", "run_seeds", "train"]
+
 
 def _evaluate(
     model: nn.Module, config: Mapping, out: Path, *, device: torch.device, progress: bool | None

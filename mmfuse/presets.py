@@ -22,6 +22,17 @@ from mmfuse.rules import Rule
 from mmfuse.rules import is_finite_number as _finite_number
 from mmfuse.tasks import resolve_tasks, tasks_to_data
 
+__all__ = [
+    "CONVNEXT",
+    "DEFAULT_PRESET",
+    "MOBILENET",
+    "RESNET",
+    "SWIN",
+    "list_presets",
+    "preset_config",
+    "resolve_config",
+]
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -1,7 +1,7 @@
 """The registry: named components and presets, filled by plugins on first lookup.
 
-This module holds the only global mutable state of mmfuse: one :class:`Registry` per kind and the
-plugin manager that fills them. Built-in plugins are registered from :data:`DEFAULT_PLUGINS` (so a
+This module holds the only global mutable state of mmfuse: :data:`REGISTRIES` (one :class:`Registry`
+per kind of component) and the plugin manager that fills them. Built-in plugins are registered from :data:`DEFAULT_PLUGINS` (so a
 source checkout works without install metadata); third-party plugins come from the ``mmfuse``
 entry-point group unless ``MMFUSE_DISABLE_PLUGIN_AUTOLOAD`` is set.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 import fnmatch
 import functools
 import importlib
-import inspect
 import os
 import re
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +67,11 @@ class Registry:
         self.callable_entries = callable_entries
         self._entries: dict[str, RegistryEntry] = {}
 
+    @property
+    def hook_name(self) -> str:
+        """The hook through which plugins fill this registry (``register_encoders``, ``register_dataset_formats``)."""
+        return f"register_{self.kind.replace(' ', '_')}s"
+
     def register(self, name: str, obj: Callable, *, override: bool = False, provider: str = USER_PROVIDER):
         """Add ``obj`` under ``name``; a taken name is an error unless ``override=True``."""
         ensure_plugins_loaded()
@@ -85,6 +90,11 @@ class Registry:
 
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
+
+    def unregister_provider(self, provider: str) -> None:
+        """Remove every entry that ``provider`` (a plugin name) registered."""
+        for name in [name for name, entry in self._entries.items() if entry.provider == provider]:
+            del self._entries[name]
 
     def __contains__(self, name: str) -> bool:
         ensure_plugins_loaded()
@@ -109,41 +119,52 @@ class Registry:
         return sorted(names, key=_natural_key)
 
 
-ENCODERS = Registry("encoder")
-FUSIONS = Registry("fusion")
-METADATA_ENCODERS = Registry("metadata encoder")
-COMBINERS = Registry("combiner")
-HEAD_TYPES = Registry("head")
-PRESETS = Registry("preset", callable_entries=False)
-DATASET_FORMATS = Registry("dataset format")  # name -> mmfuse.data.DatasetFormat subclass (or factory)
-TRACKERS = Registry("tracker")  # name -> mmfuse.tracking.Tracker subclass (or factory); train.track
-
-# Registration hook -> the registry it fills.
-REGISTER_HOOKS: dict[str, Registry] = {
-    "register_encoders": ENCODERS,
-    "register_fusions": FUSIONS,
-    "register_metadata_encoders": METADATA_ENCODERS,
-    "register_combiners": COMBINERS,
-    "register_heads": HEAD_TYPES,
-    "register_presets": PRESETS,
-    "register_dataset_formats": DATASET_FORMATS,
-    "register_trackers": TRACKERS,
+# Every kind of component, in the order plugins' ``register_<kind>s`` hooks are called. The kind is the
+# one name of a registry: in messages ("unknown fusion 'x'"), in ``register(kind, name)`` and in config.json's
+# providers (:data:`mmfuse.presets.COMPONENT_FIELDS`).
+REGISTRIES: dict[str, Registry] = {
+    registry.kind: registry
+    for registry in (
+        Registry("encoder"),
+        Registry("fusion"),
+        Registry("metadata encoder"),
+        Registry("combiner"),
+        Registry("head"),  # head implementations; mmfuse.HEADS names the model's three branches
+        Registry("preset", callable_entries=False),  # plain model-config dicts
+        Registry("dataset format"),  # mmfuse.data.DatasetFormat subclasses (or factories)
+        Registry("tracker"),  # mmfuse.tracking.Tracker subclasses (or factories); train.track
+    )
 }
+ENCODERS = REGISTRIES["encoder"]
+FUSIONS = REGISTRIES["fusion"]
+METADATA_ENCODERS = REGISTRIES["metadata encoder"]
+COMBINERS = REGISTRIES["combiner"]
+PRESETS = REGISTRIES["preset"]
+DATASET_FORMATS = REGISTRIES["dataset format"]
+TRACKERS = REGISTRIES["tracker"]
+
+
+def get_registry(kind: str) -> Registry:
+    """The registry of ``kind`` (a key of :data:`REGISTRIES`), or an error listing the kinds."""
+    try:
+        return REGISTRIES[kind]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown registry kind {kind!r}; available: {', '.join(REGISTRIES)}"
+        ) from None
+
 
 _plugin_manager: pluggy.PluginManager | None = None
 _failed_plugins: dict[str, str] = {}
 
 
-def _call_register_hook(
-    pm: pluggy.PluginManager, hook_name: str, registry: Registry, plugin_name: str | None = None
-) -> None:
+def _call_register_hooks(pm: pluggy.PluginManager, plugin_name: str | None = None) -> None:
     # Call each implementation (or only ``plugin_name``'s) with a `register` bound to its own plugin
     # name, so every entry records which plugin provided it.
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        if plugin_name is not None and impl.plugin_name != plugin_name:
-            continue
-        register = functools.partial(registry.register, provider=impl.plugin_name)
-        call_hookimpl(impl, register=register)
+    for registry in REGISTRIES.values():
+        for impl in getattr(pm.hook, registry.hook_name).get_hookimpls():
+            if plugin_name is None or impl.plugin_name == plugin_name:
+                call_hookimpl(impl, register=functools.partial(registry.register, provider=impl.plugin_name))
 
 
 def call_hookimpl(impl: pluggy.HookImpl, **arguments: object) -> object:
@@ -168,8 +189,7 @@ def ensure_plugins_loaded() -> pluggy.PluginManager:
     if not os.environ.get(AUTOLOAD_ENV):
         _load_entry_points(pm)
     pm.check_pending()
-    for hook_name, registry in REGISTER_HOOKS.items():
-        _call_register_hook(pm, hook_name, registry)
+    _call_register_hooks(pm)
     return pm
 
 
@@ -201,16 +221,11 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         pm.register(plugin, name=ep.name)
 
 
-def plugin_manager() -> pluggy.PluginManager:
-    return ensure_plugins_loaded()
-
-
 def register_plugin(plugin: object, name: str | None = None) -> str:
     """Register a plugin object (a module or class with hook implementations) at run time."""
     pm = ensure_plugins_loaded()
     name = pm.register(plugin, name=name)
-    for hook_name, registry in REGISTER_HOOKS.items():
-        _call_register_hook(pm, hook_name, registry, name)
+    _call_register_hooks(pm, name)
     return name
 
 
@@ -218,9 +233,8 @@ def unregister_plugin(name: str) -> None:
     """Remove a plugin and every component it provided."""
     pm = ensure_plugins_loaded()
     pm.unregister(name=name)
-    for registry in REGISTER_HOOKS.values():
-        for entry_name in [n for n, e in registry._entries.items() if e.provider == name]:
-            registry.unregister(entry_name)
+    for registry in REGISTRIES.values():
+        registry.unregister_provider(name)
 
 
 def failed_plugins() -> dict[str, str]:
@@ -229,64 +243,62 @@ def failed_plugins() -> dict[str, str]:
     return dict(_failed_plugins)
 
 
-def _caller_module(depth: int = 2) -> str:
-    frame = inspect.stack()[depth]
-    module = inspect.getmodule(frame[0])
-    return module.__name__ if module else USER_PROVIDER
+def _caller_module() -> str:
+    """The module that called into this one: it provides what it registers."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    return frame.f_globals.get("__name__", USER_PROVIDER) if frame is not None else USER_PROVIDER
+
+
+def register(kind: str, name: str, *, override: bool = False) -> Callable[[Callable], Callable]:
+    """Decorator: register a component of ``kind`` (a key of :data:`REGISTRIES`) under ``name``.
+
+    ``@register("fusion", "gated")`` is ``@register_fusion("gated")``; the entry records the calling
+    module as its provider. A taken name raises :class:`DuplicateNameError` unless ``override=True``.
+    """
+    target = get_registry(kind)
+    provider = _caller_module()
+
+    def decorator(obj: Callable) -> Callable:
+        return target.register(name, obj, override=override, provider=provider)
+
+    return decorator
 
 
 def register_encoder(name: str, *, override: bool = False) -> Callable:
     """Decorator: register an encoder factory (or :class:`mmfuse.Encoder` subclass) under ``name``."""
-    provider = _caller_module()
-
-    def decorator(obj: Callable) -> Callable:
-        return ENCODERS.register(name, obj, override=override, provider=provider)
-
-    return decorator
+    return register("encoder", name, override=override)
 
 
 def register_fusion(name: str, *, override: bool = False) -> Callable:
     """Decorator: register a :class:`mmfuse.FusionBlock` subclass (or factory) under ``name``."""
-    provider = _caller_module()
-
-    def decorator(obj: Callable) -> Callable:
-        return FUSIONS.register(name, obj, override=override, provider=provider)
-
-    return decorator
-
-
-def _decorator(registry: Registry, name: str, override: bool) -> Callable:
-    provider = _caller_module(3)
-
-    def decorator(obj: Callable) -> Callable:
-        return registry.register(name, obj, override=override, provider=provider)
-
-    return decorator
+    return register("fusion", name, override=override)
 
 
 def register_metadata_encoder(name: str, *, override: bool = False) -> Callable:
     """Decorator: register a :class:`mmfuse.MetadataEncoder` subclass (or factory) under ``name``."""
-    return _decorator(METADATA_ENCODERS, name, override)
+    return register("metadata encoder", name, override=override)
 
 
 def register_combiner(name: str, *, override: bool = False) -> Callable:
     """Decorator: register a :class:`mmfuse.Combiner` subclass (or factory) under ``name``."""
-    return _decorator(COMBINERS, name, override)
+    return register("combiner", name, override=override)
 
 
 def register_head(name: str, *, override: bool = False) -> Callable:
     """Decorator: register a :class:`mmfuse.Head` subclass (or factory) under ``name``."""
-    return _decorator(HEAD_TYPES, name, override)
+    return register("head", name, override=override)
 
 
 def register_dataset_format(name: str, *, override: bool = False) -> Callable:
     """Decorator: register a :class:`mmfuse.data.DatasetFormat` subclass under ``name`` (``data.format``)."""
-    return _decorator(DATASET_FORMATS, name, override)
+    return register("dataset format", name, override=override)
 
 
 def register_tracker(name: str, *, override: bool = False) -> Callable:
     """Decorator: register a :class:`mmfuse.tracking.Tracker` subclass under ``name`` (``train.track``)."""
-    return _decorator(TRACKERS, name, override)
+    return register("tracker", name, override=override)
 
 
 def list_trackers(pattern: str | None = None) -> list[str]:
@@ -315,7 +327,7 @@ def encoder_entry(name: str) -> RegistryEntry:
         return ENCODERS.entry(name)
     # In pluggy's call order (last registered, tryfirst first), so the answer is the one
     # ``hook.resolve_encoder(name=...)`` would give, and the entry records which plugin gave it.
-    for impl in reversed(plugin_manager().hook.resolve_encoder.get_hookimpls()):
+    for impl in reversed(ensure_plugins_loaded().hook.resolve_encoder.get_hookimpls()):
         if impl.hookwrapper or impl.wrapper:
             continue  # wrappers surround the call; they do not answer it
         factory = call_hookimpl(impl, name=name)
@@ -345,7 +357,7 @@ def list_combiners(pattern: str | None = None) -> list[str]:
 
 
 def list_heads(pattern: str | None = None) -> list[str]:
-    return HEAD_TYPES.names(pattern)
+    return REGISTRIES["head"].names(pattern)
 
 
 def create_metadata_encoder(name: str, in_features: int, **options):
@@ -362,7 +374,7 @@ def create_combiner(
 
 def create_head(name: str, in_features: int, tasks, **options):
     """Build the multi-task head registered as ``name``."""
-    return HEAD_TYPES.entry(name).obj(in_features, tasks, **options)
+    return REGISTRIES["head"].entry(name).obj(in_features, tasks, **options)
 
 
 def register_preset(name: str, config: dict, *, override: bool = False) -> dict:

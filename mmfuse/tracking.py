@@ -23,7 +23,7 @@ from mmfuse.errors import RunConfigError
 from mmfuse.metrics_layout import HEADLINE_METRICS
 from mmfuse.registry import TRACKERS, list_trackers, register_tracker
 
-__all__ = ["TRACKING_FILE", "Tracker", "Trackers", "list_trackers", "register_tracker"]
+__all__ = ["TRACKING_FILE", "Tracker", "Trackers", "hyperparameters", "list_trackers", "register_tracker"]
 
 TRACKING_FILE = "tracking.json"  # per tracker, what it needs to continue its run on --resume
 

@@ -7,7 +7,7 @@ imported when a format is used, not when plugins load.
 from __future__ import annotations
 
 import mmfuse
-from mmfuse.data.formats import DataOptions, DatasetFormat, FormatOption
+from mmfuse.data import DataOptions, DatasetFormat, FormatOption
 
 
 class Derm7ptFormat(DatasetFormat):
@@ -82,7 +82,7 @@ class PairedCsvFormat(DatasetFormat):
         )
 
     def check(self, options: DataOptions, *, workers: int | None = None):
-        from mmfuse.data.validate import check_paired_csv
+        from mmfuse.data import check_paired_csv
 
         return check_paired_csv(
             options.root, options["schema"], workers=workers, allow_outside_root=options.allow_outside_root

@@ -19,7 +19,7 @@ train on; so does :meth:`SecondStage.fit` (give it validation-split predictions,
 from __future__ import annotations
 
 import mmfuse
-from mmfuse.evaluation.second_stage import SecondStage, stage_features
+from mmfuse.evaluation import SecondStage, stage_features
 
 __all__ = ["FUSIONM4NET_PRESET", "SecondStage", "stage_features"]
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import mmfuse
-from mmfuse.attention import spatial_attention
+from mmfuse import spatial_attention
 
 
 def resize_to(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 import mmfuse
+from mmfuse import TaskSpec
 from mmfuse.errors import UsageError
-from mmfuse.tasks import TaskSpec
 
 
 class LinearHead(mmfuse.Head):

@@ -185,7 +185,7 @@ def test_pickle_checkpoints_are_refused_unless_trusted(tiny_model, tmp_path, ima
     directory = tiny_model.save_pretrained(tmp_path / "model")
     (directory / WEIGHTS_FILE).unlink()
     torch.save(tiny_model.state_dict(), directory / "pytorch_model.bin")
-    with pytest.raises(mmfuse.UnsafeCheckpointError, match=r"pytorch_model\.bin.*trust_pickle=True"):
+    with pytest.raises(mmfuse.errors.UnsafeCheckpointError, match=r"pytorch_model\.bin.*trust_pickle=True"):
         mmfuse.from_pretrained(directory)
     with pytest.raises(mmfuse.ModelNotFoundError, match="pickle checkpoint"):
         mmfuse.from_pretrained(directory / "pytorch_model.bin")
@@ -198,7 +198,7 @@ def test_loading_is_strict_and_lists_missing_and_unexpected_tensors(tiny_model, 
     state["surplus.weight"] = state.pop("heads.fusion.classifiers.DIAG.bias")
     safetensors.torch.save_file(state, directory / WEIGHTS_FILE)
     with pytest.raises(
-        mmfuse.WeightsMismatchError, match=r"heads\.fusion\.classifiers\.DIAG\.bias.*surplus\.weight"
+        mmfuse.errors.WeightsMismatchError, match=r"heads\.fusion\.classifiers\.DIAG\.bias.*surplus\.weight"
     ):
         mmfuse.from_pretrained(directory)
 
@@ -230,7 +230,7 @@ def test_configs_that_would_read_other_files_or_are_malformed_are_refused(
 ):
     directory = tiny_model.save_pretrained(tmp_path)
     _edit_config(directory, **changes)
-    with pytest.raises(mmfuse.ModelConfigError, match=message):
+    with pytest.raises(mmfuse.errors.ModelConfigError, match=message):
         mmfuse.from_pretrained(directory)
 
 
@@ -264,7 +264,7 @@ def test_a_plugin_block_round_trips_when_installed_and_fails_clearly_when_not(
         assert_same_predictions(model, mmfuse.from_pretrained(directory), image_pair)
     finally:
         mmfuse.unregister_plugin(name)
-    with pytest.raises(mmfuse.MissingPluginError, match="hub_test_scaled_add.*'hub-test-plugin'"):
+    with pytest.raises(mmfuse.errors.MissingPluginError, match="hub_test_scaled_add.*'hub-test-plugin'"):
         mmfuse.from_pretrained(directory)
 
 
@@ -290,7 +290,7 @@ def test_a_missing_plugin_from_a_package_says_what_to_install(tiny_model, tmp_pa
     directory = tiny_model.save_pretrained(tmp_path)
     provider = {"name": "radiology_xattn", "plugin": "radiology", "package": "mmfuse-radiology"}
     _edit_config(directory, fusion="radiology_xattn", providers={"fusion": provider})
-    with pytest.raises(mmfuse.MissingPluginError, match="pip install mmfuse-radiology"):
+    with pytest.raises(mmfuse.errors.MissingPluginError, match="pip install mmfuse-radiology"):
         mmfuse.from_pretrained(directory)
 
 
@@ -302,7 +302,7 @@ def test_a_hostile_package_string_is_never_suggested_as_a_shell_command(tiny_mod
     directory = tiny_model.save_pretrained(tmp_path)
     provider = {"name": "radiology_xattn", "plugin": "radiology", "package": package}
     _edit_config(directory, fusion="radiology_xattn", providers={"fusion": provider})
-    with pytest.raises(mmfuse.MissingPluginError) as info:
+    with pytest.raises(mmfuse.errors.MissingPluginError) as info:
         mmfuse.from_pretrained(directory)
     message = str(info.value)
     assert "pip install" not in message and "not a valid package name" in message

@@ -120,7 +120,7 @@ def test_local_files_only_loads_from_the_cache_and_names_itself_when_missing(sav
 def test_save_pretrained_refuses_another_config_and_unknown_keywords(saved, tmp_path):
     model, _ = saved
     assert model.save_pretrained(tmp_path / "same", config=model.config) == tmp_path / "same"
-    with pytest.raises(mmfuse.UsageError, match="model's own config"):
+    with pytest.raises(mmfuse.errors.UsageError, match="model's own config"):
         model.save_pretrained(tmp_path / "other", config={**model.config, "fusion": "bab"})
     with pytest.raises(TypeError, match="private"):
         model.save_pretrained(tmp_path / "unpushed", private=True)  # an upload keyword without push_to_hub

@@ -187,7 +187,7 @@ def test_cli_push_refuses_a_directory_that_holds_no_model(tmp_path, hub_uploads,
 
 def test_a_failed_upload_names_the_repo_and_what_to_check(tiny_model):
     # No mock: HF_HUB_OFFLINE (set for the test suite) makes the first network call fail.
-    with pytest.raises(mmfuse.PublishError, match="derm-lab/tiny.*token"):
+    with pytest.raises(mmfuse.errors.PublishError, match="derm-lab/tiny.*token"):
         tiny_model.push_to_hub("derm-lab/tiny")
 
 
@@ -273,7 +273,7 @@ def test_push_without_network_is_one_publish_error(tiny_model, monkeypatch, tmp_
         raise ConnectError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(HfApi, "create_repo", unreachable)
-    with pytest.raises(mmfuse.PublishError, match="ConnectError: .*Name or service not known"):
+    with pytest.raises(mmfuse.errors.PublishError, match="ConnectError: .*Name or service not known"):
         tiny_model.push_to_hub("derm-lab/tiny")
     tiny_model.save_pretrained(tmp_path / "model")
     assert main(["push", str(tmp_path / "model"), "derm-lab/tiny"]) == 1
@@ -300,7 +300,7 @@ INJECTED_ID = 'a/b"); __import__("os").system("id"); ("'
 def test_space_files_refuse_a_repo_id_that_is_not_one(repo_id):
     from mmfuse.space import space_files
 
-    with pytest.raises(mmfuse.UsageError, match="repository id"):
+    with pytest.raises(mmfuse.errors.UsageError, match="repository id"):
         space_files(repo_id)
 
 

@@ -10,7 +10,7 @@ import torch
 
 import mmfuse
 from mmfuse.metadata import MetadataEncoding
-from mmfuse.registry import COMBINERS, FUSIONS, HEAD_TYPES, METADATA_ENCODERS, PRESETS
+from mmfuse.registry import COMBINERS, FUSIONS, METADATA_ENCODERS, PRESETS, REGISTRIES
 
 pytest.importorskip(
     "mmfuse_example_plugin", reason="the example plugin (examples/plugin_package) is not installed"
@@ -24,7 +24,7 @@ def test_every_new_contract_arrives_through_the_entry_point():
         (FUSIONS, "pooled_stream"),
         (METADATA_ENCODERS, "linear_tanh"),
         (COMBINERS, "metadata_gate"),
-        (HEAD_TYPES, "cosine"),
+        (REGISTRIES["head"], "cosine"),
         (PRESETS, "example-stream"),
     ):
         assert registry.entry(name).provider == "example", name

@@ -14,7 +14,7 @@ import torch
 
 import mmfuse
 from mmfuse import hookspecs
-from mmfuse.registry import ENCODERS, FUSIONS, PRESETS
+from mmfuse.registry import ENCODERS, FUSIONS, PRESETS, REGISTRIES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def test_decorator_registration_works_by_name(tiny_model_kwargs, image_pair):
 
 def test_taken_name_is_an_error_unless_override():
     with pytest.raises(
-        mmfuse.DuplicateNameError, match="'aab' is already registered by 'mmfuse_plugins.fusions'"
+        mmfuse.errors.DuplicateNameError, match="'aab' is already registered by 'mmfuse_plugins.fusions'"
     ):
         mmfuse.register_fusion("aab")(FUSIONS.entry("concat").obj)
     original = FUSIONS.entry("concat")
@@ -74,6 +74,49 @@ def test_taken_name_is_an_error_unless_override():
         assert FUSIONS.entry("concat").obj is FUSIONS.entry("aab").obj
     finally:
         FUSIONS.register("concat", original.obj, override=True, provider=original.provider)
+
+
+def test_every_registration_hook_fills_the_registry_of_its_kind():
+    hooks = {name for name in vars(hookspecs) if name.startswith("register_")}
+    assert {registry.hook_name for registry in REGISTRIES.values()} == hooks
+    assert REGISTRIES["dataset format"].hook_name == "register_dataset_formats"
+
+
+def test_generic_register_is_the_kind_specific_decorator():
+    """``register("head", name)`` is ``register_head(name)``: same registry, same provider, same errors."""
+
+    @mmfuse.register("head", "generic_head")
+    def generic_head(in_features, tasks):
+        return REGISTRIES["head"].entry("linear").obj(in_features, tasks)
+
+    try:
+        assert REGISTRIES["head"].entry("generic_head").provider == __name__
+        assert "generic_head" in mmfuse.list_heads()
+        with pytest.raises(mmfuse.errors.DuplicateNameError, match="head 'generic_head' is already registered"):
+            mmfuse.register_head("generic_head")(generic_head)
+    finally:
+        REGISTRIES["head"].unregister("generic_head")
+    with pytest.raises(mmfuse.UnknownNameError, match="unknown registry kind 'heads'; available: encoder, fusion"):
+        mmfuse.register("heads", "x")
+
+
+def test_unregistering_a_plugin_removes_what_it_provided_in_every_kind():
+    plugin = types.ModuleType("two_kinds")
+
+    @mmfuse.hookimpl
+    def register_fusions(register):
+        register("two_kinds_fusion", FUSIONS.entry("concat").obj)
+
+    @mmfuse.hookimpl
+    def register_presets(register):
+        register("two-kinds-preset", {"fusion": "two_kinds_fusion"})
+
+    plugin.register_fusions, plugin.register_presets = register_fusions, register_presets
+    name = mmfuse.register_plugin(plugin, name="two_kinds")
+    assert "two_kinds_fusion" in FUSIONS and "two-kinds-preset" in PRESETS
+    mmfuse.unregister_plugin(name)
+    assert "two_kinds_fusion" not in FUSIONS and "two-kinds-preset" not in PRESETS
+    assert FUSIONS.entry("concat").provider == "mmfuse_plugins.fusions"
 
 
 def test_presets_are_one_registry_filled_by_plugins():
@@ -91,7 +134,7 @@ def test_a_taken_preset_name_is_refused_unless_override(tiny_model_kwargs):
     original = PRESETS.entry("ammfm-swin")
     mine = {**original.obj, "fusion": "bab"}
     with pytest.raises(
-        mmfuse.DuplicateNameError,
+        mmfuse.errors.DuplicateNameError,
         match="'ammfm-swin' is already registered by 'mmfuse_plugins.ammfm_presets'",
     ):
         mmfuse.register_preset("ammfm-swin", mine)
@@ -112,7 +155,7 @@ def test_a_plugin_registering_a_taken_preset_name_is_refused():
 
     plugin.register_presets = register_presets
     try:
-        with pytest.raises(mmfuse.DuplicateNameError, match="preset 'tformer' is already registered"):
+        with pytest.raises(mmfuse.errors.DuplicateNameError, match="preset 'tformer' is already registered"):
             mmfuse.register_plugin(plugin, name="preset_squatter")
         assert PRESETS.entry("tformer").provider == "mmfuse_plugins.tformer"
     finally:

@@ -7,7 +7,7 @@ registered by plugins (:class:`DatasetFormat`, the ``register_dataset_formats`` 
 
 from mmfuse.data.build import build_dataset, fit_metadata_encoding, load_table
 from mmfuse.data.cache import PreparedCache, load_cache, prepare_cache
-from mmfuse.data.errors import DataError, Problem
+from mmfuse.data.errors import DataError, Problem, raise_for_problems
 from mmfuse.data.formats import (
     DataOptions,
     DatasetFormat,
@@ -16,9 +16,11 @@ from mmfuse.data.formats import (
     UnknownFormatError,
     get_format,
 )
+from mmfuse.data.images import OutsideRootError, resolve_image_path
 from mmfuse.data.paired import PairedDataset
-from mmfuse.data.records import CaseRecord, class_counts
+from mmfuse.data.records import CaseRecord, class_counts, duplicate_case_ids
 from mmfuse.data.split import SPLIT_NAMES, stratified_split
+from mmfuse.data.validate import check_images, check_paired_csv
 from mmfuse.registry import register_dataset_format
 
 __all__ = [
@@ -29,17 +31,23 @@ __all__ = [
     "DatasetFormat",
     "DatasetTable",
     "FormatOption",
+    "OutsideRootError",
     "PairedDataset",
     "PreparedCache",
     "Problem",
     "UnknownFormatError",
     "build_dataset",
+    "check_images",
+    "check_paired_csv",
     "class_counts",
+    "duplicate_case_ids",
     "fit_metadata_encoding",
     "get_format",
     "load_cache",
     "load_table",
     "prepare_cache",
+    "raise_for_problems",
     "register_dataset_format",
+    "resolve_image_path",
     "stratified_split",
 ]

@@ -30,16 +30,7 @@ from mmfuse.hub.files import CONFIG_FILE, HUB_PICKLE_FILE, PICKLE_SUFFIXES, WEIG
 from mmfuse.hub.names import ModelLocation
 from mmfuse.model import FusionNetwork
 from mmfuse.presets import COMPONENT_FIELDS, upgrade_config
-from mmfuse.registry import (
-    COMBINERS,
-    ENCODERS,
-    FUSIONS,
-    HEAD_TYPES,
-    METADATA_ENCODERS,
-    USER_PROVIDER,
-    encoder_entry,
-    plugin_manager,
-)
+from mmfuse.registry import REGISTRIES, USER_PROVIDER, encoder_entry, ensure_plugins_loaded
 from mmfuse.safeweights import check_compatible, read_header
 
 if TYPE_CHECKING:
@@ -64,20 +55,10 @@ def _plugin_package(plugin: str) -> str | None:
     return None
 
 
-def _registry(kind: str):
-    return {
-        "encoder": ENCODERS,
-        "fusion": FUSIONS,
-        "head": HEAD_TYPES,
-        "combiner": COMBINERS,
-        "metadata encoder": METADATA_ENCODERS,
-    }[kind]
-
-
 def component_provider(kind: str, name: str) -> dict:
     """``{"name", "plugin", "package"}`` of the component ``name`` of ``kind``, as recorded in config.json."""
     # An encoder nobody registered (any timm name) is resolved by a plugin; its entry names that plugin.
-    entry = encoder_entry(name) if kind == "encoder" else _registry(kind).entry(name)
+    entry = encoder_entry(name) if kind == "encoder" else REGISTRIES[kind].entry(name)
     plugin = entry.provider
     return {"name": name, "plugin": plugin, "package": _plugin_package(plugin)}
 
@@ -177,11 +158,11 @@ def check_config(config: Mapping, providers: Mapping, location: ModelLocation) -
             if kind == "encoder":
                 encoder_entry(name)
             else:
-                _registry(kind).entry(name)
+                REGISTRIES[kind].entry(name)
         except UnknownNameError as exc:
             provider = providers.get(field) or {}
             plugin = provider.get("plugin")
-            if plugin is None or plugin_manager().has_plugin(plugin):
+            if plugin is None or ensure_plugins_loaded().has_plugin(plugin):
                 raise UnknownNameError(f"{where}: {exc}") from None
             fix = install_hint(provider.get("package"), plugin)
             raise MissingPluginError(

@@ -21,12 +21,20 @@ import torch.nn.functional as F
 from torch import nn
 
 import mmfuse
-from mmfuse.data import CaseRecord, DataError, DataOptions, DatasetFormat, FormatOption, Problem
-from mmfuse.data.errors import raise_for_problems
-from mmfuse.data.images import OutsideRootError, resolve_image_path
-from mmfuse.data.records import duplicate_case_ids
-from mmfuse.data.split import SPLIT_NAMES
-from mmfuse.tasks import TaskSpec
+from mmfuse import TaskSpec
+from mmfuse.data import (
+    SPLIT_NAMES,
+    CaseRecord,
+    DataError,
+    DataOptions,
+    DatasetFormat,
+    FormatOption,
+    OutsideRootError,
+    Problem,
+    duplicate_case_ids,
+    raise_for_problems,
+    resolve_image_path,
+)
 
 
 class GatedFusion(mmfuse.FusionBlock):

@@ -26,6 +26,8 @@ from mmfuse.data.validate import ImageRef, check_images
 from mmfuse.metadata import EncodedField, FieldSpec, MetadataEncoding
 from mmfuse.tasks import DERM7PT_TASKS, TaskSpec
 
+__all__ = ["Derm7ptRelease", "METADATA_FIELDS", "check_release", "load_release", "official_metadata_encoding"]
+
 META_FILE = "meta/meta.csv"
 IMAGE_DIR = "images"
 PRIMARY_COLUMN = "derm"

@@ -32,6 +32,8 @@ from mmfuse.data.validate import ImageRef, check_images
 from mmfuse.metadata import FieldSpec
 from mmfuse.tasks import TaskSpec
 
+__all__ = ["CLASSES", "Milk10kRelease", "check_release", "load_release"]
+
 TASK = "DX"
 PARTS = ("training", "benchmark")
 GROUND_TRUTH_FILE = "MILK10k_Training_GroundTruth.csv"

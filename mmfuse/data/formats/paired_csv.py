@@ -39,6 +39,8 @@ from mmfuse.metadata import FieldSpec
 from mmfuse.tasks import TaskSpec
 from mmfuse.yamlio import load_yaml
 
+__all__ = ["PairedSchema", "load_paired_csv", "read_schema"]
+
 SCHEMA_KEYS = {
     "table",
     "image_dir",
