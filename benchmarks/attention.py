@@ -14,8 +14,9 @@ import torch
 
 from benchmarks.memory import peak_bytes
 from benchmarks.timing import Settings, interleaved, summary_ms
-from mmfuse import build_model, create_fusion
+from mmfuse import build_model
 from mmfuse.attention import attention_flops, effective_key_pool
+from mmfuse.registry import create_fusion
 
 # name -> fusion options; "exact" variants compute Eq. 1 as written, pooled ones approximate it.
 VARIANTS: dict[str, dict] = {

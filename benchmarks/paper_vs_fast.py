@@ -20,7 +20,8 @@ import torch
 
 from benchmarks.memory import peak_bytes
 from benchmarks.timing import Settings, interleaved, summary_ms
-from mmfuse import build_model, create_fusion
+from mmfuse import build_model
+from mmfuse.registry import create_fusion
 
 MODELS = ("baseline-swin", "ammfm-swin", "ammfm-swin-fast")
 BLOCK_VARIANTS = {

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import mmfuse
+import mmfuse.registry
 
 
 @mmfuse.register_fusion("channel_gate")
@@ -27,5 +28,5 @@ class ChannelGate(mmfuse.FusionBlock):
 
 
 model = mmfuse.build_model("ammfm-swin", fusion="channel_gate", fusion_options={"hidden": 16})
-print(mmfuse.list_fusions())
+print(mmfuse.registry.list_fusions())
 print(type(model.fusion_blocks["2"]).__name__, model.config["fusion"], model.config["fusion_stages"])

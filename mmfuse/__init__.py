@@ -9,6 +9,8 @@ The public names are the keys of ``_EXPORTS`` below, which also makes ``__all__`
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from typing import TYPE_CHECKING
 
 from mmfuse import errors  # cheap, and mmfuse.errors.DataError then works after a bare ``import mmfuse``
@@ -41,7 +43,8 @@ _EXPORTS: dict[str, str] = {
     "Combiner": "mmfuse.interfaces",
     "Head": "mmfuse.interfaces",
     "spatial_attention": "mmfuse.attention",
-    # The registries: register (one decorator for every kind, or its per-kind alias), list, create.
+    # Registering components: register (one decorator for every kind) or its per-kind alias. Listing and
+    # creating components one by one is mmfuse.registry's (list_fusions, create_fusion, ...).
     "register": "mmfuse.registry",
     "register_plugin": "mmfuse.registry",
     "unregister_plugin": "mmfuse.registry",
@@ -51,17 +54,6 @@ _EXPORTS: dict[str, str] = {
     "register_combiner": "mmfuse.registry",
     "register_head": "mmfuse.registry",
     "register_dataset_format": "mmfuse.registry",
-    "list_encoders": "mmfuse.registry",
-    "list_fusions": "mmfuse.registry",
-    "list_metadata_encoders": "mmfuse.registry",
-    "list_combiners": "mmfuse.registry",
-    "list_heads": "mmfuse.registry",
-    "list_dataset_formats": "mmfuse.registry",
-    "create_encoder": "mmfuse.registry",
-    "create_fusion": "mmfuse.registry",
-    "create_metadata_encoder": "mmfuse.registry",
-    "create_combiner": "mmfuse.registry",
-    "create_head": "mmfuse.registry",
     # The errors nearly every caller catches (the whole hierarchy is in mmfuse.errors).
     "MmfuseError": "mmfuse.errors",
     "UnknownNameError": "mmfuse.errors",
@@ -82,17 +74,6 @@ if TYPE_CHECKING:
     from mmfuse.model import FusionNetwork, FusionOutput
     from mmfuse.presets import list_presets
     from mmfuse.registry import (
-        create_combiner,
-        create_encoder,
-        create_fusion,
-        create_head,
-        create_metadata_encoder,
-        list_combiners,
-        list_dataset_formats,
-        list_encoders,
-        list_fusions,
-        list_heads,
-        list_metadata_encoders,
         register,
         register_combiner,
         register_dataset_format,
@@ -106,6 +87,34 @@ if TYPE_CHECKING:
     )
     from mmfuse.tasks import DERM7PT_TASKS, TaskSpec
 
-__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
+# Names that were public here in 0.1.0 and now live elsewhere (docs/api.md, "Before -> after"):
+# old name -> (module, name there). They still resolve, with a DeprecationWarning naming their home, until 0.3.
+_MOVED: dict[str, tuple[str, str]] = {
+    **{name: ("mmfuse.errors", name) for name in errors.__all__ if name not in _EXPORTS},
+    "ConfigError": ("mmfuse.errors", "RunConfigError"),  # renamed as well as moved
+    "InvalidConfigError": ("mmfuse.errors", "ModelConfigError"),
+    "DatasetFormat": ("mmfuse.data", "DatasetFormat"),
+    "UnknownFormatError": ("mmfuse.data", "UnknownFormatError"),
+    "resolve_tasks": ("mmfuse.tasks", "resolve_tasks"),
+    **{
+        name: ("mmfuse.registry", name)
+        for kind in ("encoder", "fusion", "metadata_encoder", "combiner", "head")
+        for name in (f"list_{kind}s", f"create_{kind}")
+    },
+    "list_dataset_formats": ("mmfuse.registry", "list_dataset_formats"),
+}
+
+_exported, __dir__ = lazy_exports(globals(), _EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _MOVED:
+        return _exported(name)
+    module, new_name = _MOVED[name]
+    warnings.warn(
+        f"mmfuse.{name} moved to {module}.{new_name}; the old name goes in 0.3", DeprecationWarning, stacklevel=2
+    )
+    return getattr(importlib.import_module(module), new_name)
+
 
 __all__ = ["__version__", *_EXPORTS]

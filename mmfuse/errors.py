@@ -178,3 +178,17 @@ __all__ = [
     "UsageError",
     "WeightsMismatchError",
 ]
+
+# 0.1.0's names of the two configuration errors; they resolve, with a DeprecationWarning, until 0.3.
+_RENAMED = {"ConfigError": "RunConfigError", "InvalidConfigError": "ModelConfigError"}
+
+
+def __getattr__(name: str) -> type[MmfuseError]:
+    if name not in _RENAMED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import warnings
+
+    warnings.warn(
+        f"mmfuse.errors.{name} is now {_RENAMED[name]}; the old name goes in 0.3", DeprecationWarning, stacklevel=2
+    )
+    return globals()[_RENAMED[name]]

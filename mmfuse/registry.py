@@ -23,6 +23,37 @@ import pluggy
 from mmfuse import hookspecs
 from mmfuse.errors import DuplicateNameError, PluginError, UnknownNameError, UsageError
 
+__all__ = [
+    "REGISTRIES",
+    "Registry",
+    "RegistryEntry",
+    "create_combiner",
+    "create_encoder",
+    "create_fusion",
+    "create_head",
+    "create_metadata_encoder",
+    "failed_plugins",
+    "get_registry",
+    "list_combiners",
+    "list_dataset_formats",
+    "list_encoders",
+    "list_fusions",
+    "list_heads",
+    "list_metadata_encoders",
+    "list_trackers",
+    "register",
+    "register_combiner",
+    "register_dataset_format",
+    "register_encoder",
+    "register_fusion",
+    "register_head",
+    "register_metadata_encoder",
+    "register_plugin",
+    "register_preset",
+    "register_tracker",
+    "unregister_plugin",
+]
+
 ENTRY_POINT_GROUP = "mmfuse"
 AUTOLOAD_ENV = "MMFUSE_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_PACKAGE = "mmfuse_plugins"  # installed from the plugins/ folder

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mmfuse
+import mmfuse.registry
 from mmfuse.attention import effective_key_pool, spatial_attention
 
 
@@ -28,7 +29,7 @@ def eq1_transcription(block, primary: torch.Tensor, auxiliary: torch.Tensor) -> 
 @pytest.mark.parametrize("attention", ["materialized", "sdpa", "chunked", "auto"])
 def test_aab_equals_a_direct_transcription_of_eq1(attention):
     torch.manual_seed(0)
-    block = mmfuse.create_fusion("aab", 16, 8, attention=attention, max_key_tokens=None).double()
+    block = mmfuse.registry.create_fusion("aab", 16, 8, attention=attention, max_key_tokens=None).double()
     primary, auxiliary = torch.randn(2, 16, 6, 5).double(), torch.randn(2, 8, 6, 5).double()
     refined, passed = block(primary, auxiliary)
     torch.testing.assert_close(refined, eq1_transcription(block, primary, auxiliary))
@@ -37,13 +38,13 @@ def test_aab_equals_a_direct_transcription_of_eq1(attention):
 
 def test_projected_aab_is_eq1_on_the_auxiliary_map_taken_to_the_primary_width():
     torch.manual_seed(0)
-    block = mmfuse.create_fusion("aab", 16, 8, auxiliary_projection=True).double().eval()
+    block = mmfuse.registry.create_fusion("aab", 16, 8, auxiliary_projection=True).double().eval()
     assert (block.key.in_channels, block.query.in_channels) == (16, 16)  # C and D both H×W×16
     primary, auxiliary = torch.randn(2, 16, 6, 5).double(), torch.randn(2, 8, 6, 5).double()
     refined, passed = block(primary, auxiliary)
     torch.testing.assert_close(refined, eq1_transcription(block, primary, block.projection(auxiliary)))
     assert passed is auxiliary
-    assert mmfuse.create_fusion("aab", 16, 8).projection is None  # the default reads the auxiliary width
+    assert mmfuse.registry.create_fusion("aab", 16, 8).projection is None  # the default reads the auxiliary width
 
 
 def test_attention_implementations_agree():
@@ -71,9 +72,9 @@ def test_pooled_keys_attend_to_average_pooled_keys_and_values():
 
 def test_default_aab_is_exact_at_every_size_and_pooling_is_opt_in():
     torch.manual_seed(0)
-    default = mmfuse.create_fusion("aab", 8, 4)
-    exact = mmfuse.create_fusion("aab", 8, 4, attention="materialized", max_key_tokens=None)
-    pooled = mmfuse.create_fusion("aab", 8, 4, max_key_tokens=196)
+    default = mmfuse.registry.create_fusion("aab", 8, 4)
+    exact = mmfuse.registry.create_fusion("aab", 8, 4, attention="materialized", max_key_tokens=None)
+    pooled = mmfuse.registry.create_fusion("aab", 8, 4, max_key_tokens=196)
     exact.load_state_dict(default.state_dict())
     pooled.load_state_dict(default.state_dict())
     primary, auxiliary = torch.randn(1, 8, 28, 28), torch.randn(1, 4, 28, 28)
@@ -83,9 +84,9 @@ def test_default_aab_is_exact_at_every_size_and_pooling_is_opt_in():
 
 def test_bad_attention_options_fail_at_construction():
     with pytest.raises(ValueError, match="unknown attention implementation 'flash2'"):
-        mmfuse.create_fusion("aab", 8, 8, attention="flash2")
+        mmfuse.registry.create_fusion("aab", 8, 8, attention="flash2")
     with pytest.raises(TypeError, match="unknown options"):
-        mmfuse.create_fusion("concat", 8, 8, attention="sdpa")
+        mmfuse.registry.create_fusion("concat", 8, 8, attention="sdpa")
 
 
 @settings(max_examples=25, deadline=None)
@@ -99,7 +100,7 @@ def test_bad_attention_options_fail_at_construction():
 def test_every_block_keeps_shapes_and_lets_gradients_reach_the_auxiliary(
     name, primary_channels, auxiliary_channels, primary_size, auxiliary_size
 ):
-    block = mmfuse.create_fusion(name, primary_channels, auxiliary_channels)
+    block = mmfuse.registry.create_fusion(name, primary_channels, auxiliary_channels)
     primary = torch.randn(2, primary_channels, *primary_size, requires_grad=True)
     auxiliary = torch.randn(2, auxiliary_channels, *auxiliary_size, requires_grad=True)
     refined, auxiliary_out = block(primary, auxiliary)
@@ -116,14 +117,14 @@ def test_every_block_keeps_shapes_and_lets_gradients_reach_the_auxiliary(
 def test_bab_refines_both_modalities_and_aab_only_the_primary():
     torch.manual_seed(0)
     primary, auxiliary = torch.randn(1, 8, 5, 5), torch.randn(1, 4, 10, 10)
-    _, aab_aux = mmfuse.create_fusion("aab", 8, 4)(primary, auxiliary)
-    _, bab_aux = mmfuse.create_fusion("bab", 8, 4)(primary, auxiliary)
+    _, aab_aux = mmfuse.registry.create_fusion("aab", 8, 4)(primary, auxiliary)
+    _, bab_aux = mmfuse.registry.create_fusion("bab", 8, 4)(primary, auxiliary)
     assert torch.equal(aab_aux, auxiliary)
     assert bab_aux.shape == auxiliary.shape and not torch.allclose(bab_aux, auxiliary)
 
 
 def test_aab_has_fewer_parameters_than_bab():
     def count(name):
-        return sum(p.numel() for p in mmfuse.create_fusion(name, 384, 112).parameters())
+        return sum(p.numel() for p in mmfuse.registry.create_fusion(name, 384, 112).parameters())
 
     assert count("concat") == 0 < count("aab") < count("bab")

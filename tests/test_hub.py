@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mmfuse
+import mmfuse.registry
 from mmfuse.hub import CONFIG_FILE, MODEL_FILES, WEIGHTS_FILE, resolve_name
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -310,7 +311,7 @@ def test_a_hostile_package_string_is_never_suggested_as_a_shell_command(tiny_mod
 
 
 def test_entry_point_plugins_are_recorded_with_their_package(tiny_model_kwargs, tmp_path):
-    if "gated" not in mmfuse.list_fusions():
+    if "gated" not in mmfuse.registry.list_fusions():
         pytest.skip("the example plugin (examples/plugin_package) is not installed")
     model = mmfuse.build_model("ammfm-swin", fusion="gated", **tiny_model_kwargs)
     saved = json.loads((model.save_pretrained(tmp_path) / CONFIG_FILE).read_text())

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import mmfuse
+import mmfuse.registry
 
 ENCODERS = ["test_convnext", "test_efficientnet", "test_mambaout", "tiny_cnn"]
 FUSIONS = ["aab", "bab", "concat", "gated"]
@@ -29,7 +30,7 @@ def test_every_encoder_pair_and_fusion_gives_per_head_per_task_logits(primary, a
 
 
 def test_nhwc_timm_encoders_return_nchw_stages():
-    encoder = mmfuse.create_encoder("test_mambaout", img_size=64)
+    encoder = mmfuse.registry.create_encoder("test_mambaout", img_size=64)
     features = encoder(torch.randn(1, 3, 64, 64))
     assert [f.shape[1] for f in features] == encoder.channels
     assert [64 // f.shape[-1] for f in features] == encoder.reductions

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import mmfuse
+import mmfuse.registry
 from mmfuse.metadata import MetadataEncoding
 from mmfuse.registry import COMBINERS, FUSIONS, METADATA_ENCODERS, PRESETS, REGISTRIES
 
@@ -28,8 +29,8 @@ def test_every_new_contract_arrives_through_the_entry_point():
         (PRESETS, "example-stream"),
     ):
         assert registry.entry(name).provider == "example", name
-    assert "cosine" in mmfuse.list_heads() and "metadata_gate" in mmfuse.list_combiners()
-    assert "linear_tanh" in mmfuse.list_metadata_encoders()
+    assert "cosine" in mmfuse.registry.list_heads() and "metadata_gate" in mmfuse.registry.list_combiners()
+    assert "linear_tanh" in mmfuse.registry.list_metadata_encoders()
 
 
 def test_third_party_preset_builds_trains_and_reloads(tmp_path):

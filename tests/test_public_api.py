@@ -36,6 +36,7 @@ PUBLIC_MODULES = (
     "mmfuse.metadata",
     "mmfuse.pipeline",
     "mmfuse.presets",
+    "mmfuse.registry",
     "mmfuse.tracking",
     "mmfuse.training",
 )
@@ -127,10 +128,10 @@ def test_plugins_and_examples_import_only_public_names():
     ("source", "expected"),
     [
         ("from mmfuse.attention import spatial_attention", ["not a public module"]),
-        ("import mmfuse.registry", ["not a public module"]),
+        ("import mmfuse.runtime", ["not a public module"]),
         ("from mmfuse.data import images", ["mmfuse.data.images is not public"]),
         ("from mmfuse import UsageError", ["mmfuse.UsageError is not public"]),
-        ("import mmfuse\nmmfuse.registry.ENCODERS", ["mmfuse.registry is not public"]),
+        ("import mmfuse\nmmfuse.training.rundir.RunLock", ["mmfuse.training.rundir is not public"]),
         ("import mmfuse\nx = mmfuse.data.images.open_rgb", ["mmfuse.data.images is not public"]),
         ("import mmfuse.data as d\nd.split.SPLIT_NAMES", ["mmfuse.data.split is not public"]),
         ("from mmfuse import spatial_attention, data\ndata.SPLIT_NAMES", []),
@@ -168,6 +169,33 @@ def test_the_top_level_keeps_only_the_exceptions_every_caller_catches():
     assert exceptions == {"MmfuseError", "UnknownNameError", "ModelNotFoundError"}
     for name in exceptions:
         assert getattr(mmfuse, name) is getattr(mmfuse.errors, name)
+
+
+@pytest.mark.parametrize(
+    ("old", "home"),
+    [
+        ("DataError", "mmfuse.errors.DataError"),
+        ("ConfigError", "mmfuse.errors.RunConfigError"),
+        ("InvalidConfigError", "mmfuse.errors.ModelConfigError"),
+        ("DatasetFormat", "mmfuse.data.DatasetFormat"),
+        ("list_fusions", "mmfuse.registry.list_fusions"),
+        ("create_encoder", "mmfuse.registry.create_encoder"),
+    ],
+)
+def test_a_name_public_in_0_1_0_still_resolves_with_a_warning_naming_its_home(old, home):
+    """Code written against 0.1.0 (``except mmfuse.DataError``, ``mmfuse.list_fusions()``) keeps working until 0.3."""
+    module, _, name = home.rpartition(".")
+    with pytest.warns(DeprecationWarning, match=home.replace(".", r"\.")):
+        value = getattr(mmfuse, old)
+    assert value is getattr(importlib.import_module(module), name)
+    assert old not in mmfuse.__all__
+
+
+def test_the_renamed_configuration_errors_resolve_from_mmfuse_errors():
+    with pytest.warns(DeprecationWarning, match="RunConfigError"):
+        assert mmfuse.errors.ConfigError is mmfuse.errors.RunConfigError
+    with pytest.raises(AttributeError):
+        mmfuse.errors.NoSuchError  # noqa: B018
 
 
 def test_importing_mmfuse_and_listing_its_names_imports_no_torch():

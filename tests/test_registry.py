@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import mmfuse
+import mmfuse.registry
 from mmfuse import hookspecs
 from mmfuse.registry import ENCODERS, FUSIONS, PRESETS, REGISTRIES
 
@@ -20,17 +21,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_builtins_are_registered_with_their_provider():
-    assert {"aab", "bab", "concat"} <= set(mmfuse.list_fusions())
+    assert {"aab", "bab", "concat"} <= set(mmfuse.registry.list_fusions())
     assert {"mobilenetv3_large_100", "swin_tiny_patch4_window7_224", "resnet50", "convnext_tiny"} <= set(
-        mmfuse.list_encoders()
+        mmfuse.registry.list_encoders()
     )
     assert FUSIONS.entry("aab").provider == "mmfuse_plugins.fusions"
     assert ENCODERS.entry("resnet50").provider == "mmfuse_plugins.timm_encoders"
 
 
 def test_list_filters_by_glob():
-    assert mmfuse.list_encoders("swin*") == ["swin_tiny_patch4_window7_224"]
-    assert mmfuse.list_fusions("?ab") == ["aab", "bab"]
+    assert mmfuse.registry.list_encoders("swin*") == ["swin_tiny_patch4_window7_224"]
+    assert mmfuse.registry.list_fusions("?ab") == ["aab", "bab"]
 
 
 def test_entry_point_plugin_works_by_name(tiny_model_kwargs, image_pair):
@@ -91,7 +92,7 @@ def test_generic_register_is_the_kind_specific_decorator():
 
     try:
         assert REGISTRIES["head"].entry("generic_head").provider == __name__
-        assert "generic_head" in mmfuse.list_heads()
+        assert "generic_head" in mmfuse.registry.list_heads()
         with pytest.raises(mmfuse.errors.DuplicateNameError, match="head 'generic_head' is already registered"):
             mmfuse.register_head("generic_head")(generic_head)
     finally:
@@ -170,9 +171,9 @@ def test_unknown_names_list_what_is_available(tiny_model_kwargs):
 
 
 def test_any_stage_splittable_timm_model_is_an_encoder():
-    encoder = mmfuse.create_encoder("test_byobnet")
+    encoder = mmfuse.registry.create_encoder("test_byobnet")
     assert encoder.reductions == [2, 4, 8, 16, 32]
-    assert mmfuse.create_encoder("timm:test_byobnet").channels == encoder.channels
+    assert mmfuse.registry.create_encoder("timm:test_byobnet").channels == encoder.channels
 
 
 def test_runtime_plugin_object_registers_and_unregisters():
@@ -188,7 +189,7 @@ def test_runtime_plugin_object_registers_and_unregisters():
         assert FUSIONS.entry("runtime_identity").provider == "my_runtime_plugin"
     finally:
         mmfuse.unregister_plugin(name)
-    assert "runtime_identity" not in mmfuse.list_fusions()
+    assert "runtime_identity" not in mmfuse.registry.list_fusions()
 
 
 def test_a_hook_implementation_may_take_a_subset_of_the_arguments():
@@ -218,7 +219,7 @@ def test_an_encoder_resolved_by_a_plugin_records_that_plugin(tiny_model_kwargs):
     @mmfuse.hookimpl
     def resolve_encoder(name):
         if name.startswith("mine:"):
-            return lambda pretrained=False, **options: mmfuse.create_encoder(
+            return lambda pretrained=False, **options: mmfuse.registry.create_encoder(
                 name.removeprefix("mine:"), **options
             )
         return None
@@ -250,7 +251,7 @@ def _run_python(code: str, env_extra: dict[str, str], tmp_path: Path) -> subproc
 
 
 def test_environment_switch_disables_entry_point_autoload(tmp_path):
-    code = "import mmfuse; print(sorted(mmfuse.list_fusions()))"
+    code = "import mmfuse.registry; print(sorted(mmfuse.registry.list_fusions()))"
     enabled = _run_python(code, {}, tmp_path)
     disabled = _run_python(code, {"MMFUSE_DISABLE_PLUGIN_AUTOLOAD": "1"}, tmp_path)
     assert "'gated'" in enabled.stdout
@@ -267,9 +268,9 @@ def test_plugin_that_fails_to_import_is_reported_by_name(tmp_path):
         warnings.simplefilter("always")
         import mmfuse
         from mmfuse.registry import failed_plugins
-        print("aab" in mmfuse.list_fusions(), sorted(failed_plugins()))
+        print("aab" in mmfuse.registry.list_fusions(), sorted(failed_plugins()))
         try:
-            mmfuse.create_fusion("nope", 8, 8)
+            mmfuse.registry.create_fusion("nope", 8, 8)
         except mmfuse.UnknownNameError as e:
             print(e)
     """
@@ -295,8 +296,8 @@ def test_builtins_load_from_a_source_checkout_that_was_never_installed():
         import sys
         # Forget the editable install: only the checkout on sys.path remains.
         sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in (getattr(f, "__module__", "") or "")]
-        import mmfuse
-        print(mmfuse.list_fusions(), mmfuse.registry.FUSIONS.entry("aab").provider)
+        import mmfuse.registry
+        print(mmfuse.registry.list_fusions(), mmfuse.registry.FUSIONS.entry("aab").provider)
     """
     result = _run_python(code, {"MMFUSE_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(REPO)}, REPO)
     assert result.returncode == 0, result.stderr
