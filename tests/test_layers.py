@@ -225,3 +225,23 @@ def test_the_architecture_page_lists_the_same_layers():
         for module in modules:
             short = module.removeprefix("mmfuse.")
             assert short in rows[index], f"docs/architecture.md: layer {index} does not list {short}"
+
+
+# A module over this many lines, or a function over that many, has a second job that wants a home of its own.
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
+
+
+def test_modules_and_functions_stay_small():
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        name = path.relative_to(PACKAGE.parent).as_posix()
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}: {node.name}() {lines} lines")
+    assert too_long == []
