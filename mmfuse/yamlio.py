@@ -9,6 +9,7 @@ words stay the strings the table holds.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import yaml
 
@@ -32,6 +33,27 @@ Yaml12SafeLoader.add_implicit_resolver(
 def load_yaml(text: str):
     """``yaml.safe_load`` with YAML 1.2 booleans (see the module docstring)."""
     return yaml.load(text, Loader=Yaml12SafeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_yaml_file(path: Path, what: str, error: type[Exception], missing: type[Exception] = FileNotFoundError):
+    """The YAML document in the file ``path``, read by :func:`load_yaml`.
+
+    A user hands mmfuse a config or a schema by name, so every way the file itself can be wrong (missing, a
+    directory, not UTF-8, not YAML, nested past the parser's recursion limit) raises ``error`` (``missing`` for
+    a file that is not there) with a message that names the file and says it should be ``what``.
+    """
+    if path.is_dir():
+        raise error(f"{what} {path} is a directory; give the {what}'s YAML file")
+    try:
+        return load_yaml(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise missing(f"{what} file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise error(f"{what} {path} is nested too deeply") from None
 
 
 def boolean_hint(value: object) -> str:

@@ -20,7 +20,7 @@ from mmfuse.limits import MAX_RESAMPLES, MAX_SEED, MIN_WEIGHT_STEP
 from mmfuse.metrics_layout import HEADLINE_METRICS
 from mmfuse.rules import Rule, integer_in, is_finite_number, is_integer, number_at_least, one_of
 from mmfuse.runtime.data import dataset_options
-from mmfuse.yamlio import boolean_hint, load_yaml
+from mmfuse.yamlio import boolean_hint, read_yaml_file
 
 # Paper recipe (section 4.1) where the paper states it; our choices, documented in docs/training.md, elsewhere.
 DEFAULTS: dict = {
@@ -301,18 +301,7 @@ def resolve(config: Mapping | None = None, **overrides: Mapping) -> dict:
 def load_config(path: str | Path, **overrides: Mapping) -> dict:
     """Read a YAML run configuration and :func:`resolve` it; errors name the file."""
     path = Path(path)
-    if path.is_dir():
-        raise RunConfigError(f"{path} is a directory; give the run config file (YAML)")
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config file not found: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise RunConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except yaml.YAMLError as exc:
-        raise RunConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise RunConfigError(f"{path}: nested too deeply to be a run config") from None
+    data = read_yaml_file(path, "run config", RunConfigError) or {}
     if not isinstance(data, Mapping):
         raise RunConfigError(f"{path}: a run config must be a mapping of sections, got {type(data).__name__}")
     try:

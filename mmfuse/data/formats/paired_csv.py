@@ -29,15 +29,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from mmfuse.data.errors import DataError, Problem, raise_for_problems
 from mmfuse.data.images import locate_images
 from mmfuse.data.records import CaseRecord, duplicate_case_ids, read_table
 from mmfuse.data.split import DEFAULT_RATIOS, SPLIT_NAMES, stratified_split
 from mmfuse.metadata import FieldSpec
 from mmfuse.tasks import TaskSpec
-from mmfuse.yamlio import load_yaml
+from mmfuse.yamlio import read_yaml_file
 
 __all__ = ["PairedSchema", "load_paired_csv", "read_schema"]
 
@@ -113,18 +111,7 @@ class PairedSchema:
 
 def _load_schema_file(path: Path) -> dict:
     """The schema file's mapping: known keys only, the required ones present, ``tasks`` a non-empty list."""
-    if path.is_dir():
-        raise DataError(f"schema {path} is a directory; give the schema's YAML file")
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"schema file not found: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"schema {path} is not UTF-8 text ({exc.reason} at offset {exc.start})") from None
-    except yaml.YAMLError as exc:
-        raise DataError(f"schema {path} is not valid YAML: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise DataError(f"schema {path} is nested too deeply") from None
+    data = read_yaml_file(path, "schema", DataError, missing=DataError)
     if not isinstance(data, dict):
         raise DataError(f"schema {path} must be a mapping with keys {sorted(SCHEMA_KEYS)}")
     unknown = set(data) - SCHEMA_KEYS
