@@ -100,7 +100,7 @@ def check_upload(path: str | os.PathLike, label: str, name: str | None = None) -
     return [f"{label} ({shown}) {note}"] if note else []
 
 
-class DemoService:
+class PageModel:
     """The model behind the page: one request at a time (a CPU gains nothing from more, and the
     Grad-CAM hooks must not see another request's forward pass), its maps made on a copy of the
     upload no larger than ``max_side`` a side, so one request's memory is bounded whatever is uploaded."""
@@ -255,7 +255,7 @@ def build_app(
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    service = DemoService(model, device)
+    service = PageModel(model, device)
     overlay_files = OverlayFiles()
     task_names = [t.name for t in model.tasks]
     if examples is None:
@@ -287,7 +287,7 @@ def build_app(
 
 
 def _answer(
-    service: DemoService, overlay_files: OverlayFiles, task_names: list[str], primary, auxiliary
+    service: PageModel, overlay_files: OverlayFiles, task_names: list[str], primary, auxiliary
 ) -> list:
     """The page's outputs for one request, in :func:`_result_outputs`' order; a bad upload is a message."""
     try:

@@ -17,7 +17,7 @@ pytest.importorskip("pytorch_grad_cam")
 
 from mmfuse.gradio_app import (  # noqa: E402
     NOTICE,
-    DemoService,
+    PageModel,
     UploadError,
     build_app,
     seven_point_markdown,
@@ -47,13 +47,13 @@ def files(tmp_path_factory):
 @pytest.mark.parametrize("kind", REJECTED)
 def test_bad_uploads_are_refused_with_a_message_naming_the_file(model, files, kind):
     with pytest.raises(UploadError) as info:
-        DemoService(model).analyse(str(files[kind]), None, (files[kind].name, None))
+        PageModel(model).analyse(str(files[kind]), None, (files[kind].name, None))
     assert files[kind].name in str(info.value)
 
 
 @pytest.mark.parametrize("kind", CONVERTED)
 def test_cmyk_and_16_bit_images_answer_with_a_note(model, files, kind):
-    analysis = DemoService(model).analyse(str(files[kind]), str(files["auxiliary"]))
+    analysis = PageModel(model).analyse(str(files[kind]), str(files["auxiliary"]))
     assert analysis.prediction["auxiliary_used"]
     assert any(files[kind].name in note for note in analysis.notes)
 
@@ -61,7 +61,7 @@ def test_cmyk_and_16_bit_images_answer_with_a_note(model, files, kind):
 def test_missing_auxiliary_is_said_and_matches_predict(model, files):
     from mmfuse.evaluation.pair import predict_pair
 
-    analysis = DemoService(model).analyse(str(files["primary"]))
+    analysis = PageModel(model).analyse(str(files["primary"]))
     assert analysis.prediction == predict_pair(model, files["primary"])
     assert "No clinical image" in analysis.notes[0]
     # the uploaded image, one Grad-CAM per task, no attention (the fusion blocks did not run)

@@ -27,7 +27,7 @@ pytest.importorskip("pytorch_grad_cam")
 from mmfuse.errors import UsageError  # noqa: E402
 from mmfuse.gradio_app import (  # noqa: E402
     EXPLAIN_MAX_SIDE,
-    DemoService,
+    PageModel,
     build_app,
     example_files,
     example_pairs,
@@ -239,7 +239,7 @@ def test_a_huge_upload_is_explained_on_a_bounded_copy(model, tmp_path, monkeypat
         lambda _m, args, kwargs: inputs.append(kwargs["primary"].shape[-2:]), with_kwargs=True
     )
     try:
-        analysis = DemoService(model).analyse(str(upload), str(upload))
+        analysis = PageModel(model).analyse(str(upload), str(upload))
     finally:
         hook.remove()
     assert {pixels.shape for pixels, _ in analysis.overlays} == {(512, EXPLAIN_MAX_SIDE, 3)}
