@@ -159,24 +159,16 @@ def _caption(file_name: str, prediction: dict) -> str:
 
 def seven_point_markdown(prediction: dict) -> str:
     """The score, the rule that produced it (which predicted criteria scored) and the melanoma flag."""
+    from mmfuse.data.formats.derm7pt import SEVEN_POINT_CRITERIA
     from mmfuse.evaluation.derm7pt import MELANOMA_THRESHOLD
 
     sp = prediction.get("seven_point")
     if sp is None:
         return "This model's tasks are not Derm7pt's: no seven-point score."
     tasks = prediction["tasks"]
-    criteria = (
-        ("PN", "ATP", 2, "atypical pigment network"),
-        ("BWV", "PRS", 2, "blue-whitish veil"),
-        ("VS", "IR", 2, "irregular vessels"),
-        ("STR", "IR", 1, "irregular streaks"),
-        ("PIG", "IR", 1, "irregular pigmentation"),
-        ("DaG", "IR", 1, "irregular dots/globules"),
-        ("RS", "PRS", 1, "regression structures"),
-    )
     scored = [
         f"{text} ({task}={cls}) +{points}"
-        for task, cls, points, text in criteria
+        for task, cls, points, text in SEVEN_POINT_CRITERIA
         if tasks[task]["predicted"] == cls
     ]
     verdict = "**melanoma suspected**" if sp["melanoma"] else "below the melanoma threshold"

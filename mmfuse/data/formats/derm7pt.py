@@ -164,17 +164,22 @@ def group_label(task: str, raw: str) -> str:
         ) from None
 
 
-def seven_point_score(labels: Mapping[str, str]) -> int:
-    """The seven-point checklist score from grouped labels.
+# Argenziano's seven-point checklist: (task, the class that meets the criterion, points, what it is). The major
+# criteria count 2, the minor ones 1. The score, and the page that explains it, read this one table.
+SEVEN_POINT_CRITERIA: tuple[tuple[str, str, int, str], ...] = (
+    ("PN", "ATP", 2, "atypical pigment network"),
+    ("BWV", "PRS", 2, "blue-whitish veil"),
+    ("VS", "IR", 2, "irregular vessels"),
+    ("STR", "IR", 1, "irregular streaks"),
+    ("PIG", "IR", 1, "irregular pigmentation"),
+    ("DaG", "IR", 1, "irregular dots/globules"),
+    ("RS", "PRS", 1, "regression structures"),
+)
 
-    Major criteria count 2 (atypical network, blue-whitish veil, dotted or linear irregular vessels),
-    minor criteria 1 (irregular streaks, pigmentation and dots/globules, any regression structure).
-    """
-    major = (labels["PN"] == "ATP") + (labels["BWV"] == "PRS") + (labels["VS"] == "IR")
-    minor = (
-        (labels["STR"] == "IR") + (labels["PIG"] == "IR") + (labels["DaG"] == "IR") + (labels["RS"] == "PRS")
-    )
-    return int(2 * major + minor)
+
+def seven_point_score(labels: Mapping[str, str]) -> int:
+    """The seven-point checklist score of grouped labels (:data:`SEVEN_POINT_CRITERIA`)."""
+    return sum(points for task, cls, points, _ in SEVEN_POINT_CRITERIA if labels[task] == cls)
 
 
 def auxiliary_is_missing(row: Mapping[str, str]) -> bool:
