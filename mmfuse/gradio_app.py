@@ -172,11 +172,14 @@ def seven_point_markdown(prediction: dict) -> str:
         if tasks[task]["predicted"] == cls
     ]
     verdict = "**melanoma suspected**" if sp["melanoma"] else "below the melanoma threshold"
+
+    def criteria(points: int) -> str:
+        return ", ".join(text for *_, worth, text in SEVEN_POINT_CRITERIA if worth == points)
+
     return (
         f"### Seven-point score: {sp['score']} — {verdict}\n"
-        f"Rule (seven-point checklist): major criteria — atypical pigment network, blue-whitish veil, "
-        f"irregular vessels — count 2; minor criteria — irregular streaks, pigmentation, dots/globules, "
-        f"regression structures — count 1; a score of {MELANOMA_THRESHOLD} or more flags melanoma.\n\n"
+        f"Rule (seven-point checklist): major criteria — {criteria(2)} — count 2; minor criteria — "
+        f"{criteria(1)} — count 1; a score of {MELANOMA_THRESHOLD} or more flags melanoma.\n\n"
         f"Scored: {', '.join(scored) if scored else 'no criterion predicted present'}."
     )
 
