@@ -82,17 +82,17 @@ def test_seven_point_markdown_states_rule_and_flag():
     assert "PN=ATP) +2" in text and "STR=IR) +1" in text
 
 
-
 @given(st.lists(st.sampled_from(["ABS", "REG", "IR", "ATP", "PRS"]), min_size=7, max_size=7))
 def test_the_page_explains_the_score_the_evaluation_computes(classes):
     """The points the page lists as scored add up to the seven-point score, for any predicted classes."""
     predicted = dict(zip(("PN", "BWV", "VS", "STR", "PIG", "DaG", "RS"), classes, strict=True))
     score = seven_point_score(predicted)
+    tasks = {task: {"predicted": cls} for task, cls in predicted.items()}
     text = seven_point_markdown(
-        {"tasks": {t: {"predicted": c} for t, c in predicted.items()},
-         "seven_point": {"score": score, "melanoma": score >= 3, "threshold": 3}}
+        {"tasks": tasks, "seven_point": {"score": score, "melanoma": score >= 3, "threshold": 3}}
     )
     assert sum(int(points) for points in re.findall(r"\) \+(\d)", text)) == score
+
 
 def test_space_app_is_valid_python_that_builds_the_page():
     generated = space_files("someone/ammfm-derm7pt")
